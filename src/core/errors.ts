@@ -1,0 +1,74 @@
+/**
+ * One class per failure. Every operating error that can reach a caller is a TallyError
+ * subclass; the server maps `kind` to a gRPC status in one table (src/server/status.ts).
+ * Assertion failures are not TallyErrors: they are bugs and crash the process.
+ */
+export type ErrorKind =
+  | 'invalid_argument'
+  | 'out_of_range'
+  | 'resource_exhausted'
+  | 'unavailable'
+  | 'deadline_exceeded'
+  | 'data_loss'
+  | 'failed_precondition'
+  | 'internal';
+
+export abstract class TallyError extends Error {
+  abstract readonly kind: ErrorKind;
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = new.target.name;
+  }
+}
+
+/** The request itself is malformed: bad namespace, bad count. */
+export class InvalidArgumentError extends TallyError {
+  readonly kind = 'invalid_argument';
+}
+
+/** A counter would pass its maximum; Tally never wraps. */
+export class CounterExhaustedError extends TallyError {
+  readonly kind = 'out_of_range';
+}
+
+/** Too many queued requests, too many namespaces: the caller may retry later. */
+export class OverloadedError extends TallyError {
+  readonly kind = 'resource_exhausted';
+}
+
+/** The disk is full: nothing new is acknowledged until space returns. */
+export class NoSpaceError extends TallyError {
+  readonly kind = 'resource_exhausted';
+}
+
+/** The node is draining, failed or not yet serving. */
+export class UnavailableError extends TallyError {
+  readonly kind = 'unavailable';
+}
+
+/** The caller's deadline passed before the request was written. */
+export class DeadlineExceededError extends TallyError {
+  readonly kind = 'deadline_exceeded';
+}
+
+/** Stored data failed verification (CRC, index sequence, structure). */
+export class CorruptionError extends TallyError {
+  readonly kind = 'data_loss';
+}
+
+/** The data directory is in use by another process, belongs to another node, or is not Tally's. */
+export class DataDirError extends TallyError {
+  readonly kind = 'failed_precondition';
+}
+
+/**
+ * A write or fsync failed in a way that leaves the file's durable state unknown. The only
+ * safe reaction is to stop (never retry fsync on the same descriptor): the process exits.
+ */
+export class StorageFatalError extends TallyError {
+  readonly kind = 'internal';
+}
+
+export function isErrno(err: unknown, code: string): boolean {
+  return typeof err === 'object' && err !== null && (err as NodeJS.ErrnoException).code === code;
+}

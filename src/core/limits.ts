@@ -1,0 +1,30 @@
+/**
+ * Every bound in one place. A queue, batch or buffer without a named maximum is a bug.
+ */
+
+/** The highest ID a counter may hand out: 2^53-1, so IDs are exact JavaScript numbers. */
+export const idMax = Number.MAX_SAFE_INTEGER;
+/** The most IDs one request may allocate. */
+export const countMax = 10_000;
+/** Namespace names: 1..namespaceLengthMax characters of [a-z0-9._-]. */
+export const namespaceLengthMax = 64;
+export const namespacePattern = /^[a-z0-9._-]{1,64}$/;
+/** How many distinct namespaces a node holds. */
+export const namespacesMax = 10_000;
+
+/** Default WAL segment size (each segment is preallocated to this size). */
+export const segmentSizeBytesDefault = 64 * 1024 * 1024;
+/** Smallest allowed segment size (tests use small ones). */
+export const segmentSizeBytesMin = 4096;
+
+/** Requests in one group-commit batch. */
+export const batchRecordsMax = 4096;
+/** Requests waiting for a batch; more than this is overload (RESOURCE_EXHAUSTED). */
+export const queuedRequestsMaxDefault = 50_000;
+
+/** Take a checkpoint automatically after this many records or WAL bytes. */
+export const checkpointRecordsDefault = 500_000;
+export const checkpointBytesDefault = 128 * 1024 * 1024;
+
+/** The largest snapshot file accepted on load. */
+export const snapshotBytesMax = 64 * 1024 * 1024;

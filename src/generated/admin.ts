@@ -1,0 +1,27 @@
+import type * as grpc from '@grpc/grpc-js';
+import type { MessageTypeDefinition } from '@grpc/proto-loader';
+
+import type { AdminClient as _tally_v1_AdminClient, AdminDefinition as _tally_v1_AdminDefinition } from './tally/v1/Admin';
+import type { CheckpointRequest as _tally_v1_CheckpointRequest, CheckpointRequest__Output as _tally_v1_CheckpointRequest__Output } from './tally/v1/CheckpointRequest';
+import type { CheckpointResponse as _tally_v1_CheckpointResponse, CheckpointResponse__Output as _tally_v1_CheckpointResponse__Output } from './tally/v1/CheckpointResponse';
+import type { NamespaceStatus as _tally_v1_NamespaceStatus, NamespaceStatus__Output as _tally_v1_NamespaceStatus__Output } from './tally/v1/NamespaceStatus';
+import type { StatusRequest as _tally_v1_StatusRequest, StatusRequest__Output as _tally_v1_StatusRequest__Output } from './tally/v1/StatusRequest';
+import type { StatusResponse as _tally_v1_StatusResponse, StatusResponse__Output as _tally_v1_StatusResponse__Output } from './tally/v1/StatusResponse';
+
+type SubtypeConstructor<Constructor extends new (...args: any) => any, Subtype> = {
+  new(...args: ConstructorParameters<Constructor>): Subtype;
+};
+
+export interface ProtoGrpcType {
+  tally: {
+    v1: {
+      Admin: SubtypeConstructor<typeof grpc.Client, _tally_v1_AdminClient> & { service: _tally_v1_AdminDefinition }
+      CheckpointRequest: MessageTypeDefinition<_tally_v1_CheckpointRequest, _tally_v1_CheckpointRequest__Output>
+      CheckpointResponse: MessageTypeDefinition<_tally_v1_CheckpointResponse, _tally_v1_CheckpointResponse__Output>
+      NamespaceStatus: MessageTypeDefinition<_tally_v1_NamespaceStatus, _tally_v1_NamespaceStatus__Output>
+      StatusRequest: MessageTypeDefinition<_tally_v1_StatusRequest, _tally_v1_StatusRequest__Output>
+      StatusResponse: MessageTypeDefinition<_tally_v1_StatusResponse, _tally_v1_StatusResponse__Output>
+    }
+  }
+}
+

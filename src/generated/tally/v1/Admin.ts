@@ -1,0 +1,41 @@
+// Original file: proto/tally/v1/admin.proto
+
+import type * as grpc from '@grpc/grpc-js'
+import type { MethodDefinition } from '@grpc/proto-loader'
+import type { CheckpointRequest as _tally_v1_CheckpointRequest, CheckpointRequest__Output as _tally_v1_CheckpointRequest__Output } from '../../tally/v1/CheckpointRequest';
+import type { CheckpointResponse as _tally_v1_CheckpointResponse, CheckpointResponse__Output as _tally_v1_CheckpointResponse__Output } from '../../tally/v1/CheckpointResponse';
+import type { StatusRequest as _tally_v1_StatusRequest, StatusRequest__Output as _tally_v1_StatusRequest__Output } from '../../tally/v1/StatusRequest';
+import type { StatusResponse as _tally_v1_StatusResponse, StatusResponse__Output as _tally_v1_StatusResponse__Output } from '../../tally/v1/StatusResponse';
+
+export interface AdminClient extends grpc.Client {
+  Checkpoint(argument: _tally_v1_CheckpointRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_tally_v1_CheckpointResponse__Output>): grpc.ClientUnaryCall;
+  Checkpoint(argument: _tally_v1_CheckpointRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_tally_v1_CheckpointResponse__Output>): grpc.ClientUnaryCall;
+  Checkpoint(argument: _tally_v1_CheckpointRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_tally_v1_CheckpointResponse__Output>): grpc.ClientUnaryCall;
+  Checkpoint(argument: _tally_v1_CheckpointRequest, callback: grpc.requestCallback<_tally_v1_CheckpointResponse__Output>): grpc.ClientUnaryCall;
+  checkpoint(argument: _tally_v1_CheckpointRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_tally_v1_CheckpointResponse__Output>): grpc.ClientUnaryCall;
+  checkpoint(argument: _tally_v1_CheckpointRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_tally_v1_CheckpointResponse__Output>): grpc.ClientUnaryCall;
+  checkpoint(argument: _tally_v1_CheckpointRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_tally_v1_CheckpointResponse__Output>): grpc.ClientUnaryCall;
+  checkpoint(argument: _tally_v1_CheckpointRequest, callback: grpc.requestCallback<_tally_v1_CheckpointResponse__Output>): grpc.ClientUnaryCall;
+  
+  Status(argument: _tally_v1_StatusRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_tally_v1_StatusResponse__Output>): grpc.ClientUnaryCall;
+  Status(argument: _tally_v1_StatusRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_tally_v1_StatusResponse__Output>): grpc.ClientUnaryCall;
+  Status(argument: _tally_v1_StatusRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_tally_v1_StatusResponse__Output>): grpc.ClientUnaryCall;
+  Status(argument: _tally_v1_StatusRequest, callback: grpc.requestCallback<_tally_v1_StatusResponse__Output>): grpc.ClientUnaryCall;
+  status(argument: _tally_v1_StatusRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_tally_v1_StatusResponse__Output>): grpc.ClientUnaryCall;
+  status(argument: _tally_v1_StatusRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_tally_v1_StatusResponse__Output>): grpc.ClientUnaryCall;
+  status(argument: _tally_v1_StatusRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_tally_v1_StatusResponse__Output>): grpc.ClientUnaryCall;
+  status(argument: _tally_v1_StatusRequest, callback: grpc.requestCallback<_tally_v1_StatusResponse__Output>): grpc.ClientUnaryCall;
+  
+}
+
+export interface AdminHandlers extends grpc.UntypedServiceImplementation {
+  Checkpoint: grpc.handleUnaryCall<_tally_v1_CheckpointRequest__Output, _tally_v1_CheckpointResponse>;
+  
+  Status: grpc.handleUnaryCall<_tally_v1_StatusRequest__Output, _tally_v1_StatusResponse>;
+  
+}
+
+export interface AdminDefinition extends grpc.ServiceDefinition {
+  Checkpoint: MethodDefinition<_tally_v1_CheckpointRequest, _tally_v1_CheckpointResponse, _tally_v1_CheckpointRequest__Output, _tally_v1_CheckpointResponse__Output>
+  Status: MethodDefinition<_tally_v1_StatusRequest, _tally_v1_StatusResponse, _tally_v1_StatusRequest__Output, _tally_v1_StatusResponse__Output>
+}

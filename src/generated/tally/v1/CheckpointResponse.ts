@@ -1,0 +1,15 @@
+// Original file: proto/tally/v1/admin.proto
+
+import type { Long } from '@grpc/proto-loader';
+
+export interface CheckpointResponse {
+  'index'?: (number | string | Long);
+  'segmentsRemoved'?: (number);
+  'durationUs'?: (number | string | Long);
+}
+
+export interface CheckpointResponse__Output {
+  'index': (string);
+  'segmentsRemoved': (number);
+  'durationUs': (string);
+}

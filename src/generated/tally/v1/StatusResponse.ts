@@ -1,0 +1,34 @@
+// Original file: proto/tally/v1/admin.proto
+
+import type { NamespaceStatus as _tally_v1_NamespaceStatus, NamespaceStatus__Output as _tally_v1_NamespaceStatus__Output } from '../../tally/v1/NamespaceStatus';
+import type { Long } from '@grpc/proto-loader';
+
+export interface StatusResponse {
+  'nodeId'?: (string);
+  'role'?: (string);
+  'epoch'?: (number | string | Long);
+  'lastIndex'?: (number | string | Long);
+  'namespaces'?: (_tally_v1_NamespaceStatus)[];
+  'walBytes'?: (number | string | Long);
+  'walSegments'?: (number);
+  'checkpointIndex'?: (number | string | Long);
+  'checkpointUnixMs'?: (number | string | Long);
+  'state'?: (string);
+  'version'?: (string);
+  'dataDir'?: (string);
+}
+
+export interface StatusResponse__Output {
+  'nodeId': (string);
+  'role': (string);
+  'epoch': (string);
+  'lastIndex': (string);
+  'namespaces': (_tally_v1_NamespaceStatus__Output)[];
+  'walBytes': (string);
+  'walSegments': (number);
+  'checkpointIndex': (string);
+  'checkpointUnixMs': (string);
+  'state': (string);
+  'version': (string);
+  'dataDir': (string);
+}
