@@ -1,0 +1,175 @@
+/**
+ * Group commit. Requests queue while a batch is being written; when the write+fdatasync
+ * finishes, everything queued (up to batchRecordsMax records / one batch buffer) becomes the
+ * next batch: IDs are reserved in arrival order, records encoded into one reused buffer, one
+ * append (write + fdatasync), then every request in it is acknowledged.
+ */
+import type { Logger } from 'pino';
+import type { Clock } from '../core/clock';
+import {
+  DeadlineExceededError,
+  NoSpaceError,
+  OverloadedError,
+  TallyError,
+  UnavailableError,
+} from '../core/errors';
+import { batchRecordsMax } from '../core/limits';
+import type { Metrics } from '../core/metrics';
+import type { CounterState } from '../state/counters';
+import { encodeAllocate, recordBytesMax } from '../wal/record';
+import type { Wal } from '../wal/wal';
+import type { AllocateCallback, AllocateResult } from './types';
+
+interface Pending {
+  namespace: string;
+  count: number;
+  deadlineUnixMs: number | undefined;
+  cb: AllocateCallback;
+  first: number;
+}
+
+export interface CommitterOptions {
+  wal: Wal;
+  state: CounterState;
+  clock: Clock;
+  logger: Logger;
+  metrics: Metrics;
+  queuedRequestsMax: number;
+  batchBytesMax: number;
+  epoch: number;
+  /** Called after each durable batch with its last index and bytes (checkpoint trigger). */
+  onBatchDurable: (lastIndex: number, bytes: number) => void;
+  /** Called once when a write or fsync failed fatally. */
+  onFatal: (err: TallyError) => void;
+}
+
+export class Committer {
+  private queue: Pending[] = [];
+  private spare: Pending[] = [];
+  private writing = false;
+  private stopped: TallyError | null = null;
+  private readonly buf: Buffer;
+  private idle: Array<() => void> = [];
+
+  constructor(private readonly opts: CommitterOptions) {
+    this.buf = Buffer.alloc(opts.batchBytesMax);
+  }
+
+  get queued(): number {
+    return this.queue.length;
+  }
+
+  /** Queues one validated request. Synchronous errors go to cb right away. */
+  submit(namespace: string, count: number, deadlineUnixMs: number | undefined, cb: AllocateCallback): void {
+    if (this.stopped) return cb(this.stopped);
+    if (this.queue.length >= this.opts.queuedRequestsMax) {
+      return cb(new OverloadedError(`node: ${this.queue.length} requests queued; retry later`));
+    }
+    this.queue.push({ namespace, count, deadlineUnixMs, cb, first: 0 });
+    if (!this.writing) void this.writeBatches();
+  }
+
+  /** Refuses new requests with `reason`; queued ones are still written. */
+  stop(reason: TallyError): void {
+    this.stopped ??= reason;
+  }
+
+  /** Fails every queued request (after a fatal error: nothing more is written). */
+  abort(reason: TallyError): void {
+    this.stop(reason);
+    const queued = this.queue;
+    this.queue = [];
+    for (const p of queued) p.cb(reason);
+  }
+
+  /** Resolves when nothing is queued or being written. */
+  whenIdle(): Promise<void> {
+    if (!this.writing && this.queue.length === 0) return Promise.resolve();
+    return new Promise((resolve) => this.idle.push(resolve));
+  }
+
+  private takeBatch(): Pending[] {
+    if (this.queue.length <= batchRecordsMax) {
+      const batch = this.queue;
+      this.queue = this.spare;
+      this.spare = batch;
+      return batch;
+    }
+    return this.queue.splice(0, batchRecordsMax);
+  }
+
+  private async writeBatches(): Promise<void> {
+    this.writing = true;
+    while (this.queue.length > 0) {
+      const batch = this.takeBatch();
+      const leftover = await this.writeBatch(batch);
+      batch.length = 0;
+      if (leftover.length > 0) this.queue.unshift(...leftover);
+      this.opts.metrics.queuedRequests.set(this.queue.length);
+    }
+    this.writing = false;
+    const idle = this.idle;
+    this.idle = [];
+    for (const resolve of idle) resolve();
+  }
+
+  /** Writes as much of `batch` as fits one buffer; returns the requests that did not fit. */
+  private async writeBatch(batch: Pending[]): Promise<Pending[]> {
+    const { wal, state, clock, epoch } = this.opts;
+    const accepted: Pending[] = [];
+    const now = clock.nowUnixMs();
+    let bytes = 0;
+    let i = 0;
+    // The buffer is at most one segment long; a batch that does not fit the current segment's
+    // remainder goes whole into the next segment (Wal.append rolls over).
+    for (; i < batch.length && bytes + recordBytesMax <= this.buf.length; i++) {
+      const p = batch[i] as Pending;
+      if (p.deadlineUnixMs !== undefined && p.deadlineUnixMs <= now) {
+        p.cb(new DeadlineExceededError('node: deadline passed before the request was written'));
+        continue;
+      }
+      try {
+        p.first = state.reserve(p.namespace, p.count);
+      } catch (err) {
+        p.cb(err as TallyError);
+        continue;
+      }
+      const index = wal.nextIndex + accepted.length;
+      bytes += encodeAllocate(this.buf, bytes, epoch, index, p.namespace, p.first, p.count);
+      accepted.push(p);
+    }
+    const leftover = i < batch.length ? batch.slice(i) : [];
+    if (accepted.length > 0) await this.commit(accepted, bytes);
+    return leftover;
+  }
+
+  private async commit(accepted: Pending[], bytes: number): Promise<void> {
+    const { wal, state, metrics, epoch } = this.opts;
+    const firstIndex = wal.nextIndex;
+    const started = this.opts.clock.monotonicMs();
+    try {
+      await wal.append(this.buf, bytes, accepted.length);
+    } catch (err) {
+      const error = err instanceof TallyError ? err : new UnavailableError(String(err));
+      if (error instanceof NoSpaceError) {
+        this.opts.logger.error({ err: error.message }, 'wal: disk full, refusing allocations until space returns');
+        for (const p of accepted) p.cb(error);
+        return;
+      }
+      const failure = new UnavailableError('node: storage failed; this node has stopped', { cause: error });
+      for (const p of accepted) p.cb(failure);
+      this.abort(failure);
+      this.opts.onFatal(error);
+      return;
+    }
+    metrics.fsyncDurationSeconds.observe((this.opts.clock.monotonicMs() - started) / 1000);
+    metrics.batchRecords.observe(accepted.length);
+    for (let k = 0; k < accepted.length; k++) {
+      const p = accepted[k] as Pending;
+      state.apply(p.namespace, p.first, p.count);
+      const result: AllocateResult = { first: p.first, count: p.count, epoch, index: firstIndex + k };
+      p.cb(null, result);
+    }
+    this.opts.onBatchDurable(firstIndex + accepted.length - 1, bytes);
+  }
+}

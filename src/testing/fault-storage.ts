@@ -1,0 +1,216 @@
+/**
+ * An in-memory Storage that models what a crash does to a real disk:
+ *   - file contents: only what was fdatasynced survives crash();
+ *   - directory entries (create, rename, unlink): only what was followed by syncDir();
+ *   - crash({ tearLastWriteAt: k }): the newest un-synced write reaches the disk up to byte k;
+ *   - flipBit(): damages bytes already on "disk";
+ *   - failOn(): makes chosen operations throw an errno (ENOSPC, EIO).
+ * Used by unit tests and, later, by the deterministic simulator.
+ */
+import * as path from 'node:path';
+import type { OpenMode, Storage, StorageFile } from '../wal/storage';
+
+interface Inode {
+  data: Buffer;
+  size: number;
+  durable: Buffer;
+  durableSize: number;
+}
+
+interface PendingWrite {
+  inode: Inode;
+  position: number;
+  bytes: Buffer;
+}
+
+export type FaultOp = 'write' | 'datasync' | 'create' | 'rename' | 'syncDir';
+
+function errno(code: string, op: string, target: string): NodeJS.ErrnoException {
+  const err = new Error(`${code}: fault injected on ${op} ${target}`) as NodeJS.ErrnoException;
+  err.code = code;
+  return err;
+}
+
+function grow(buf: Buffer, size: number): Buffer {
+  if (buf.length >= size) return buf;
+  const bigger = Buffer.alloc(Math.max(size, buf.length * 2));
+  buf.copy(bigger);
+  return bigger;
+}
+
+class FaultFile implements StorageFile {
+  constructor(
+    private readonly owner: FaultStorage,
+    readonly path: string,
+    private readonly inode: Inode,
+  ) {}
+
+  async write(buf: Uint8Array, offset: number, length: number, position: number): Promise<void> {
+    this.owner.check('write', this.path);
+    const bytes = Buffer.from(buf.subarray(offset, offset + length));
+    this.inode.data = grow(this.inode.data, position + length);
+    bytes.copy(this.inode.data, position);
+    this.inode.size = Math.max(this.inode.size, position + length);
+    this.owner.recordWrite({ inode: this.inode, position, bytes });
+  }
+
+  async read(buf: Uint8Array, offset: number, length: number, position: number): Promise<number> {
+    const n = Math.max(0, Math.min(length, this.inode.size - position));
+    this.inode.data.copy(buf, offset, position, position + n);
+    return n;
+  }
+
+  async datasync(): Promise<void> {
+    this.owner.check('datasync', this.path);
+    this.inode.durable = Buffer.from(this.inode.data.subarray(0, this.inode.size));
+    this.inode.durableSize = this.inode.size;
+    this.owner.forgetWrites(this.inode);
+  }
+
+  async size(): Promise<number> {
+    return this.inode.size;
+  }
+
+  async close(): Promise<void> {}
+}
+
+export class FaultStorage implements Storage {
+  private entries = new Map<string, Inode>();
+  private durableEntries = new Map<string, Inode>();
+  private dirs = new Set<string>();
+  private pending: PendingWrite[] = [];
+  private faults: Array<{ op: FaultOp; code: string; match: RegExp; times: number }> = [];
+  /** Counts every operation, so a test can crash "after the Nth step". */
+  opCount = 0;
+  onOp: ((op: string, target: string) => void) | null = null;
+
+  failOn(op: FaultOp, code: string, match: RegExp = /.*/, times = Infinity): void {
+    this.faults.push({ op, code, match, times });
+  }
+
+  clearFaults(): void {
+    this.faults = [];
+  }
+
+  check(op: FaultOp, target: string): void {
+    this.opCount++;
+    this.onOp?.(op, target);
+    const fault = this.faults.find((f) => f.op === op && f.match.test(target) && f.times > 0);
+    if (fault) {
+      fault.times--;
+      throw errno(fault.code, op, target);
+    }
+  }
+
+  recordWrite(w: PendingWrite): void {
+    this.pending.push(w);
+  }
+
+  forgetWrites(inode: Inode): void {
+    this.pending = this.pending.filter((w) => w.inode !== inode);
+  }
+
+  /** Bytes of the newest un-synced write (for tearing it at every offset). */
+  lastWriteBytes(): number {
+    return this.pending[this.pending.length - 1]?.bytes.length ?? 0;
+  }
+
+  /** What survives a power cut: synced directory entries with their synced contents. */
+  crash(opts: { tearLastWriteAt?: number } = {}): FaultStorage {
+    const last = this.pending[this.pending.length - 1];
+    const next = new FaultStorage();
+    next.dirs = new Set(this.dirs);
+    const copies = new Map<Inode, Inode>();
+    for (const [p, inode] of this.durableEntries) {
+      let copy = copies.get(inode);
+      if (!copy) {
+        const durable = Buffer.from(inode.durable.subarray(0, inode.durableSize));
+        if (last && last.inode === inode && opts.tearLastWriteAt !== undefined) {
+          const kept = last.bytes.subarray(0, opts.tearLastWriteAt);
+          const end = Math.max(durable.length, last.position + kept.length);
+          const torn = grow(Buffer.from(durable), end).subarray(0, end);
+          kept.copy(torn, last.position);
+          copy = { data: Buffer.from(torn), size: end, durable: Buffer.from(torn), durableSize: end };
+        } else {
+          copy = { data: Buffer.from(durable), size: durable.length, durable, durableSize: durable.length };
+        }
+        copies.set(inode, copy);
+      }
+      next.entries.set(p, copy);
+      next.durableEntries.set(p, copy);
+    }
+    return next;
+  }
+
+  /** Flips one bit of a file's durable (and current) contents. */
+  flipBit(filePath: string, offset: number, bit = 0): void {
+    const inode = this.entries.get(filePath);
+    if (!inode) throw new Error(`fault-storage: no file ${filePath}`);
+    const mask = 1 << bit;
+    if (offset < inode.size) inode.data[offset] = (inode.data[offset] as number) ^ mask;
+    if (offset < inode.durableSize) inode.durable[offset] = (inode.durable[offset] as number) ^ mask;
+  }
+
+  /** Current contents of a file (a copy). */
+  contents(filePath: string): Buffer {
+    const inode = this.entries.get(filePath);
+    if (!inode) throw new Error(`fault-storage: no file ${filePath}`);
+    return Buffer.from(inode.data.subarray(0, inode.size));
+  }
+
+  files(): string[] {
+    return [...this.entries.keys()].sort();
+  }
+
+  async open(filePath: string, mode: OpenMode): Promise<StorageFile> {
+    let inode = this.entries.get(filePath);
+    if (mode === 'create') {
+      this.check('create', filePath);
+      if (inode) throw errno('EEXIST', 'open', filePath);
+      if (!this.dirs.has(path.dirname(filePath))) throw errno('ENOENT', 'open', filePath);
+      inode = { data: Buffer.alloc(0), size: 0, durable: Buffer.alloc(0), durableSize: 0 };
+      this.entries.set(filePath, inode);
+    } else if (!inode) {
+      throw errno('ENOENT', 'open', filePath);
+    }
+    return new FaultFile(this, filePath, inode);
+  }
+
+  async readFile(filePath: string): Promise<Buffer> {
+    return this.contents(filePath);
+  }
+
+  async list(dir: string): Promise<string[]> {
+    if (!this.dirs.has(dir)) throw errno('ENOENT', 'list', dir);
+    const names = [...this.entries.keys(), ...this.dirs].filter((p) => path.dirname(p) === dir && p !== dir);
+    return names.map((p) => path.basename(p));
+  }
+
+  async exists(filePath: string): Promise<boolean> {
+    return this.entries.has(filePath) || this.dirs.has(filePath);
+  }
+
+  async mkdir(dir: string): Promise<void> {
+    for (let d = dir; d !== path.dirname(d); d = path.dirname(d)) this.dirs.add(d);
+  }
+
+  async rename(from: string, to: string): Promise<void> {
+    this.check('rename', from);
+    const inode = this.entries.get(from);
+    if (!inode) throw errno('ENOENT', 'rename', from);
+    this.entries.delete(from);
+    this.entries.set(to, inode);
+  }
+
+  async unlink(filePath: string): Promise<void> {
+    if (!this.entries.delete(filePath)) throw errno('ENOENT', 'unlink', filePath);
+  }
+
+  async syncDir(dir: string): Promise<void> {
+    this.check('syncDir', dir);
+    for (const p of [...this.durableEntries.keys()]) {
+      if (path.dirname(p) === dir && !this.entries.has(p)) this.durableEntries.delete(p);
+    }
+    for (const [p, inode] of this.entries) if (path.dirname(p) === dir) this.durableEntries.set(p, inode);
+  }
+}

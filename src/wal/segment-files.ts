@@ -1,0 +1,84 @@
+/**
+ * Segment file names and the preallocation pipeline. A segment is named by the index of its
+ * first record, 20 decimal digits so names sort in log order. The next segment is created
+ * ahead of time as `next.tmp`, filled with zeros and fsynced, so appends never extend a file
+ * (fdatasync then flushes data only, and a full disk shows up here, not mid-batch).
+ */
+import * as path from 'node:path';
+import type { Storage } from './storage';
+import { NoSpaceError, isErrno } from '../core/errors';
+
+export const segmentSuffix = '.wal';
+export const preallocName = 'next.tmp';
+const segmentPattern = /^(\d{20})\.wal$/;
+
+export function segmentName(firstIndex: number): string {
+  return `${String(firstIndex).padStart(20, '0')}${segmentSuffix}`;
+}
+
+/** The first index named by a segment file name, or null if it is not a segment name. */
+export function parseSegmentName(name: string): number | null {
+  const match = segmentPattern.exec(name);
+  return match ? Number(match[1]) : null;
+}
+
+const zeroFillChunkBytes = 1024 * 1024;
+let zeroFill: Buffer | null = null;
+
+/** Creates `filePath` filled with `sizeBytes` zeros, fsynced. Removes it again on failure. */
+export async function createZeroFilled(storage: Storage, filePath: string, sizeBytes: number): Promise<void> {
+  zeroFill ??= Buffer.alloc(zeroFillChunkBytes);
+  if (await storage.exists(filePath)) await storage.unlink(filePath);
+  const file = await storage.open(filePath, 'create');
+  try {
+    for (let at = 0; at < sizeBytes; at += zeroFillChunkBytes) {
+      await file.write(zeroFill, 0, Math.min(zeroFillChunkBytes, sizeBytes - at), at);
+    }
+    await file.datasync();
+  } catch (err) {
+    await file.close().catch(() => undefined);
+    await storage.unlink(filePath).catch(() => undefined);
+    if (isErrno(err, 'ENOSPC')) throw new NoSpaceError(`wal: no space to preallocate ${filePath}`, { cause: err });
+    throw err;
+  }
+  await file.close();
+}
+
+/** Keeps one zero-filled segment ready. take() hands it over and starts the next one. */
+export class Preallocator {
+  private pending: Promise<void> | null = null;
+  private readonly tmpPath: string;
+
+  constructor(
+    private readonly storage: Storage,
+    dir: string,
+    private readonly sizeBytes: number,
+  ) {
+    this.tmpPath = path.join(dir, preallocName);
+  }
+
+  /** Starts preparing the next segment in the background (errors surface in take()). */
+  start(): void {
+    if (this.pending) return;
+    const p = createZeroFilled(this.storage, this.tmpPath, this.sizeBytes);
+    p.catch(() => undefined); // observed by take()
+    this.pending = p;
+  }
+
+  /** Waits for the prepared file and returns its path; the caller renames it into place. */
+  async take(): Promise<string> {
+    this.start();
+    const p = this.pending as Promise<void>;
+    try {
+      await p;
+    } finally {
+      this.pending = null;
+    }
+    return this.tmpPath;
+  }
+
+  /** Waits for any background preparation so no write outlives the WAL. */
+  async settle(): Promise<void> {
+    await this.pending?.catch(() => undefined);
+  }
+}

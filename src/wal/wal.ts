@@ -1,0 +1,238 @@
+/**
+ * The write-ahead log: a directory of fixed-size, preallocated segments (see record.ts for
+ * the record format and decoder.ts for how a segment's end is classified).
+ *
+ * open() verifies every segment, replays records after the snapshot index, and cuts off a torn
+ * tail of the last segment (zeroing it durably so later appends cannot leave stale bytes behind).
+ * append() writes one encoded batch and fdatasyncs it: one write + one fdatasync per batch.
+ */
+import * as path from 'node:path';
+import type { Logger } from 'pino';
+import { assert } from '../core/assert';
+import { CorruptionError, NoSpaceError, StorageFatalError, TallyError, isErrno } from '../core/errors';
+import { scanSegment } from './decoder';
+import type { WalRecord } from './record';
+import { Preallocator, createZeroFilled, parseSegmentName, preallocName, segmentName } from './segment-files';
+import type { Storage, StorageFile } from './storage';
+
+export interface WalOptions {
+  storage: Storage;
+  dir: string;
+  segmentSizeBytes: number;
+  logger: Logger;
+}
+
+interface Segment {
+  firstIndex: number;
+  path: string;
+  sizeBytes: number;
+}
+
+export interface WalRecovery {
+  /** Records replayed (index > fromIndex). */
+  replayed: number;
+  lastIndex: number;
+  lastEpoch: number;
+  tornTail: { file: string; offset: number } | null;
+}
+
+export class Wal {
+  private segments: Segment[] = [];
+  private file: StorageFile | null = null;
+  /** Write offset in the last segment. */
+  private offset = 0;
+  /** Bytes of a failed (ENOSPC) write that must be zeroed before the next append. */
+  private dirtyBytes = 0;
+  private nextIndexValue = 1;
+  private readonly preallocator: Preallocator;
+
+  private constructor(private readonly opts: WalOptions) {
+    this.preallocator = new Preallocator(opts.storage, opts.dir, opts.segmentSizeBytes);
+  }
+
+  /** Index the next appended record must carry. */
+  get nextIndex(): number {
+    return this.nextIndexValue;
+  }
+
+  get segmentCount(): number {
+    return this.segments.length;
+  }
+
+  get diskBytes(): number {
+    return this.segments.reduce((sum, s) => sum + s.sizeBytes, 0);
+  }
+
+  /** Room left in the current segment; a batch larger than this starts a new segment. */
+  get segmentRemainingBytes(): number {
+    const last = this.segments[this.segments.length - 1];
+    return last ? last.sizeBytes - this.offset : 0;
+  }
+
+  static async open(
+    opts: WalOptions,
+    fromIndex: number,
+    onRecord: (record: WalRecord) => void,
+  ): Promise<{ wal: Wal; recovery: WalRecovery }> {
+    const wal = new Wal(opts);
+    const recovery = await wal.recover(fromIndex, onRecord);
+    wal.preallocator.start();
+    return { wal, recovery };
+  }
+
+  private async recover(fromIndex: number, onRecord: (record: WalRecord) => void): Promise<WalRecovery> {
+    const { storage, dir } = this.opts;
+    await storage.mkdir(dir);
+    const names = await storage.list(dir);
+    if (names.includes(preallocName)) await storage.unlink(path.join(dir, preallocName));
+    this.segments = names
+      .map((name) => ({ name, first: parseSegmentName(name) }))
+      .filter((e): e is { name: string; first: number } => e.first !== null)
+      .sort((a, b) => a.first - b.first)
+      .map((e) => ({ firstIndex: e.first, path: path.join(dir, e.name), sizeBytes: 0 }));
+    if (this.segments.length === 0) {
+      await this.createSegment(fromIndex + 1);
+      return { replayed: 0, lastIndex: fromIndex, lastEpoch: 0, tornTail: null };
+    }
+    const first = this.segments[0] as Segment;
+    if (first.firstIndex > fromIndex + 1) {
+      throw new CorruptionError(
+        `wal: records ${fromIndex + 1}..${first.firstIndex - 1} are missing (first segment ${path.basename(first.path)})`,
+      );
+    }
+    return this.replaySegments(fromIndex, onRecord);
+  }
+
+  private async replaySegments(fromIndex: number, onRecord: (record: WalRecord) => void): Promise<WalRecovery> {
+    const recovery: WalRecovery = { replayed: 0, lastIndex: 0, lastEpoch: 0, tornTail: null };
+    let buf = Buffer.alloc(0);
+    let expected = (this.segments[0] as Segment).firstIndex;
+    for (let i = 0; i < this.segments.length; i++) {
+      const segment = this.segments[i] as Segment;
+      const name = path.basename(segment.path);
+      const isLast = i === this.segments.length - 1;
+      if (segment.firstIndex !== expected) {
+        throw new CorruptionError(`wal: segment ${name} starts at index ${segment.firstIndex}, expected ${expected}`);
+      }
+      const file = await this.opts.storage.open(segment.path, isLast ? 'readwrite' : 'read');
+      segment.sizeBytes = await file.size();
+      if (buf.length < segment.sizeBytes) buf = Buffer.allocUnsafe(segment.sizeBytes);
+      const n = await file.read(buf, 0, segment.sizeBytes, 0);
+      assert(n === segment.sizeBytes, 'segment read whole');
+      const scan = scanSegment(buf, n, segment.firstIndex, (record) => {
+        if (record.index > fromIndex) {
+          onRecord(record);
+          recovery.replayed++;
+        }
+      });
+      if (scan.records > 0) recovery.lastEpoch = scan.lastEpoch;
+      expected = scan.lastIndex + 1;
+      const end = scan.end;
+      if (end.kind === 'corrupt' || (end.kind === 'torn' && !isLast)) {
+        await file.close();
+        const why = end.kind === 'corrupt' ? end.message : 'torn record before the last segment';
+        throw new CorruptionError(`wal: ${why} in segment ${name} at offset ${end.offset}`);
+      }
+      if (!isLast) {
+        await file.close();
+        continue;
+      }
+      if (end.kind === 'torn') {
+        await this.cutTornTail(file, end.offset, end.dataEnd);
+        recovery.tornTail = { file: name, offset: end.offset };
+        this.opts.logger.warn({ file: name, offset: end.offset, bytes: end.dataEnd - end.offset }, 'wal: cut off torn tail');
+      }
+      this.file = file;
+      this.offset = end.offset;
+    }
+    recovery.lastIndex = expected - 1;
+    this.nextIndexValue = expected;
+    if (recovery.lastIndex < fromIndex) {
+      throw new CorruptionError(`wal: log ends at index ${recovery.lastIndex}, before the snapshot index ${fromIndex}`);
+    }
+    return recovery;
+  }
+
+  private async cutTornTail(file: StorageFile, offset: number, dataEnd: number): Promise<void> {
+    const zeros = Buffer.alloc(dataEnd - offset);
+    await file.write(zeros, 0, zeros.length, offset);
+    await file.datasync();
+  }
+
+  private async createSegment(firstIndex: number, preparedPath?: string): Promise<void> {
+    const { storage, dir, segmentSizeBytes } = this.opts;
+    const target = path.join(dir, segmentName(firstIndex));
+    if (preparedPath) await storage.rename(preparedPath, target);
+    else await createZeroFilled(storage, target, segmentSizeBytes);
+    await storage.syncDir(dir);
+    const file = await storage.open(target, 'readwrite');
+    await this.file?.close();
+    this.file = file;
+    this.offset = 0;
+    this.segments.push({ firstIndex, path: target, sizeBytes: segmentSizeBytes });
+  }
+
+  /**
+   * Writes `count` records already encoded in buf[0, length) — indexes nextIndex .. +count-1 —
+   * and makes them durable. Throws NoSpaceError (nothing durable, nothing advanced) or
+   * StorageFatalError (durable state unknown: the caller must stop).
+   */
+  async append(buf: Buffer, length: number, count: number): Promise<void> {
+    assert(length > 0 && count > 0, 'append: non-empty batch');
+    assert(length <= this.opts.segmentSizeBytes, 'append: batch fits one segment');
+    try {
+      if (this.dirtyBytes > 0) await this.zeroDirty();
+      if (length > this.segmentRemainingBytes) await this.rollover();
+      const file = this.file as StorageFile;
+      try {
+        await file.write(buf, 0, length, this.offset);
+      } catch (err) {
+        if (isErrno(err, 'ENOSPC')) this.dirtyBytes = length;
+        throw err;
+      }
+      await file.datasync();
+    } catch (err) {
+      throw classifyWriteError(err);
+    }
+    this.offset += length;
+    this.nextIndexValue += count;
+  }
+
+  private async zeroDirty(): Promise<void> {
+    const file = this.file as StorageFile;
+    await file.write(Buffer.alloc(this.dirtyBytes), 0, this.dirtyBytes, this.offset);
+    await file.datasync();
+    this.dirtyBytes = 0;
+  }
+
+  private async rollover(): Promise<void> {
+    const prepared = await this.preallocator.take();
+    await this.createSegment(this.nextIndexValue, prepared);
+    this.preallocator.start();
+  }
+
+  /** Deletes segments whose records all have index <= uptoIndex (never the current one). */
+  async compact(uptoIndex: number): Promise<number> {
+    let removed = 0;
+    while (this.segments.length > 1 && (this.segments[1] as Segment).firstIndex <= uptoIndex + 1) {
+      const segment = this.segments.shift() as Segment;
+      await this.opts.storage.unlink(segment.path);
+      removed++;
+    }
+    if (removed > 0) await this.opts.storage.syncDir(this.opts.dir);
+    return removed;
+  }
+
+  async close(): Promise<void> {
+    await this.preallocator.settle();
+    await this.file?.close();
+    this.file = null;
+  }
+}
+
+function classifyWriteError(err: unknown): TallyError {
+  if (err instanceof TallyError) return err;
+  if (isErrno(err, 'ENOSPC')) return new NoSpaceError('wal: no space left on device', { cause: err });
+  return new StorageFatalError(`wal: write or fsync failed: ${(err as Error).message}`, { cause: err });
+}
+
