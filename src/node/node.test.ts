@@ -1,35 +1,171 @@
-import pino from 'pino';
 import { describe, expect, it } from 'vitest';
-import { createMetrics } from '../core/metrics';
+import {
+  CounterExhaustedError,
+  DeadlineExceededError,
+  InvalidArgumentError,
+  NoSpaceError,
+  OverloadedError,
+  StorageFatalError,
+  UnavailableError,
+} from '../core/errors';
+import { idMax } from '../core/limits';
 import { FaultStorage } from '../testing/fault-storage';
-import { openNode, type NodeOptions } from './node';
-import type { AllocateResult, CounterNode } from './types';
-import { TallyError } from '../core/errors';
+import { alloc, openFaultNode } from '../testing/node-harness';
+import { writeSnapshot } from '../wal/snapshot';
 
-const logger = pino({ level: 'silent' });
-const dataDir = '/data';
-
-export function nodeOptions(storage: FaultStorage, extra: Partial<NodeOptions> = {}): NodeOptions {
-  return { id: 'n1', dataDir, logger, metrics: createMetrics({ defaults: false }), storage, lock: false, segmentSizeBytes: 8192, ...extra };
-}
-
-export function alloc(node: CounterNode, ns: string, count: number, deadline?: number): Promise<AllocateResult> {
-  return new Promise((resolve, reject) =>
-    node.allocate(ns, count, deadline, (err, res) => (err ? reject(err) : resolve(res as AllocateResult))),
+function settle<T>(p: Promise<T>): Promise<{ ok: T } | { err: unknown }> {
+  return p.then(
+    (ok) => ({ ok }),
+    (err: unknown) => ({ err }),
   );
 }
 
 describe('node', () => {
-  it('allocates increasing IDs and keeps them across a clean restart', async () => {
+  it('hands out increasing IDs per namespace and keeps them across a clean restart', async () => {
     const storage = new FaultStorage();
-    const node = await openNode(nodeOptions(storage));
+    const node = await openFaultNode(storage);
     const results = await Promise.all(Array.from({ length: 300 }, (_, i) => alloc(node, i % 2 ? 'a' : 'b', 3)));
     const firstsA = results.filter((_, i) => i % 2).map((r) => r.first);
     expect(firstsA).toEqual(Array.from({ length: 150 }, (_, i) => 1 + 3 * i));
     await node.close();
-    const again = await openNode(nodeOptions(storage));
+    const again = await openFaultNode(storage);
     expect((await alloc(again, 'a', 1)).first).toBe(451);
     expect(again.status().epoch).toBe(2);
     await again.close();
+  });
+
+  it('groups concurrent requests into one write + fdatasync per batch', async () => {
+    const storage = new FaultStorage();
+    const node = await openFaultNode(storage);
+    let syncs = 0;
+    storage.onOp = (op) => void (op === 'datasync' && syncs++);
+    await Promise.all(Array.from({ length: 100 }, () => alloc(node, 'a', 1)));
+    storage.onOp = null;
+    // The first request goes out alone; the other 99 arrive during its sync and share one.
+    expect(syncs).toBe(2);
+    await node.close();
+  });
+
+  it('rejects bad input with InvalidArgumentError and keeps serving', async () => {
+    const node = await openFaultNode(new FaultStorage());
+    for (const [ns, count] of [
+      ['', 1],
+      ['x'.repeat(65), 1],
+      ['Upper', 1],
+      ['spa ce', 1],
+      ['a', 0],
+      ['a', 10_001],
+      ['a', 1.5],
+    ] as const) {
+      await expect(alloc(node, ns, count)).rejects.toBeInstanceOf(InvalidArgumentError);
+    }
+    expect((await alloc(node, 'x'.repeat(64), 1)).first).toBe(1);
+    await node.close();
+  });
+
+  it('refuses requests beyond the queue bound with OverloadedError; the rest succeed', async () => {
+    const node = await openFaultNode(new FaultStorage(), { queuedRequestsMax: 10 });
+    const outcomes = await Promise.all(Array.from({ length: 100 }, () => settle(alloc(node, 'a', 1))));
+    const refused = outcomes.filter((o) => 'err' in o);
+    expect(refused.length).toBeGreaterThan(0);
+    for (const o of refused) expect((o as { err: unknown }).err).toBeInstanceOf(OverloadedError);
+    const firsts = outcomes.filter((o) => 'ok' in o).map((o) => (o as { ok: { first: number } }).ok.first);
+    expect(firsts).toEqual(firsts.map((_, i) => i + 1));
+    await node.close();
+  });
+
+  it('drops a request whose deadline passed before it was written', async () => {
+    const node = await openFaultNode(new FaultStorage());
+    await expect(alloc(node, 'a', 1, Date.now() - 1)).rejects.toBeInstanceOf(DeadlineExceededError);
+    expect((await alloc(node, 'a', 1, Date.now() + 10_000)).first).toBe(1);
+    await node.close();
+  });
+
+  it('refuses to pass the maximum ID and never wraps', async () => {
+    const storage = new FaultStorage();
+    await storage.mkdir('/data');
+    await writeSnapshot(storage, '/data', { index: 0, epoch: 0, unixMs: 0, counters: [['big', idMax - 5]] });
+    const node = await openFaultNode(storage);
+    expect((await alloc(node, 'big', 5)).first).toBe(idMax - 4);
+    await expect(alloc(node, 'big', 1)).rejects.toBeInstanceOf(CounterExhaustedError);
+    expect((await alloc(node, 'other', 1)).first).toBe(1);
+    await node.close();
+  });
+
+  it('refuses new namespaces past the limit with OverloadedError', async () => {
+    const storage = new FaultStorage();
+    await storage.mkdir('/data');
+    const counters: Array<[string, number]> = Array.from({ length: 10_000 }, (_, i) => [`ns${i}`, 1]);
+    await writeSnapshot(storage, '/data', { index: 0, epoch: 0, unixMs: 0, counters });
+    const node = await openFaultNode(storage);
+    await expect(alloc(node, 'one-too-many', 1)).rejects.toBeInstanceOf(OverloadedError);
+    expect((await alloc(node, 'ns7', 1)).first).toBe(2);
+    await node.close();
+  });
+
+  it('on a full disk refuses with NoSpaceError, keeps what was acknowledged, resumes when space returns', async () => {
+    const storage = new FaultStorage();
+    const node = await openFaultNode(storage, { segmentSizeBytes: 4096 });
+    storage.failOn('create', 'ENOSPC', /next\.tmp/);
+    const acked: number[] = [];
+    let refused = 0;
+    for (let i = 0; i < 200; i++) {
+      const o = await settle(alloc(node, 'a', 1));
+      if ('ok' in o) acked.push(o.ok.first);
+      else {
+        expect(o.err).toBeInstanceOf(NoSpaceError);
+        refused++;
+      }
+    }
+    expect(refused).toBeGreaterThan(0);
+    storage.clearFaults();
+    const after = await alloc(node, 'a', 1);
+    expect(after.first).toBeGreaterThan(Math.max(...acked));
+    await node.close();
+    const reopened = await openFaultNode(storage.crash(), { segmentSizeBytes: 4096 });
+    expect(reopened.status().namespaces).toEqual([{ name: 'a', lastId: after.first }]);
+    await reopened.close();
+  });
+
+  it('an fsync failure stops the node: pending and later requests get UNAVAILABLE, failed resolves', async () => {
+    const storage = new FaultStorage();
+    const node = await openFaultNode(storage);
+    await alloc(node, 'a', 1);
+    storage.failOn('datasync', 'EIO', /\.wal$/);
+    const outcomes = await Promise.all(Array.from({ length: 5 }, () => settle(alloc(node, 'a', 1))));
+    for (const o of outcomes) expect((o as { err: unknown }).err).toBeInstanceOf(UnavailableError);
+    expect(await node.failed).toBeInstanceOf(StorageFatalError);
+    await expect(alloc(node, 'a', 1)).rejects.toBeInstanceOf(UnavailableError);
+    await node.close();
+  });
+
+  it('keeps WAL disk use bounded under sustained load through automatic checkpoints', async () => {
+    const storage = new FaultStorage();
+    const node = await openFaultNode(storage, { segmentSizeBytes: 16_384, checkpointRecords: 1_000 });
+    let peakSegments = 0;
+    for (let round = 0; round < 200; round++) {
+      await Promise.all(Array.from({ length: 100 }, (_, i) => alloc(node, `ns${i % 5}`, 1)));
+      peakSegments = Math.max(peakSegments, node.status().walSegments);
+    }
+    const status = node.status();
+    expect(status.lastIndex).toBeGreaterThan(20_000);
+    // 20K records are ~60 segments' worth; checkpoints every 1000 keep a handful.
+    expect(peakSegments).toBeLessThanOrEqual(6);
+    expect(status.checkpointIndex).toBeGreaterThan(18_000);
+    await node.close();
+    const reopened = await openFaultNode(storage.crash(), { segmentSizeBytes: 16_384 });
+    expect(reopened.status().namespaces.map((n) => n.lastId)).toEqual([4000, 4000, 4000, 4000, 4000]);
+    await reopened.close();
+  });
+
+  it('close() finishes queued requests before releasing the WAL, then refuses new ones', async () => {
+    const storage = new FaultStorage();
+    const node = await openFaultNode(storage);
+    const pending = Array.from({ length: 50 }, () => alloc(node, 'a', 1));
+    const closed = node.close();
+    await expect(alloc(node, 'a', 1)).rejects.toBeInstanceOf(UnavailableError);
+    const results = await Promise.all(pending);
+    await closed;
+    expect(results.map((r) => r.first)).toEqual(Array.from({ length: 50 }, (_, i) => i + 1));
   });
 });
