@@ -40,9 +40,9 @@ export function crc32c(buf: Uint8Array, start = 0, end = buf.length, crc = 0): n
   let c = ~crc >>> 0;
   let i = start;
   const end8 = end - ((end - start) & 7);
-  /* eslint-disable @typescript-eslint/no-non-null-assertion */
   while (i < end8) {
-    const lo = (c ^ (buf[i]! | (buf[i + 1]! << 8) | (buf[i + 2]! << 16) | (buf[i + 3]! << 24))) >>> 0;
+    const lo =
+      (c ^ (buf[i]! | (buf[i + 1]! << 8) | (buf[i + 2]! << 16) | (buf[i + 3]! << 24))) >>> 0;
     c =
       T7[lo & 0xff]! ^
       T6[(lo >>> 8) & 0xff]! ^
@@ -55,6 +55,5 @@ export function crc32c(buf: Uint8Array, start = 0, end = buf.length, crc = 0): n
     i += 8;
   }
   while (i < end) c = T0[(c ^ buf[i++]!) & 0xff]! ^ (c >>> 8);
-  /* eslint-enable @typescript-eslint/no-non-null-assertion */
   return ~c >>> 0;
 }

@@ -65,7 +65,11 @@ export function createMetrics(opts: { defaults?: boolean } = {}): Metrics {
       buckets: [0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5],
       registers,
     }),
-    checkpoints: new Counter({ name: 'tally_checkpoints_total', help: 'Checkpoints written', registers }),
+    checkpoints: new Counter({
+      name: 'tally_checkpoints_total',
+      help: 'Checkpoints written',
+      registers,
+    }),
     recoveryDurationSeconds: new Gauge({
       name: 'tally_recovery_duration_seconds',
       help: 'Time the last start spent loading the snapshot and replaying the WAL',

@@ -60,7 +60,12 @@ export class Committer {
   }
 
   /** Queues one validated request. Synchronous errors go to cb right away. */
-  submit(namespace: string, count: number, deadlineUnixMs: number | undefined, cb: AllocateCallback): void {
+  submit(
+    namespace: string,
+    count: number,
+    deadlineUnixMs: number | undefined,
+    cb: AllocateCallback,
+  ): void {
     if (this.stopped) return cb(this.stopped);
     if (this.queue.length >= this.opts.queuedRequestsMax) {
       return cb(new OverloadedError(`node: ${this.queue.length} requests queued; retry later`));
@@ -152,11 +157,16 @@ export class Committer {
     } catch (err) {
       const error = err instanceof TallyError ? err : new UnavailableError(String(err));
       if (error instanceof NoSpaceError) {
-        this.opts.logger.error({ err: error.message }, 'wal: disk full, refusing allocations until space returns');
+        this.opts.logger.error(
+          { err: error.message },
+          'wal: disk full, refusing allocations until space returns',
+        );
         for (const p of accepted) p.cb(error);
         return;
       }
-      const failure = new UnavailableError('node: storage failed; this node has stopped', { cause: error });
+      const failure = new UnavailableError('node: storage failed; this node has stopped', {
+        cause: error,
+      });
       for (const p of accepted) p.cb(failure);
       this.abort(failure);
       this.opts.onFatal(error);
@@ -167,7 +177,12 @@ export class Committer {
     for (let k = 0; k < accepted.length; k++) {
       const p = accepted[k] as Pending;
       state.apply(p.namespace, p.first, p.count);
-      const result: AllocateResult = { first: p.first, count: p.count, epoch, index: firstIndex + k };
+      const result: AllocateResult = {
+        first: p.first,
+        count: p.count,
+        epoch,
+        index: firstIndex + k,
+      };
       p.cb(null, result);
     }
     this.opts.onBatchDurable(firstIndex + accepted.length - 1, bytes);

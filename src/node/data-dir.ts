@@ -12,7 +12,14 @@ import type { Role } from './types';
 export const lockFileName = 'LOCK';
 export const metaFileName = 'meta';
 export const walDirName = 'wal';
-const known = new Set([lockFileName, metaFileName, `${metaFileName}.tmp`, walDirName, 'snapshot', 'snapshot.tmp']);
+const known = new Set([
+  lockFileName,
+  metaFileName,
+  `${metaFileName}.tmp`,
+  walDirName,
+  'snapshot',
+  'snapshot.tmp',
+]);
 
 export interface Meta {
   formatVersion: 1;
@@ -28,7 +35,10 @@ export interface DirLock {
 
 function unusable(dataDir: string, err: unknown): DataDirError {
   const reason = (err as NodeJS.ErrnoException).code ?? (err as Error).message;
-  return new DataDirError(`data-dir: ${dataDir} is not usable (${reason}): ${(err as Error).message}`, { cause: err });
+  return new DataDirError(
+    `data-dir: ${dataDir} is not usable (${reason}): ${(err as Error).message}`,
+    { cause: err },
+  );
 }
 
 /** Creates the directory if needed and takes the exclusive lock. Startup only: sync I/O. */
@@ -36,7 +46,11 @@ export function lockDataDir(dataDir: string): DirLock {
   let fd: number;
   try {
     fs.mkdirSync(dataDir, { recursive: true });
-    fd = fs.openSync(path.join(dataDir, lockFileName), fs.constants.O_RDWR | fs.constants.O_CREAT, 0o644);
+    fd = fs.openSync(
+      path.join(dataDir, lockFileName),
+      fs.constants.O_RDWR | fs.constants.O_CREAT,
+      0o644,
+    );
   } catch (err) {
     throw unusable(dataDir, err);
   }
@@ -59,7 +73,10 @@ export async function loadMeta(storage: Storage, dataDir: string, nodeId: string
     const foreign = (await storage.list(dataDir)).filter((name) => !known.has(name));
     if (foreign.length > 0) {
       throw new DataDirError(
-        `data-dir: ${dataDir} is not a Tally data dir (found ${foreign.slice(0, 3).map((n) => `'${n}'`).join(', ')}); use an empty directory`,
+        `data-dir: ${dataDir} is not a Tally data dir (found ${foreign
+          .slice(0, 3)
+          .map((n) => `'${n}'`)
+          .join(', ')}); use an empty directory`,
       );
     }
     const meta: Meta = { formatVersion: 1, nodeId, epoch: 0, role: 'standalone' };
@@ -70,17 +87,29 @@ export async function loadMeta(storage: Storage, dataDir: string, nodeId: string
   try {
     meta = JSON.parse((await storage.readFile(file)).toString('utf8')) as Meta;
   } catch (err) {
-    throw new DataDirError(`data-dir: ${file} is unreadable: ${(err as Error).message}`, { cause: err });
+    throw new DataDirError(`data-dir: ${file} is unreadable: ${(err as Error).message}`, {
+      cause: err,
+    });
   }
-  if (meta.formatVersion !== 1 || typeof meta.nodeId !== 'string' || !Number.isSafeInteger(meta.epoch)) {
+  if (
+    meta.formatVersion !== 1 ||
+    typeof meta.nodeId !== 'string' ||
+    !Number.isSafeInteger(meta.epoch)
+  ) {
     throw new DataDirError(`data-dir: ${file} is not a Tally meta file`);
   }
   if (meta.nodeId !== nodeId) {
-    throw new DataDirError(`data-dir: ${dataDir} belongs to node '${meta.nodeId}', not '${nodeId}'`);
+    throw new DataDirError(
+      `data-dir: ${dataDir} belongs to node '${meta.nodeId}', not '${nodeId}'`,
+    );
   }
   return meta;
 }
 
 export function writeMeta(storage: Storage, dataDir: string, meta: Meta): Promise<void> {
-  return writeFileAtomic(storage, path.join(dataDir, metaFileName), Buffer.from(JSON.stringify(meta), 'utf8'));
+  return writeFileAtomic(
+    storage,
+    path.join(dataDir, metaFileName),
+    Buffer.from(JSON.stringify(meta), 'utf8'),
+  );
 }

@@ -24,7 +24,9 @@ describe('node', () => {
   it('hands out increasing IDs per namespace and keeps them across a clean restart', async () => {
     const storage = new FaultStorage();
     const node = await openFaultNode(storage);
-    const results = await Promise.all(Array.from({ length: 300 }, (_, i) => alloc(node, i % 2 ? 'a' : 'b', 3)));
+    const results = await Promise.all(
+      Array.from({ length: 300 }, (_, i) => alloc(node, i % 2 ? 'a' : 'b', 3)),
+    );
     const firstsA = results.filter((_, i) => i % 2).map((r) => r.first);
     expect(firstsA).toEqual(Array.from({ length: 150 }, (_, i) => 1 + 3 * i));
     await node.close();
@@ -65,11 +67,15 @@ describe('node', () => {
 
   it('refuses requests beyond the queue bound with OverloadedError; the rest succeed', async () => {
     const node = await openFaultNode(new FaultStorage(), { queuedRequestsMax: 10 });
-    const outcomes = await Promise.all(Array.from({ length: 100 }, () => settle(alloc(node, 'a', 1))));
+    const outcomes = await Promise.all(
+      Array.from({ length: 100 }, () => settle(alloc(node, 'a', 1))),
+    );
     const refused = outcomes.filter((o) => 'err' in o);
     expect(refused.length).toBeGreaterThan(0);
     for (const o of refused) expect((o as { err: unknown }).err).toBeInstanceOf(OverloadedError);
-    const firsts = outcomes.filter((o) => 'ok' in o).map((o) => (o as { ok: { first: number } }).ok.first);
+    const firsts = outcomes
+      .filter((o) => 'ok' in o)
+      .map((o) => (o as { ok: { first: number } }).ok.first);
     expect(firsts).toEqual(firsts.map((_, i) => i + 1));
     await node.close();
   });
@@ -84,7 +90,12 @@ describe('node', () => {
   it('refuses to pass the maximum ID and never wraps', async () => {
     const storage = new FaultStorage();
     await storage.mkdir('/data');
-    await writeSnapshot(storage, '/data', { index: 0, epoch: 0, unixMs: 0, counters: [['big', idMax - 5]] });
+    await writeSnapshot(storage, '/data', {
+      index: 0,
+      epoch: 0,
+      unixMs: 0,
+      counters: [['big', idMax - 5]],
+    });
     const node = await openFaultNode(storage);
     expect((await alloc(node, 'big', 5)).first).toBe(idMax - 4);
     await expect(alloc(node, 'big', 1)).rejects.toBeInstanceOf(CounterExhaustedError);
@@ -95,7 +106,10 @@ describe('node', () => {
   it('refuses new namespaces past the limit with OverloadedError', async () => {
     const storage = new FaultStorage();
     await storage.mkdir('/data');
-    const counters: Array<[string, number]> = Array.from({ length: 10_000 }, (_, i) => [`ns${i}`, 1]);
+    const counters: Array<[string, number]> = Array.from({ length: 10_000 }, (_, i) => [
+      `ns${i}`,
+      1,
+    ]);
     await writeSnapshot(storage, '/data', { index: 0, epoch: 0, unixMs: 0, counters });
     const node = await openFaultNode(storage);
     await expect(alloc(node, 'one-too-many', 1)).rejects.toBeInstanceOf(OverloadedError);
@@ -132,7 +146,9 @@ describe('node', () => {
     const node = await openFaultNode(storage);
     await alloc(node, 'a', 1);
     storage.failOn('datasync', 'EIO', /\.wal$/);
-    const outcomes = await Promise.all(Array.from({ length: 5 }, () => settle(alloc(node, 'a', 1))));
+    const outcomes = await Promise.all(
+      Array.from({ length: 5 }, () => settle(alloc(node, 'a', 1))),
+    );
     for (const o of outcomes) expect((o as { err: unknown }).err).toBeInstanceOf(UnavailableError);
     expect(await node.failed).toBeInstanceOf(StorageFatalError);
     await expect(alloc(node, 'a', 1)).rejects.toBeInstanceOf(UnavailableError);
@@ -141,7 +157,10 @@ describe('node', () => {
 
   it('keeps WAL disk use bounded under sustained load through automatic checkpoints', async () => {
     const storage = new FaultStorage();
-    const node = await openFaultNode(storage, { segmentSizeBytes: 16_384, checkpointRecords: 1_000 });
+    const node = await openFaultNode(storage, {
+      segmentSizeBytes: 16_384,
+      checkpointRecords: 1_000,
+    });
     let peakSegments = 0;
     for (let round = 0; round < 200; round++) {
       await Promise.all(Array.from({ length: 100 }, (_, i) => alloc(node, `ns${i % 5}`, 1)));
@@ -154,7 +173,9 @@ describe('node', () => {
     expect(status.checkpointIndex).toBeGreaterThan(18_000);
     await node.close();
     const reopened = await openFaultNode(storage.crash(), { segmentSizeBytes: 16_384 });
-    expect(reopened.status().namespaces.map((n) => n.lastId)).toEqual([4000, 4000, 4000, 4000, 4000]);
+    expect(reopened.status().namespaces.map((n) => n.lastId)).toEqual([
+      4000, 4000, 4000, 4000, 4000,
+    ]);
     await reopened.close();
   });
 

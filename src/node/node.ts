@@ -80,7 +80,11 @@ class TallyNode implements CounterNode {
     this.failed = new Promise((resolve) => (this.resolveFailed = resolve));
   }
 
-  static async start(opts: NodeOptions, segmentSizeBytes: number, lock: DirLock | null): Promise<TallyNode> {
+  static async start(
+    opts: NodeOptions,
+    segmentSizeBytes: number,
+    lock: DirLock | null,
+  ): Promise<TallyNode> {
     const storage = opts.storage ?? new NodeStorage();
     const clock = opts.clock ?? systemClock;
     const log = opts.logger.child({ module: 'node' });
@@ -93,10 +97,16 @@ class TallyNode implements CounterNode {
     const fromIndex = snapshot?.index ?? 0;
     let lastEpoch = Math.max(meta.epoch, snapshot?.epoch ?? 0);
     const { wal, recovery } = await Wal.open(
-      { storage, dir: path.join(opts.dataDir, walDirName), segmentSizeBytes, logger: opts.logger.child({ module: 'wal' }) },
+      {
+        storage,
+        dir: path.join(opts.dataDir, walDirName),
+        segmentSizeBytes,
+        logger: opts.logger.child({ module: 'wal' }),
+      },
       fromIndex,
       (record: WalRecord) => {
-        if (record.type === RecordType.allocate) state.apply(record.namespace, record.first, record.count);
+        if (record.type === RecordType.allocate)
+          state.apply(record.namespace, record.first, record.count);
       },
     );
     lastEpoch = Math.max(lastEpoch, recovery.lastEpoch);
@@ -104,7 +114,13 @@ class TallyNode implements CounterNode {
     opts.metrics.recoveryDurationSeconds.set(recoverySeconds);
     opts.metrics.recoveryRecords.set(recovery.replayed);
     log.info(
-      { snapshotIndex: fromIndex, replayed: recovery.replayed, lastIndex: recovery.lastIndex, recoverySeconds, tornTail: recovery.tornTail },
+      {
+        snapshotIndex: fromIndex,
+        replayed: recovery.replayed,
+        lastIndex: recovery.lastIndex,
+        recoverySeconds,
+        tornTail: recovery.tornTail,
+      },
       'node: recovered',
     );
     const node = new TallyNode(opts, storage, clock, state, lock, meta, wal);
@@ -141,7 +157,12 @@ class TallyNode implements CounterNode {
     this.log.info({ epoch, index, nodeId: this.opts.id }, 'node: serving');
   }
 
-  allocate(namespace: string, count: number, deadlineUnixMs: number | undefined, cb: AllocateCallback): void {
+  allocate(
+    namespace: string,
+    count: number,
+    deadlineUnixMs: number | undefined,
+    cb: AllocateCallback,
+  ): void {
     try {
       validateAllocation(namespace, count);
     } catch (err) {
@@ -170,7 +191,9 @@ class TallyNode implements CounterNode {
   /** Snapshot of the durable state at a batch boundary, then compaction below it. */
   checkpoint(): Promise<CheckpointInfo> {
     if (this.stateValue !== 'serving' && this.stateValue !== 'draining') {
-      return Promise.reject(new UnavailableError(`node: cannot checkpoint while ${this.stateValue}`));
+      return Promise.reject(
+        new UnavailableError(`node: cannot checkpoint while ${this.stateValue}`),
+      );
     }
     this.checkpointRunning ??= this.runCheckpoint().finally(() => (this.checkpointRunning = null));
     return this.checkpointRunning;
@@ -195,7 +218,10 @@ class TallyNode implements CounterNode {
     const durationMs = this.clock.monotonicMs() - started;
     this.opts.metrics.checkpoints.inc();
     this.opts.metrics.checkpointDurationSeconds.observe(durationMs / 1000);
-    this.log.info({ index: snapshot.index, segmentsRemoved, durationMs }, 'node: checkpoint written');
+    this.log.info(
+      { index: snapshot.index, segmentsRemoved, durationMs },
+      'node: checkpoint written',
+    );
     return { index: snapshot.index, segmentsRemoved, durationUs: Math.round(durationMs * 1000) };
   }
 
@@ -224,7 +250,9 @@ class TallyNode implements CounterNode {
     if (this.stateValue === 'failed') return;
     this.stateValue = 'failed';
     this.log.fatal({ err: err.message }, 'node: storage failure; stopping (never retrying fsync)');
-    this.resolveFailed(err instanceof StorageFatalError ? err : new StorageFatalError(err.message, { cause: err }));
+    this.resolveFailed(
+      err instanceof StorageFatalError ? err : new StorageFatalError(err.message, { cause: err }),
+    );
   }
 
   async close(): Promise<void> {

@@ -35,7 +35,8 @@ describe('recovery with a fault-injecting disk', () => {
     const node = await openFaultNode(storage, { segmentSizeBytes: 4096, checkpointRecords: 150 });
     const acks = new AckLog();
     const images: Array<{ image: FaultStorage; acked: Map<string, number>; op: string }> = [];
-    storage.onOp = (op, target) => images.push({ image: storage.crash(), acked: acks.copy(), op: `${op} ${target}` });
+    storage.onOp = (op, target) =>
+      images.push({ image: storage.crash(), acked: acks.copy(), op: `${op} ${target}` });
     await workload(node, acks, 60);
     storage.onOp = null;
     await node.close();
@@ -43,9 +44,11 @@ describe('recovery with a fault-injecting disk', () => {
     expect([...ops].sort()).toEqual(['create', 'datasync', 'rename', 'syncDir', 'write']);
     expect(images.length).toBeGreaterThan(300);
     for (const { image, acked, op } of images) {
-      const recovered = await openFaultNode(image, { segmentSizeBytes: 4096 }).catch((err: Error) => {
-        throw new Error(`recovery failed after a crash before "${op}": ${err.message}`);
-      });
+      const recovered = await openFaultNode(image, { segmentSizeBytes: 4096 }).catch(
+        (err: Error) => {
+          throw new Error(`recovery failed after a crash before "${op}": ${err.message}`);
+        },
+      );
       await expectRecovered(recovered, acked);
       await recovered.close();
     }
@@ -62,9 +65,12 @@ describe('recovery with a fault-injecting disk', () => {
       // The first request of a burst goes out alone; tear the batch that carries the rest.
       if (op !== 'datasync' || !target.endsWith('.wal') || images.length > 0) return;
       if (storage.lastWriteBytes() < 500) return;
-      for (let k = 0; k <= storage.lastWriteBytes(); k++) images.push(storage.crash({ tearLastWriteAt: k }));
+      for (let k = 0; k <= storage.lastWriteBytes(); k++)
+        images.push(storage.crash({ tearLastWriteAt: k }));
     };
-    await Promise.all(Array.from({ length: 12 }, (_, i) => tracked(node, acks, namespaces[i % 3] as string, 2)));
+    await Promise.all(
+      Array.from({ length: 12 }, (_, i) => tracked(node, acks, namespaces[i % 3] as string, 2)),
+    );
     storage.onOp = null;
     await node.close();
     expect(images.length).toBeGreaterThan(500); // one image per byte of an 11-record batch
@@ -122,6 +128,8 @@ describe('recovery with a fault-injecting disk', () => {
     await node.close();
     const image = storage.crash();
     image.flipBit(path.join(testDataDir, 'snapshot'), 20, 2);
-    await expect(openFaultNode(image)).rejects.toThrow(/snapshot: crc mismatch in \/data\/snapshot/);
+    await expect(openFaultNode(image)).rejects.toThrow(
+      /snapshot: crc mismatch in \/data\/snapshot/,
+    );
   });
 });

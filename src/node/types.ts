@@ -45,7 +45,12 @@ export interface CounterNode {
    * calls back once the record is fsynced (or with a typed error). `deadlineUnixMs`, when
    * given, drops the request with DeadlineExceededError if it has not been written by then.
    */
-  allocate(namespace: string, count: number, deadlineUnixMs: number | undefined, cb: AllocateCallback): void;
+  allocate(
+    namespace: string,
+    count: number,
+    deadlineUnixMs: number | undefined,
+    cb: AllocateCallback,
+  ): void;
   status(): NodeStatus;
   checkpoint(): Promise<CheckpointInfo>;
   /** Stop taking requests, finish the in-flight and queued batches, release the data dir. */

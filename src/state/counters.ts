@@ -7,7 +7,13 @@
  */
 import { assert } from '../core/assert';
 import { CounterExhaustedError, InvalidArgumentError, OverloadedError } from '../core/errors';
-import { countMax, idMax, namespaceLengthMax, namespacePattern, namespacesMax } from '../core/limits';
+import {
+  countMax,
+  idMax,
+  namespaceLengthMax,
+  namespacePattern,
+  namespacesMax,
+} from '../core/limits';
 
 interface Counter {
   reserved: number;
@@ -17,7 +23,8 @@ interface Counter {
 /** Throws InvalidArgumentError unless namespace and count are acceptable. Cheap: per request. */
 export function validateAllocation(namespace: unknown, count: unknown): void {
   if (typeof namespace !== 'string' || !namespacePattern.test(namespace)) {
-    const shown = typeof namespace === 'string' ? JSON.stringify(namespace.slice(0, 80)) : typeof namespace;
+    const shown =
+      typeof namespace === 'string' ? JSON.stringify(namespace.slice(0, 80)) : typeof namespace;
     throw new InvalidArgumentError(
       `state: invalid namespace ${shown}: need 1-${namespaceLengthMax} characters of [a-z0-9._-]`,
     );
@@ -41,7 +48,9 @@ export class CounterState {
     let counter = this.counters.get(namespace);
     if (counter === undefined) {
       if (this.counters.size >= this.namespacesLimit) {
-        throw new OverloadedError(`state: namespace limit ${this.namespacesLimit} reached; cannot create ${namespace}`);
+        throw new OverloadedError(
+          `state: namespace limit ${this.namespacesLimit} reached; cannot create ${namespace}`,
+        );
       }
       counter = { reserved: 0, durable: 0 };
       this.counters.set(namespace, counter);
@@ -82,7 +91,10 @@ export class CounterState {
 
   load(entries: Array<[string, number]>): void {
     for (const [name, lastId] of entries) {
-      assert(typeof name === 'string' && Number.isSafeInteger(lastId) && lastId >= 0, 'snapshot entry valid');
+      assert(
+        typeof name === 'string' && Number.isSafeInteger(lastId) && lastId >= 0,
+        'snapshot entry valid',
+      );
       this.counters.set(name, { reserved: lastId, durable: lastId });
     }
   }

@@ -130,9 +130,19 @@ export class FaultStorage implements Storage {
           const end = Math.max(durable.length, last.position + kept.length);
           const torn = grow(Buffer.from(durable), end).subarray(0, end);
           kept.copy(torn, last.position);
-          copy = { data: Buffer.from(torn), size: end, durable: Buffer.from(torn), durableSize: end };
+          copy = {
+            data: Buffer.from(torn),
+            size: end,
+            durable: Buffer.from(torn),
+            durableSize: end,
+          };
         } else {
-          copy = { data: Buffer.from(durable), size: durable.length, durable, durableSize: durable.length };
+          copy = {
+            data: Buffer.from(durable),
+            size: durable.length,
+            durable,
+            durableSize: durable.length,
+          };
         }
         copies.set(inode, copy);
       }
@@ -148,7 +158,8 @@ export class FaultStorage implements Storage {
     if (!inode) throw new Error(`fault-storage: no file ${filePath}`);
     const mask = 1 << bit;
     if (offset < inode.size) inode.data[offset] = (inode.data[offset] as number) ^ mask;
-    if (offset < inode.durableSize) inode.durable[offset] = (inode.durable[offset] as number) ^ mask;
+    if (offset < inode.durableSize)
+      inode.durable[offset] = (inode.durable[offset] as number) ^ mask;
   }
 
   /** Current contents of a file (a copy). */
@@ -182,7 +193,9 @@ export class FaultStorage implements Storage {
 
   async list(dir: string): Promise<string[]> {
     if (!this.dirs.has(dir)) throw errno('ENOENT', 'list', dir);
-    const names = [...this.entries.keys(), ...this.dirs].filter((p) => path.dirname(p) === dir && p !== dir);
+    const names = [...this.entries.keys(), ...this.dirs].filter(
+      (p) => path.dirname(p) === dir && p !== dir,
+    );
     return names.map((p) => path.basename(p));
   }
 
@@ -211,6 +224,7 @@ export class FaultStorage implements Storage {
     for (const p of [...this.durableEntries.keys()]) {
       if (path.dirname(p) === dir && !this.entries.has(p)) this.durableEntries.delete(p);
     }
-    for (const [p, inode] of this.entries) if (path.dirname(p) === dir) this.durableEntries.set(p, inode);
+    for (const [p, inode] of this.entries)
+      if (path.dirname(p) === dir) this.durableEntries.set(p, inode);
   }
 }

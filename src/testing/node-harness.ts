@@ -8,7 +8,10 @@ import type { FaultStorage } from './fault-storage';
 export const testDataDir = '/data';
 const silent = pino({ level: 'silent' });
 
-export function faultNodeOptions(storage: FaultStorage, extra: Partial<NodeOptions> = {}): NodeOptions {
+export function faultNodeOptions(
+  storage: FaultStorage,
+  extra: Partial<NodeOptions> = {},
+): NodeOptions {
   return {
     id: 'n1',
     dataDir: testDataDir,
@@ -21,13 +24,23 @@ export function faultNodeOptions(storage: FaultStorage, extra: Partial<NodeOptio
   };
 }
 
-export function openFaultNode(storage: FaultStorage, extra: Partial<NodeOptions> = {}): Promise<CounterNode> {
+export function openFaultNode(
+  storage: FaultStorage,
+  extra: Partial<NodeOptions> = {},
+): Promise<CounterNode> {
   return openNode(faultNodeOptions(storage, extra));
 }
 
-export function alloc(node: CounterNode, namespace: string, count: number, deadline?: number): Promise<AllocateResult> {
+export function alloc(
+  node: CounterNode,
+  namespace: string,
+  count: number,
+  deadline?: number,
+): Promise<AllocateResult> {
   return new Promise((resolve, reject) =>
-    node.allocate(namespace, count, deadline, (err, res) => (err ? reject(err) : resolve(res as AllocateResult))),
+    node.allocate(namespace, count, deadline, (err, res) =>
+      err ? reject(err) : resolve(res as AllocateResult),
+    ),
   );
 }
 
@@ -46,7 +59,12 @@ export class AckLog {
 }
 
 /** Allocates and records the acknowledgement; failures are returned, not thrown. */
-export async function tracked(node: CounterNode, acks: AckLog, namespace: string, count: number): Promise<void> {
+export async function tracked(
+  node: CounterNode,
+  acks: AckLog,
+  namespace: string,
+  count: number,
+): Promise<void> {
   try {
     acks.record(namespace, await alloc(node, namespace, count));
   } catch {

@@ -61,7 +61,11 @@ export function scanSegment(
   for (;;) {
     if (length - at < recordHeaderBytes || isZero(buf, at, at + recordHeaderBytes)) {
       if (isZero(buf, at, length)) return result({ kind: 'clean', offset: at });
-      return result({ kind: 'corrupt', offset: at, message: 'zeroed record header followed by data' });
+      return result({
+        kind: 'corrupt',
+        offset: at,
+        message: 'zeroed record header followed by data',
+      });
     }
     if (crc32c(buf, at, at + 28) !== buf.readUInt32LE(at + 28)) {
       // A header cut short leaves everything after the header zero; a damaged header of a
@@ -73,7 +77,11 @@ export function scanSegment(
     }
     const recordLength = buf.readUInt32LE(at);
     if (recordLength < recordHeaderBytes + 2 || at + recordLength > length) {
-      return result({ kind: 'corrupt', offset: at, message: `impossible record length ${recordLength}` });
+      return result({
+        kind: 'corrupt',
+        offset: at,
+        message: `impossible record length ${recordLength}`,
+      });
     }
     const end = at + recordLength;
     if (crc32c(buf, at + recordHeaderBytes, end) !== buf.readUInt32LE(at + 24)) {
@@ -87,12 +95,21 @@ export function scanSegment(
     }
     const index = readU64(buf, at + 16);
     if (index !== lastIndex + 1) {
-      return result({ kind: 'corrupt', offset: at, message: `record index ${index}, expected ${lastIndex + 1}` });
+      return result({
+        kind: 'corrupt',
+        offset: at,
+        message: `record index ${index}, expected ${lastIndex + 1}`,
+      });
     }
     const record = decodeRecord(buf, at, recordLength);
-    if (record === null) return result({ kind: 'corrupt', offset: at, message: 'malformed record payload' });
+    if (record === null)
+      return result({ kind: 'corrupt', offset: at, message: 'malformed record payload' });
     if (record.epoch < lastEpoch) {
-      return result({ kind: 'corrupt', offset: at, message: `epoch ${record.epoch} after epoch ${lastEpoch}` });
+      return result({
+        kind: 'corrupt',
+        offset: at,
+        message: `epoch ${record.epoch} after epoch ${lastEpoch}`,
+      });
     }
     onRecord(record, at);
     records++;

@@ -65,7 +65,11 @@ export async function inspectDataDir(
     const { name, first } = segments[i] as { name: string; first: number };
     const filePath = path.join(walDir, name);
     if (first !== expected) {
-      report.corruption = { file: filePath, offset: 0, message: `segment starts at index ${first}, expected ${expected}` };
+      report.corruption = {
+        file: filePath,
+        offset: 0,
+        message: `segment starts at index ${first}, expected ${expected}`,
+      };
       break;
     }
     const buf = await storage.readFile(filePath);
@@ -74,7 +78,13 @@ export async function inspectDataDir(
       if (!onRecord) return;
       const base = { file: filePath, offset, epoch: record.epoch, index: record.index };
       if (record.type === RecordType.allocate) {
-        onRecord({ ...base, type: 'allocate', namespace: record.namespace, first: record.first, count: record.count });
+        onRecord({
+          ...base,
+          type: 'allocate',
+          namespace: record.namespace,
+          first: record.first,
+          count: record.count,
+        });
       } else {
         onRecord({ ...base, type: 'epoch-start', nodeId: record.nodeId });
       }
@@ -82,7 +92,8 @@ export async function inspectDataDir(
     expected = scan.lastIndex + 1;
     const isLast = i === segments.length - 1;
     if (scan.end.kind === 'corrupt' || (scan.end.kind === 'torn' && !isLast)) {
-      const message = scan.end.kind === 'corrupt' ? scan.end.message : 'torn record before the last segment';
+      const message =
+        scan.end.kind === 'corrupt' ? scan.end.message : 'torn record before the last segment';
       report.corruption = { file: filePath, offset: scan.end.offset, message };
       break;
     }

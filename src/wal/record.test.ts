@@ -1,6 +1,12 @@
 import { describe, expect, it } from 'vitest';
 import { crc32c } from '../core/crc32c';
-import { decodeRecord, encodeAllocate, encodeEpochStart, recordBytesMax, recordTrailer } from './record';
+import {
+  decodeRecord,
+  encodeAllocate,
+  encodeEpochStart,
+  recordBytesMax,
+  recordTrailer,
+} from './record';
 import { scanSegment } from './decoder';
 
 describe('crc32c', () => {
@@ -22,8 +28,20 @@ describe('record codec', () => {
     const buf = Buffer.alloc(4096);
     const cases = [
       { namespace: 'a', first: 1, count: 1, epoch: 1, index: 1 },
-      { namespace: 'x'.repeat(64), first: Number.MAX_SAFE_INTEGER - 9, count: 10, epoch: 2 ** 40, index: 2 ** 52 },
-      { namespace: 'urls.v2-prod_eu', first: 4_294_967_296, count: 10_000, epoch: 7, index: 4_294_967_297 },
+      {
+        namespace: 'x'.repeat(64),
+        first: Number.MAX_SAFE_INTEGER - 9,
+        count: 10,
+        epoch: 2 ** 40,
+        index: 2 ** 52,
+      },
+      {
+        namespace: 'urls.v2-prod_eu',
+        first: 4_294_967_296,
+        count: 10_000,
+        epoch: 7,
+        index: 4_294_967_297,
+      },
     ];
     for (const c of cases) {
       const length = encodeAllocate(buf, 0, c.epoch, c.index, c.namespace, c.first, c.count);
@@ -36,7 +54,12 @@ describe('record codec', () => {
   it('round-trips epoch-start records', () => {
     const buf = Buffer.alloc(512);
     const length = encodeEpochStart(buf, 0, 5, 99, 'node-é1');
-    expect(decodeRecord(buf, 0, length)).toEqual({ type: 2, epoch: 5, index: 99, nodeId: 'node-é1' });
+    expect(decodeRecord(buf, 0, length)).toEqual({
+      type: 2,
+      epoch: 5,
+      index: 99,
+      nodeId: 'node-é1',
+    });
   });
 
   it('a sequence of encoded records scans back in order and ends clean', () => {
@@ -51,8 +74,8 @@ describe('record codec', () => {
 
   it('rejects a record whose index breaks the sequence', () => {
     const buf = Buffer.alloc(1024);
-    let at = encodeAllocate(buf, 0, 1, 1, 'a', 1, 1);
-    at += encodeAllocate(buf, at, 1, 3, 'a', 2, 1);
+    const at = encodeAllocate(buf, 0, 1, 1, 'a', 1, 1);
+    encodeAllocate(buf, at, 1, 3, 'a', 2, 1);
     const result = scanSegment(buf, buf.length, 1, () => undefined);
     expect(result.end).toMatchObject({ kind: 'corrupt', message: 'record index 3, expected 2' });
   });
@@ -64,7 +87,10 @@ describe('record codec', () => {
     for (let cut = first + 1; cut < end; cut++) {
       const torn = Buffer.alloc(1024);
       full.copy(torn, 0, 0, cut);
-      expect(scanSegment(torn, torn.length, 1, () => undefined).end).toMatchObject({ kind: 'torn', offset: first });
+      expect(scanSegment(torn, torn.length, 1, () => undefined).end).toMatchObject({
+        kind: 'torn',
+        offset: first,
+      });
     }
     for (let at = first; at < end; at++) {
       const damaged = Buffer.from(full);

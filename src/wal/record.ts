@@ -64,7 +64,14 @@ export interface EpochStartRecord {
 
 export type WalRecord = AllocateRecord | EpochStartRecord;
 
-function finish(buf: Buffer, at: number, end: number, type: number, epoch: number, index: number): number {
+function finish(
+  buf: Buffer,
+  at: number,
+  end: number,
+  type: number,
+  epoch: number,
+  index: number,
+): number {
   buf[end] = recordTrailer;
   const length = end + 1 - at;
   buf.writeUInt32LE(length, at);
@@ -99,7 +106,13 @@ export function encodeAllocate(
   return finish(buf, at, p + 12, RecordType.allocate, epoch, index);
 }
 
-export function encodeEpochStart(buf: Buffer, at: number, epoch: number, index: number, nodeId: string): number {
+export function encodeEpochStart(
+  buf: Buffer,
+  at: number,
+  epoch: number,
+  index: number,
+  nodeId: string,
+): number {
   const p = at + recordHeaderBytes;
   const idBytes = buf.write(nodeId, p + 1, 'utf8');
   assert(idBytes <= 255, 'node id fits one length byte');
@@ -119,7 +132,14 @@ export function decodeRecord(buf: Buffer, at: number, length: number): WalRecord
   if (type === RecordType.allocate) {
     if (strEnd + 12 !== bodyEnd) return null;
     const namespace = buf.toString('latin1', body + 1, strEnd);
-    return { type, epoch, index, namespace, first: readU64(buf, strEnd), count: buf.readUInt32LE(strEnd + 8) };
+    return {
+      type,
+      epoch,
+      index,
+      namespace,
+      first: readU64(buf, strEnd),
+      count: buf.readUInt32LE(strEnd + 8),
+    };
   }
   if (type === RecordType.epochStart) {
     if (strEnd !== bodyEnd) return null;

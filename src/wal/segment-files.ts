@@ -26,7 +26,11 @@ const zeroFillChunkBytes = 1024 * 1024;
 let zeroFill: Buffer | null = null;
 
 /** Creates `filePath` filled with `sizeBytes` zeros, fsynced. Removes it again on failure. */
-export async function createZeroFilled(storage: Storage, filePath: string, sizeBytes: number): Promise<void> {
+export async function createZeroFilled(
+  storage: Storage,
+  filePath: string,
+  sizeBytes: number,
+): Promise<void> {
   zeroFill ??= Buffer.alloc(zeroFillChunkBytes);
   if (await storage.exists(filePath)) await storage.unlink(filePath);
   const file = await storage.open(filePath, 'create');
@@ -38,7 +42,8 @@ export async function createZeroFilled(storage: Storage, filePath: string, sizeB
   } catch (err) {
     await file.close().catch(() => undefined);
     await storage.unlink(filePath).catch(() => undefined);
-    if (isErrno(err, 'ENOSPC')) throw new NoSpaceError(`wal: no space to preallocate ${filePath}`, { cause: err });
+    if (isErrno(err, 'ENOSPC'))
+      throw new NoSpaceError(`wal: no space to preallocate ${filePath}`, { cause: err });
     throw err;
   }
   await file.close();

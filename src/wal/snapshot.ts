@@ -39,11 +39,13 @@ export function decodeSnapshot(data: Buffer, name: string): Snapshot {
   };
   if (data.length < headerBytes || !data.subarray(0, 8).equals(magic)) fail('bad magic');
   const length = data.readUInt32LE(8);
-  if (length > snapshotBytesMax || headerBytes + length !== data.length) fail(`bad length ${length}`);
+  if (length > snapshotBytesMax || headerBytes + length !== data.length)
+    fail(`bad length ${length}`);
   const body = data.subarray(headerBytes);
   if (crc32c(body) !== data.readUInt32LE(12)) fail('crc mismatch');
   const parsed = JSON.parse(body.toString('utf8')) as Snapshot;
-  if (!Number.isSafeInteger(parsed.index) || !Array.isArray(parsed.counters)) fail('malformed body');
+  if (!Number.isSafeInteger(parsed.index) || !Array.isArray(parsed.counters))
+    fail('malformed body');
   return parsed;
 }
 
@@ -53,6 +55,10 @@ export async function readSnapshot(storage: Storage, dataDir: string): Promise<S
   return decodeSnapshot(await storage.readFile(file), file);
 }
 
-export async function writeSnapshot(storage: Storage, dataDir: string, snapshot: Snapshot): Promise<void> {
+export async function writeSnapshot(
+  storage: Storage,
+  dataDir: string,
+  snapshot: Snapshot,
+): Promise<void> {
   await writeFileAtomic(storage, path.join(dataDir, snapshotFileName), encodeSnapshot(snapshot));
 }

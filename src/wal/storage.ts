@@ -64,7 +64,9 @@ class NodeFile implements StorageFile {
   }
 
   datasync(): Promise<void> {
-    return new Promise((resolve, reject) => fs.fdatasync(this.fd, (err) => (err ? reject(err) : resolve())));
+    return new Promise((resolve, reject) =>
+      fs.fdatasync(this.fd, (err) => (err ? reject(err) : resolve())),
+    );
   }
 
   size(): Promise<number> {
@@ -74,7 +76,9 @@ class NodeFile implements StorageFile {
   }
 
   close(): Promise<void> {
-    return new Promise((resolve, reject) => fs.close(this.fd, (err) => (err ? reject(err) : resolve())));
+    return new Promise((resolve, reject) =>
+      fs.close(this.fd, (err) => (err ? reject(err) : resolve())),
+    );
   }
 }
 
@@ -126,7 +130,11 @@ export class NodeStorage implements Storage {
 }
 
 /** Write a small file atomically: temp → fsync → rename → directory fsync. */
-export async function writeFileAtomic(storage: Storage, filePath: string, data: Uint8Array): Promise<void> {
+export async function writeFileAtomic(
+  storage: Storage,
+  filePath: string,
+  data: Uint8Array,
+): Promise<void> {
   const tmp = `${filePath}.tmp`;
   if (await storage.exists(tmp)) await storage.unlink(tmp);
   const file = await storage.open(tmp, 'create');

@@ -12,14 +12,19 @@ const dir = '/d/wal';
 async function openWal(storage: FaultStorage, fromIndex = 0, segmentSizeBytes = 4096) {
   await storage.mkdir('/d');
   const indexes: number[] = [];
-  const { wal, recovery } = await Wal.open({ storage, dir, segmentSizeBytes, logger }, fromIndex, (r) => indexes.push(r.index));
+  const { wal, recovery } = await Wal.open(
+    { storage, dir, segmentSizeBytes, logger },
+    fromIndex,
+    (r) => indexes.push(r.index),
+  );
   return { wal, recovery, indexes };
 }
 
 async function appendBatch(wal: Wal, records: number): Promise<void> {
   const buf = Buffer.alloc(records * 64);
   let at = 0;
-  for (let i = 0; i < records; i++) at += encodeAllocate(buf, at, 1, wal.nextIndex + i, 'ns', 1 + i, 1);
+  for (let i = 0; i < records; i++)
+    at += encodeAllocate(buf, at, 1, wal.nextIndex + i, 'ns', 1 + i, 1);
   await wal.append(buf, at, records);
 }
 
@@ -31,7 +36,9 @@ describe('wal', () => {
     let images: FaultStorage[] = [];
     storage.onOp = (op) => {
       if (op === 'datasync' && images.length === 0) {
-        images = Array.from({ length: storage.lastWriteBytes() - 1 }, (_, k) => storage.crash({ tearLastWriteAt: k + 1 }));
+        images = Array.from({ length: storage.lastWriteBytes() - 1 }, (_, k) =>
+          storage.crash({ tearLastWriteAt: k + 1 }),
+        );
       }
     };
     await appendBatch(wal, 5);

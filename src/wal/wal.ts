@@ -9,10 +9,22 @@
 import * as path from 'node:path';
 import type { Logger } from 'pino';
 import { assert } from '../core/assert';
-import { CorruptionError, NoSpaceError, StorageFatalError, TallyError, isErrno } from '../core/errors';
+import {
+  CorruptionError,
+  NoSpaceError,
+  StorageFatalError,
+  TallyError,
+  isErrno,
+} from '../core/errors';
 import { scanSegment } from './decoder';
 import type { WalRecord } from './record';
-import { Preallocator, createZeroFilled, parseSegmentName, preallocName, segmentName } from './segment-files';
+import {
+  Preallocator,
+  createZeroFilled,
+  parseSegmentName,
+  preallocName,
+  segmentName,
+} from './segment-files';
 import type { Storage, StorageFile } from './storage';
 
 export interface WalOptions {
@@ -80,7 +92,10 @@ export class Wal {
     return { wal, recovery };
   }
 
-  private async recover(fromIndex: number, onRecord: (record: WalRecord) => void): Promise<WalRecovery> {
+  private async recover(
+    fromIndex: number,
+    onRecord: (record: WalRecord) => void,
+  ): Promise<WalRecovery> {
     const { storage, dir } = this.opts;
     await storage.mkdir(dir);
     const names = await storage.list(dir);
@@ -103,7 +118,10 @@ export class Wal {
     return this.replaySegments(fromIndex, onRecord);
   }
 
-  private async replaySegments(fromIndex: number, onRecord: (record: WalRecord) => void): Promise<WalRecovery> {
+  private async replaySegments(
+    fromIndex: number,
+    onRecord: (record: WalRecord) => void,
+  ): Promise<WalRecovery> {
     const recovery: WalRecovery = { replayed: 0, lastIndex: 0, lastEpoch: 0, tornTail: null };
     let buf = Buffer.alloc(0);
     let expected = (this.segments[0] as Segment).firstIndex;
@@ -112,7 +130,9 @@ export class Wal {
       const name = path.basename(segment.path);
       const isLast = i === this.segments.length - 1;
       if (segment.firstIndex !== expected) {
-        throw new CorruptionError(`wal: segment ${name} starts at index ${segment.firstIndex}, expected ${expected}`);
+        throw new CorruptionError(
+          `wal: segment ${name} starts at index ${segment.firstIndex}, expected ${expected}`,
+        );
       }
       const file = await this.opts.storage.open(segment.path, isLast ? 'readwrite' : 'read');
       segment.sizeBytes = await file.size();
@@ -140,7 +160,10 @@ export class Wal {
       if (end.kind === 'torn') {
         await this.cutTornTail(file, end.offset, end.dataEnd);
         recovery.tornTail = { file: name, offset: end.offset };
-        this.opts.logger.warn({ file: name, offset: end.offset, bytes: end.dataEnd - end.offset }, 'wal: cut off torn tail');
+        this.opts.logger.warn(
+          { file: name, offset: end.offset, bytes: end.dataEnd - end.offset },
+          'wal: cut off torn tail',
+        );
       }
       this.file = file;
       this.offset = end.offset;
@@ -148,7 +171,9 @@ export class Wal {
     recovery.lastIndex = expected - 1;
     this.nextIndexValue = expected;
     if (recovery.lastIndex < fromIndex) {
-      throw new CorruptionError(`wal: log ends at index ${recovery.lastIndex}, before the snapshot index ${fromIndex}`);
+      throw new CorruptionError(
+        `wal: log ends at index ${recovery.lastIndex}, before the snapshot index ${fromIndex}`,
+      );
     }
     return recovery;
   }
@@ -232,7 +257,9 @@ export class Wal {
 
 function classifyWriteError(err: unknown): TallyError {
   if (err instanceof TallyError) return err;
-  if (isErrno(err, 'ENOSPC')) return new NoSpaceError('wal: no space left on device', { cause: err });
-  return new StorageFatalError(`wal: write or fsync failed: ${(err as Error).message}`, { cause: err });
+  if (isErrno(err, 'ENOSPC'))
+    return new NoSpaceError('wal: no space left on device', { cause: err });
+  return new StorageFatalError(`wal: write or fsync failed: ${(err as Error).message}`, {
+    cause: err,
+  });
 }
-

@@ -64,7 +64,12 @@ function unaryWorker(client: CounterClient, history: History, rand: () => number
   };
 }
 
-function streamWorker(client: CounterClient, history: History, rand: () => number, inFlight: number): Load {
+function streamWorker(
+  client: CounterClient,
+  history: History,
+  rand: () => number,
+  inFlight: number,
+): Load {
   const call = client.allocateStream({ deadline: Date.now() + 60_000 });
   const pending = new Map<string, ReturnType<History['invoke']>>();
   let next = 1;
@@ -106,8 +111,11 @@ function streamWorker(client: CounterClient, history: History, rand: () => numbe
 
 async function lastIds(target: string): Promise<Map<string, number>> {
   const admin = adminClient(target);
-  const status = await new Promise<{ namespaces: Array<{ name: string; lastId: string }> }>((resolve, reject) =>
-    admin.status({}, { deadline: Date.now() + 5000 }, (err, res) => (err || !res ? reject(err) : resolve(res))),
+  const status = await new Promise<{ namespaces: Array<{ name: string; lastId: string }> }>(
+    (resolve, reject) =>
+      admin.status({}, { deadline: Date.now() + 5000 }, (err, res) =>
+        err || !res ? reject(err) : resolve(res),
+      ),
   );
   admin.close();
   return new Map(status.namespaces.map((n) => [n.name, Number(n.lastId)]));
@@ -131,7 +139,10 @@ describe('crash loop', () => {
       // Never backwards: the recovered counters cover everything acknowledged so far.
       const recovered = await lastIds(server.target);
       for (const [ns, highest] of history.highestAcked()) {
-        expect(recovered.get(ns) ?? 0, `round ${round} ${ns} (seed ${seed})`).toBeGreaterThanOrEqual(highest);
+        expect(
+          recovered.get(ns) ?? 0,
+          `round ${round} ${ns} (seed ${seed})`,
+        ).toBeGreaterThanOrEqual(highest);
       }
       const client = counterClient(server.target);
       const loads = [

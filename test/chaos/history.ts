@@ -72,7 +72,9 @@ export function checkHistory(ops: Operation[]): string[] {
       const cur = sorted[i] as Operation;
       const prevLast = (prev.first as number) + (prev.count as number) - 1;
       if ((cur.first as number) <= prevLast) {
-        violations.push(`unique: ${ns} IDs ${cur.first}.. acknowledged twice (overlaps ${prev.first}..${prevLast})`);
+        violations.push(
+          `unique: ${ns} IDs ${cur.first}.. acknowledged twice (overlaps ${prev.first}..${prevLast})`,
+        );
       }
     }
     // Real time: walk invocations in order, tracking the highest ID among operations that
@@ -88,7 +90,9 @@ export function checkHistory(ops: Operation[]): string[] {
         c++;
       }
       if ((op.first as number) <= highestDone) {
-        violations.push(`monotonic: ${ns} got ${op.first} after ${highestDone} had already been acknowledged`);
+        violations.push(
+          `monotonic: ${ns} got ${op.first} after ${highestDone} had already been acknowledged`,
+        );
       }
     }
   }
