@@ -1,0 +1,225 @@
+/**
+ * `tally serve`: open a node on a data dir and serve gRPC + /metrics until SIGTERM/SIGINT.
+ * Prints one JSON line to stdout once serving — `{"event":"serving","grpcPort":…}` — which
+ * tests, benchmarks and supervisors parse (with port 0 it carries the real ports).
+ */
+import path from 'node:path';
+import { type Command, InvalidArgumentError, Option } from 'commander';
+import { createMetrics, type Metrics } from '../core/metrics';
+import { segmentSizeBytesMin } from '../core/limits';
+import { openNode, type NodeOptions } from '../node/node';
+import type { CounterNode } from '../node/types';
+import { dialHost, parseHostPort } from '../server/listen';
+import { createLogger, type Logger } from '../server/logger';
+import { startMetricsServer, type MetricsServer } from '../server/metrics-http';
+import { startServer, type RunningServer } from '../server/server';
+import { hostPortArg, integerArg, out } from './common';
+
+interface ServeOptions {
+  id: string;
+  dataDir: string;
+  listen: string;
+  metricsListen: string;
+  segmentSizeBytes?: number;
+  checkpointRecords?: number;
+  checkpointBytes?: number;
+  queuedRequestsMax?: number;
+  engine: 'wal' | 'baseline';
+}
+
+interface Serving {
+  node: CounterNode;
+  grpc: RunningServer;
+  metricsServer: MetricsServer;
+  logger: Logger;
+}
+
+function idArg(value: string): string {
+  if (!/^[A-Za-z0-9._-]{1,64}$/.test(value)) {
+    throw new InvalidArgumentError('expected 1-64 characters of [A-Za-z0-9._-]');
+  }
+  return value;
+}
+
+async function openEngine(engine: ServeOptions['engine'], opts: NodeOptions): Promise<CounterNode> {
+  if (engine === 'baseline') {
+    // Loaded only when asked for: the baseline exists for benchmarks, not production.
+    const { openBaselineNode } = await import('../node/baseline');
+    return openBaselineNode(opts);
+  }
+  return openNode(opts);
+}
+
+function nodeOptions(opts: ServeOptions, logger: Logger, metrics: Metrics): NodeOptions {
+  return {
+    id: opts.id,
+    dataDir: path.resolve(opts.dataDir),
+    logger,
+    metrics,
+    segmentSizeBytes: opts.segmentSizeBytes,
+    checkpointRecords: opts.checkpointRecords,
+    checkpointBytes: opts.checkpointBytes,
+    queuedRequestsMax: opts.queuedRequestsMax,
+  };
+}
+
+/** Opens the node, then the servers; if a server cannot start, the node is closed again. */
+async function start(opts: ServeOptions): Promise<Serving> {
+  const logger = createLogger();
+  const metrics = createMetrics();
+  const node = await openEngine(opts.engine, nodeOptions(opts, logger, metrics));
+  let grpc: RunningServer | undefined;
+  try {
+    grpc = await startServer({ node, listen: opts.listen, logger, metrics });
+    const metricsLogger = logger.child({ module: 'metrics' });
+    const metricsServer = await startMetricsServer(
+      opts.metricsListen,
+      metrics.registry,
+      metricsLogger,
+    );
+    return { node, grpc, metricsServer, logger: logger.child({ module: 'cli' }) };
+  } catch (err) {
+    await grpc?.shutdown();
+    await node.close();
+    throw err;
+  }
+}
+
+function announce(s: Serving, opts: ServeOptions): void {
+  const grpcPort = s.grpc.port;
+  const metricsPort = s.metricsServer.port;
+  out(`${JSON.stringify({ event: 'serving', grpcPort, metricsPort, pid: process.pid })}\n`);
+  const target = `${dialHost(parseHostPort(opts.listen).host)}:${grpcPort}`;
+  out(
+    `tally: node ${opts.id} serving on ${target}; try: npx tally alloc --target ${target} --namespace demo --count 3\n`,
+  );
+  s.logger.info(
+    { id: opts.id, dataDir: path.resolve(opts.dataDir), grpcPort, metricsPort },
+    'tally: serving',
+  );
+}
+
+/** Graceful stop: NOT_SERVING, no new calls, in-flight calls answered, node closed, exit 0. */
+function installShutdown(s: Serving): void {
+  let stopping = false;
+  const stop = (signal: NodeJS.Signals): void => {
+    if (stopping) {
+      s.logger.warn({ signal }, 'tally: second signal during shutdown; exiting now');
+      process.exit(1);
+    }
+    stopping = true;
+    s.logger.info({ signal }, 'tally: shutting down');
+    void (async () => {
+      try {
+        await s.grpc.shutdown();
+        await s.node.close();
+        await s.metricsServer.close();
+      } catch (err) {
+        s.logger.error({ err }, 'tally: shutdown failed');
+        process.exit(1);
+      }
+      s.logger.info('tally: stopped');
+      process.exit(0);
+    })();
+  };
+  process.on('SIGTERM', stop);
+  process.on('SIGINT', stop);
+}
+
+/** A fatal node failure (fsync error) leaves durable state unknown: never keep serving. */
+function exitOnNodeFailure(s: Serving): void {
+  s.node.failed.then(
+    (err) => {
+      s.logger.fatal({ err }, 'tally: node failed; exiting');
+      process.exit(1);
+    },
+    (err: unknown) => {
+      s.logger.fatal({ err }, 'tally: node failure promise rejected; exiting');
+      process.exit(1);
+    },
+  );
+}
+
+async function runServe(opts: ServeOptions): Promise<void> {
+  const serving = await start(opts);
+  exitOnNodeFailure(serving);
+  installShutdown(serving);
+  announce(serving, opts);
+}
+
+function intOption(flags: string, env: string, description: string, min: number): Option {
+  return new Option(flags, description)
+    .env(env)
+    .argParser(integerArg(min, Number.MAX_SAFE_INTEGER));
+}
+
+export function registerServe(program: Command): void {
+  program
+    .command('serve')
+    .description('run a Tally node on a data directory (flags win over TALLY_* env variables)')
+    .addOption(
+      new Option('--id <id>', 'node id, stored in the data dir')
+        .env('TALLY_ID')
+        .argParser(idArg)
+        .makeOptionMandatory(),
+    )
+    .addOption(
+      new Option('--data-dir <dir>', 'data directory (locked while serving)')
+        .env('TALLY_DATA_DIR')
+        .makeOptionMandatory(),
+    )
+    .addOption(
+      new Option('--listen <host:port>', 'gRPC address (port 0 = any free port)')
+        .env('TALLY_LISTEN')
+        .default('127.0.0.1:7400')
+        .argParser(hostPortArg),
+    )
+    .addOption(
+      new Option('--metrics-listen <host:port>', 'Prometheus /metrics address')
+        .env('TALLY_METRICS_LISTEN')
+        .default('127.0.0.1:9400')
+        .argParser(hostPortArg),
+    )
+    .addOption(
+      intOption(
+        '--segment-size-bytes <n>',
+        'TALLY_SEGMENT_SIZE_BYTES',
+        'WAL segment size',
+        segmentSizeBytesMin,
+      ),
+    )
+    .addOption(
+      intOption(
+        '--checkpoint-records <n>',
+        'TALLY_CHECKPOINT_RECORDS',
+        'checkpoint after this many records',
+        1,
+      ),
+    )
+    .addOption(
+      intOption(
+        '--checkpoint-bytes <n>',
+        'TALLY_CHECKPOINT_BYTES',
+        'checkpoint after this many WAL bytes',
+        1,
+      ),
+    )
+    .addOption(
+      intOption(
+        '--queued-requests-max <n>',
+        'TALLY_QUEUED_REQUESTS_MAX',
+        'queued requests before RESOURCE_EXHAUSTED',
+        1,
+      ),
+    )
+    .addOption(
+      new Option(
+        '--engine <engine>',
+        'storage engine (baseline = checkpoint-per-write, for benchmarks)',
+      )
+        .env('TALLY_ENGINE')
+        .choices(['wal', 'baseline'])
+        .default('wal'),
+    )
+    .action(runServe);
+}

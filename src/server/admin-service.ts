@@ -1,0 +1,54 @@
+/**
+ * tally.v1.Admin: Status and Checkpoint. Not on the hot path; errors go through the same
+ * status table as allocations.
+ */
+import type { Logger } from 'pino';
+import type { CounterNode, NodeStatus } from '../node/types';
+import type { AdminHandlers } from '../generated/tally/v1/Admin';
+import type { StatusResponse } from '../generated/tally/v1/StatusResponse';
+import { toGrpcError } from './status';
+import { packageVersion } from './version';
+
+export function toStatusResponse(status: NodeStatus, version: string): StatusResponse {
+  return {
+    nodeId: status.nodeId,
+    role: status.role,
+    epoch: status.epoch,
+    lastIndex: status.lastIndex,
+    namespaces: status.namespaces.map((ns) => ({ name: ns.name, lastId: ns.lastId })),
+    walBytes: status.walBytes,
+    walSegments: status.walSegments,
+    checkpointIndex: status.checkpointIndex,
+    checkpointUnixMs: status.checkpointUnixMs,
+    state: status.state,
+    version,
+    dataDir: status.dataDir,
+  };
+}
+
+export function createAdminHandlers(node: CounterNode, logger: Logger): AdminHandlers {
+  const version = packageVersion();
+  return {
+    Status: (_call, callback) => {
+      let status: NodeStatus;
+      try {
+        status = node.status();
+      } catch (err) {
+        callback(toGrpcError(err, logger));
+        return;
+      }
+      callback(null, toStatusResponse(status, version));
+    },
+    Checkpoint: (_call, callback) => {
+      node.checkpoint().then(
+        (info) =>
+          callback(null, {
+            index: info.index,
+            segmentsRemoved: info.segmentsRemoved,
+            durationUs: info.durationUs,
+          }),
+        (err: unknown) => callback(toGrpcError(err, logger)),
+      );
+    },
+  };
+}

@@ -1,0 +1,113 @@
+/**
+ * The node's gRPC server: Counter, Admin, grpc.health.v1 Health and server reflection on
+ * one port. Shutdown is graceful: health flips to NOT_SERVING, streams drain, no new calls
+ * are accepted, in-flight calls finish; the caller closes the node afterwards.
+ */
+import * as grpc from '@grpc/grpc-js';
+import { ReflectionService } from '@grpc/reflection';
+import { HealthImplementation } from 'grpc-health-check';
+import type { Logger } from 'pino';
+import type { Metrics } from '../core/metrics';
+import type { CounterNode } from '../node/types';
+import { createAdminHandlers } from './admin-service';
+import { CounterService } from './counter-service';
+import { parseHostPort } from './listen';
+import { loadProtos } from './proto';
+
+/** Requests are tiny (a namespace and a count); anything bigger is garbage or abuse. */
+export const receiveMessageBytesMax = 64 * 1024;
+/** How long shutdown waits for in-flight calls before cancelling what is left. */
+export const shutdownGraceMsDefault = 10_000;
+
+export const counterServiceName = 'tally.v1.Counter';
+
+export const serverOptions: grpc.ServerOptions = {
+  'grpc.max_receive_message_length': receiveMessageBytesMax,
+  // Ping idle clients so half-open connections (peer host gone) are found and closed.
+  'grpc.keepalive_time_ms': 30_000,
+  'grpc.keepalive_timeout_ms': 10_000,
+};
+
+export interface StartServerOptions {
+  node: CounterNode;
+  /** HOST:PORT; port 0 picks a free port (see RunningServer.port). */
+  listen: string;
+  logger: Logger;
+  metrics: Metrics;
+  shutdownGraceMs?: number;
+}
+
+export interface RunningServer {
+  port: number;
+  server: grpc.Server;
+  health: HealthImplementation;
+  /** Idempotent; resolves when every call has finished (or was cancelled after the grace). */
+  shutdown(): Promise<void>;
+}
+
+function bind(server: grpc.Server, listen: string): Promise<number> {
+  return new Promise((resolve, reject) => {
+    server.bindAsync(listen, grpc.ServerCredentials.createInsecure(), (err, port) => {
+      if (err === null) resolve(port);
+      else reject(new Error(`server: cannot listen on ${listen}: ${err.message}`));
+    });
+  });
+}
+
+/** tryShutdown, bounded: calls still open after the grace period are cancelled. */
+function stopServer(server: grpc.Server, graceMs: number, logger: Logger): Promise<void> {
+  return new Promise((resolve) => {
+    const timer = setTimeout(() => {
+      logger.warn({ graceMs }, 'server: calls still open after the grace period; cancelling');
+      server.forceShutdown();
+      resolve();
+    }, graceMs);
+    server.tryShutdown(() => {
+      clearTimeout(timer);
+      resolve();
+    });
+  });
+}
+
+function checkListen(listen: string): void {
+  try {
+    parseHostPort(listen);
+  } catch (err) {
+    throw new Error(`server: ${(err as Error).message}`);
+  }
+}
+
+export async function startServer(opts: StartServerOptions): Promise<RunningServer> {
+  checkListen(opts.listen);
+  const logger = opts.logger.child({ module: 'server' });
+  const { packageDefinition, tally } = loadProtos();
+  const server = new grpc.Server(serverOptions);
+  const counter = new CounterService({ node: opts.node, logger, metrics: opts.metrics });
+  server.addService(tally.v1.Counter.service, counter.handlers);
+  server.addService(tally.v1.Admin.service, createAdminHandlers(opts.node, logger));
+  const health = new HealthImplementation({ '': 'SERVING', [counterServiceName]: 'SERVING' });
+  health.addToServer(server);
+  new ReflectionService(packageDefinition).addToServer(server);
+
+  let port: number;
+  try {
+    port = await bind(server, opts.listen);
+  } catch (err) {
+    server.forceShutdown();
+    throw err;
+  }
+  logger.debug({ port }, 'server: listening');
+
+  let stopping: Promise<void> | undefined;
+  const shutdown = (): Promise<void> => {
+    stopping ??= (async () => {
+      health.setStatus('', 'NOT_SERVING');
+      health.setStatus(counterServiceName, 'NOT_SERVING');
+      counter.drain();
+      await stopServer(server, opts.shutdownGraceMs ?? shutdownGraceMsDefault, logger);
+      logger.info('server: stopped');
+    })();
+    return stopping;
+  };
+  return { port, server, health, shutdown };
+}

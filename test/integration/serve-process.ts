@@ -1,0 +1,220 @@
+/**
+ * Helpers for integration tests: run the built CLI (dist/cli/main.js) as real child
+ * processes, parse the `serving` line, talk real gRPC. Every child is tracked and killed by
+ * its own handle in killChildren(); every temp dir is removed in removeTempDirs().
+ */
+import { type ChildProcess, spawn } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import * as grpc from '@grpc/grpc-js';
+import { loadProtos } from '../../src/server/proto';
+import type { AdminClient } from '../../src/generated/tally/v1/Admin';
+import type { AllocateRequest } from '../../src/generated/tally/v1/AllocateRequest';
+import type { AllocateResponse__Output } from '../../src/generated/tally/v1/AllocateResponse';
+import type { CounterClient } from '../../src/generated/tally/v1/Counter';
+
+export const repoRoot = path.join(__dirname, '..', '..');
+export const cliPath = path.join(repoRoot, 'dist', 'cli', 'main.js');
+
+export function assertBuilt(): void {
+  if (!fs.existsSync(cliPath)) throw new Error(`test: ${cliPath} missing; run npm run build`);
+}
+
+const children = new Set<ChildProcess>();
+const tempDirs: string[] = [];
+
+export async function tempDir(prefix = 'tally-it-'): Promise<string> {
+  const dir = await fs.promises.mkdtemp(path.join(os.tmpdir(), prefix));
+  tempDirs.push(dir);
+  return dir;
+}
+
+export async function removeTempDirs(): Promise<void> {
+  const dirs = tempDirs.splice(0);
+  await Promise.all(dirs.map((d) => fs.promises.rm(d, { recursive: true, force: true })));
+}
+
+export interface Exit {
+  code: number | null;
+  signal: NodeJS.Signals | null;
+}
+
+export interface Child {
+  proc: ChildProcess;
+  stdout(): string;
+  stderr(): string;
+  exited: Promise<Exit>;
+}
+
+/** Spawns `node dist/cli/main.js …args`; LOG_LEVEL defaults to warn to keep output small. */
+export function spawnCli(args: string[], env: Record<string, string> = {}): Child {
+  const proc = spawn(process.execPath, [cliPath, ...args], {
+    cwd: repoRoot,
+    env: { ...process.env, LOG_LEVEL: 'warn', ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  children.add(proc);
+  let out = '';
+  let err = '';
+  proc.stdout.setEncoding('utf8').on('data', (d: string) => (out += d));
+  proc.stderr.setEncoding('utf8').on('data', (d: string) => (err += d));
+  const exited = new Promise<Exit>((resolve) => {
+    proc.on('close', (code, signal) => {
+      children.delete(proc);
+      resolve({ code, signal });
+    });
+  });
+  return { proc, stdout: () => out, stderr: () => err, exited };
+}
+
+export interface CliRun extends Exit {
+  stdout: string;
+  stderr: string;
+}
+
+/** Runs a CLI command to completion. */
+export async function runCli(args: string[], env: Record<string, string> = {}): Promise<CliRun> {
+  const child = spawnCli(args, env);
+  const exit = await child.exited;
+  return { ...exit, stdout: child.stdout(), stderr: child.stderr() };
+}
+
+export interface Server extends Child {
+  grpcPort: number;
+  metricsPort: number;
+  target: string;
+}
+
+interface ServingLine {
+  event: 'serving';
+  grpcPort: number;
+  metricsPort: number;
+  pid: number;
+}
+
+function servingLine(stdout: string): ServingLine | null {
+  for (const line of stdout.split('\n')) {
+    if (!line.startsWith('{')) continue;
+    const parsed = JSON.parse(line) as ServingLine;
+    if (parsed.event === 'serving') return parsed;
+  }
+  return null;
+}
+
+/** Starts `tally serve` on 127.0.0.1 port 0 and resolves once it has printed its ports. */
+export async function startServe(
+  dataDir: string,
+  extraArgs: string[] = [],
+  opts: { id?: string; env?: Record<string, string> } = {},
+): Promise<Server> {
+  const args = ['serve', '--id', opts.id ?? 'n1', '--data-dir', dataDir];
+  args.push('--listen', '127.0.0.1:0', '--metrics-listen', '127.0.0.1:0', ...extraArgs);
+  const child = spawnCli(args, opts.env);
+  const line = await new Promise<ServingLine>((resolve, reject) => {
+    const onData = (): void => {
+      const found = servingLine(child.stdout());
+      if (found === null) return;
+      child.proc.stdout?.off('data', onData);
+      resolve(found);
+    };
+    child.proc.stdout?.on('data', onData);
+    void child.exited.then((exit) =>
+      reject(new Error(`test: serve exited (${exit.code ?? exit.signal}): ${child.stderr()}`)),
+    );
+  });
+  const target = `127.0.0.1:${line.grpcPort}`;
+  return { ...child, grpcPort: line.grpcPort, metricsPort: line.metricsPort, target };
+}
+
+/** SIGKILLs every child still running, each by its own handle, and waits for it. */
+export async function killChildren(): Promise<void> {
+  const running = [...children];
+  await Promise.all(
+    running.map(
+      (proc) =>
+        new Promise<void>((resolve) => {
+          if (proc.exitCode !== null || proc.signalCode !== null) return resolve();
+          proc.once('close', () => resolve());
+          proc.kill('SIGKILL');
+        }),
+    ),
+  );
+}
+
+const protos = loadProtos();
+
+export function counterClient(target: string): CounterClient {
+  return new protos.tally.v1.Counter(target, grpc.credentials.createInsecure());
+}
+
+export function adminClient(target: string): AdminClient {
+  return new protos.tally.v1.Admin(target, grpc.credentials.createInsecure());
+}
+
+export function allocate(
+  client: CounterClient,
+  namespace: string,
+  count: number,
+): Promise<AllocateResponse__Output> {
+  return new Promise((resolve, reject) => {
+    const deadline = Date.now() + 10_000;
+    client.allocate({ namespace, count }, { deadline }, (err, res) => {
+      if (err !== null || res === undefined) reject(err ?? new Error('test: empty response'));
+      else resolve(res);
+    });
+  });
+}
+
+/** The status code an allocation fails with (or 0 if it succeeds). */
+export async function allocateCode(
+  client: CounterClient,
+  namespace: string,
+  count: number,
+): Promise<number> {
+  try {
+    await allocate(client, namespace, count);
+    return grpc.status.OK;
+  } catch (err) {
+    return (err as grpc.ServiceError).code;
+  }
+}
+
+export interface StreamOutcome {
+  responses: AllocateResponse__Output[];
+  status: grpc.StatusObject;
+}
+
+/** Writes every request on one AllocateStream, half-closes, collects until the status. */
+export function allocateStream(
+  client: CounterClient,
+  requests: AllocateRequest[],
+): Promise<StreamOutcome> {
+  return new Promise((resolve) => {
+    const call = client.allocateStream();
+    const responses: AllocateResponse__Output[] = [];
+    let status: grpc.StatusObject | undefined;
+    let readDone = false;
+    const settle = (): void => {
+      if (status !== undefined && readDone) resolve({ responses, status });
+    };
+    call.on('data', (r: AllocateResponse__Output) => responses.push(r));
+    // A failed call ends with 'error' instead of 'end'; its code arrives as 'status' too.
+    call.on('error', () => ((readDone = true), settle()));
+    call.on('end', () => ((readDone = true), settle()));
+    call.on('status', (s: grpc.StatusObject) => ((status = s), settle()));
+    for (const req of requests) call.write(req);
+    call.end();
+  });
+}
+
+export async function fetchText(
+  url: string,
+): Promise<{ status: number; type: string; body: string }> {
+  const res = await fetch(url);
+  return {
+    status: res.status,
+    type: res.headers.get('content-type') ?? '',
+    body: await res.text(),
+  };
+}
