@@ -102,15 +102,28 @@ function servingLine(stdout: string): ServingLine | null {
   return null;
 }
 
+/** `serve` arguments for a node on dataDir with free ports on 127.0.0.1. */
+export function serveArgs(dataDir: string, id = 'n1'): string[] {
+  return [
+    'serve',
+    '--id',
+    id,
+    '--data-dir',
+    dataDir,
+    '--listen',
+    '127.0.0.1:0',
+    '--metrics-listen',
+    '127.0.0.1:0',
+  ];
+}
+
 /** Starts `tally serve` on 127.0.0.1 port 0 and resolves once it has printed its ports. */
 export async function startServe(
   dataDir: string,
   extraArgs: string[] = [],
   opts: { id?: string; env?: Record<string, string> } = {},
 ): Promise<Server> {
-  const args = ['serve', '--id', opts.id ?? 'n1', '--data-dir', dataDir];
-  args.push('--listen', '127.0.0.1:0', '--metrics-listen', '127.0.0.1:0', ...extraArgs);
-  const child = spawnCli(args, opts.env);
+  const child = spawnCli([...serveArgs(dataDir, opts.id), ...extraArgs], opts.env);
   const line = await new Promise<ServingLine>((resolve, reject) => {
     const onData = (): void => {
       const found = servingLine(child.stdout());

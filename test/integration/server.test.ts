@@ -24,6 +24,7 @@ import {
   removeTempDirs,
   repoRoot,
   runCli,
+  serveArgs,
   type Server,
   startServe,
   tempDir,
@@ -313,17 +314,7 @@ describe('tally serve lifecycle', () => {
   it('a second serve on the same data dir fails clearly while the first keeps serving', async () => {
     const dataDir = path.join(await tempDir(), 'data');
     const first = await startServe(dataDir);
-    const second = await runCli([
-      'serve',
-      '--id',
-      'n1',
-      '--data-dir',
-      dataDir,
-      '--listen',
-      '127.0.0.1:0',
-      '--metrics-listen',
-      '127.0.0.1:0',
-    ]);
+    const second = await runCli(serveArgs(dataDir));
     expect(second.code).toBe(1);
     expect(second.stderr).toMatch(/^tally: .*locked by another running process/);
     expect(second.stdout).not.toContain('"serving"');
@@ -336,17 +327,7 @@ describe('tally serve lifecycle', () => {
     const file = path.join(await tempDir(), 'a-file');
     fs.writeFileSync(file, 'not a directory');
     const dataDir = path.join(file, 'data');
-    const run = await runCli([
-      'serve',
-      '--id',
-      'n1',
-      '--data-dir',
-      dataDir,
-      '--listen',
-      '127.0.0.1:0',
-      '--metrics-listen',
-      '127.0.0.1:0',
-    ]);
+    const run = await runCli(serveArgs(dataDir));
     expect(run.code).toBe(1);
     expect(run.stderr).toMatch(/^tally: .*a-file\/data.*ENOTDIR/);
     expect(run.stderr.trim().split('\n')).toHaveLength(1);
@@ -355,8 +336,7 @@ describe('tally serve lifecycle', () => {
   it('a foreign data dir (not Tally, or another node) is refused', async () => {
     const notTally = await tempDir();
     fs.writeFileSync(path.join(notTally, 'notes.txt'), 'mine');
-    const args = ['--listen', '127.0.0.1:0', '--metrics-listen', '127.0.0.1:0'];
-    const foreign = await runCli(['serve', '--id', 'n1', '--data-dir', notTally, ...args]);
+    const foreign = await runCli(serveArgs(notTally));
     expect(foreign.code).toBe(1);
     expect(foreign.stderr).toMatch(/^tally: .*not a Tally data dir/);
 
@@ -364,7 +344,7 @@ describe('tally serve lifecycle', () => {
     const owner = await startServe(dataDir, [], { id: 'alpha' });
     owner.proc.kill('SIGTERM');
     expect((await owner.exited).code).toBe(0);
-    const other = await runCli(['serve', '--id', 'beta', '--data-dir', dataDir, ...args]);
+    const other = await runCli(serveArgs(dataDir, 'beta'));
     expect(other.code).toBe(1);
     expect(other.stderr).toMatch(/^tally: .*belongs to node 'alpha'/);
   });
