@@ -125,9 +125,11 @@ export class Committer {
     const now = clock.nowUnixMs();
     let bytes = 0;
     let i = 0;
-    // The buffer is at most one segment long; a batch that does not fit the current segment's
-    // remainder goes whole into the next segment (Wal.append rolls over).
-    for (; i < batch.length && bytes + recordBytesMax <= this.buf.length; i++) {
+    // Fill the current segment to its end before rolling over: segments waste no space, and
+    // when the next segment cannot be created (disk full) every request is refused alike.
+    const remaining = wal.segmentRemainingBytes;
+    const room = remaining >= recordBytesMax ? Math.min(this.buf.length, remaining) : this.buf.length;
+    for (; i < batch.length && bytes + recordBytesMax <= room; i++) {
       const p = batch[i] as Pending;
       if (p.deadlineUnixMs !== undefined && p.deadlineUnixMs <= now) {
         p.cb(new DeadlineExceededError('node: deadline passed before the request was written'));
