@@ -26,6 +26,11 @@ export class InvalidArgumentError extends TallyError {
   readonly kind = 'invalid_argument';
 }
 
+/** A node option (segment size, limits) is out of range: a startup error, never per request. */
+export class ConfigError extends TallyError {
+  readonly kind = 'invalid_argument';
+}
+
 /** A counter would pass its maximum; Tally never wraps. */
 export class CounterExhaustedError extends TallyError {
   readonly kind = 'out_of_range';

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import {
+  ConfigError,
   CounterExhaustedError,
   DeadlineExceededError,
   InvalidArgumentError,
@@ -188,5 +189,13 @@ describe('node', () => {
     const results = await Promise.all(pending);
     await closed;
     expect(results.map((r) => r.first)).toEqual(Array.from({ length: 50 }, (_, i) => i + 1));
+  });
+});
+
+describe('node options', () => {
+  it('refuses a segment size below the minimum with a ConfigError', async () => {
+    await expect(
+      openFaultNode(new FaultStorage(), { segmentSizeBytes: 100 }),
+    ).rejects.toBeInstanceOf(ConfigError);
   });
 });

@@ -6,7 +6,7 @@
 import * as path from 'node:path';
 import type { Logger } from 'pino';
 import { systemClock, type Clock } from '../core/clock';
-import { StorageFatalError, UnavailableError, type TallyError } from '../core/errors';
+import { ConfigError, StorageFatalError, UnavailableError, type TallyError } from '../core/errors';
 import {
   checkpointBytesDefault,
   checkpointRecordsDefault,
@@ -44,7 +44,7 @@ const batchBytesMax = 1024 * 1024;
 export async function openNode(opts: NodeOptions): Promise<CounterNode> {
   const segmentSizeBytes = opts.segmentSizeBytes ?? segmentSizeBytesDefault;
   if (!Number.isSafeInteger(segmentSizeBytes) || segmentSizeBytes < segmentSizeBytesMin) {
-    throw new RangeError(`node: segment size must be an integer >= ${segmentSizeBytesMin} bytes`);
+    throw new ConfigError(`node: segment size must be an integer >= ${segmentSizeBytesMin} bytes`);
   }
   const lock = opts.lock === false ? null : lockDataDir(opts.dataDir);
   try {
