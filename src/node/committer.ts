@@ -16,7 +16,7 @@ import {
 import { batchRecordsMax } from '../core/limits';
 import type { Metrics } from '../core/metrics';
 import type { CounterState } from '../state/counters';
-import { encodeAllocate, recordBytesMax } from '../wal/record';
+import { allocateRecordBytes, encodeAllocate } from '../wal/record';
 import type { Wal } from '../wal/wal';
 import type { AllocateCallback, AllocateResult } from './types';
 
@@ -125,12 +125,11 @@ export class Committer {
     const now = clock.nowUnixMs();
     let bytes = 0;
     let i = 0;
-    // Fill the current segment to its end before rolling over: segments waste no space, and
-    // when the next segment cannot be created (disk full) every request is refused alike.
-    const remaining = wal.segmentRemainingBytes;
-    const room = remaining >= recordBytesMax ? Math.min(this.buf.length, remaining) : this.buf.length;
-    for (; i < batch.length && bytes + recordBytesMax <= room; i++) {
+    // Fill the current segment before rolling over (Wal decides when a segment is full).
+    const room = wal.batchRoomBytes(this.buf.length);
+    for (; i < batch.length; i++) {
       const p = batch[i] as Pending;
+      if (bytes + allocateRecordBytes(p.namespace.length) > room) break;
       if (p.deadlineUnixMs !== undefined && p.deadlineUnixMs <= now) {
         p.cb(new DeadlineExceededError('node: deadline passed before the request was written'));
         continue;

@@ -142,6 +142,22 @@ describe('node', () => {
     await reopened.close();
   });
 
+  it('once the disk is full, a record small enough for the segment remainder is refused too', async () => {
+    const storage = new FaultStorage();
+    const node = await openFaultNode(storage, { segmentSizeBytes: 4096 });
+    storage.failOn('create', 'ENOSPC', /next\.tmp/);
+    // 100-byte records leave 60 or 96 bytes at a segment's end: room for a 47-byte 'a' record.
+    const long = 'l'.repeat(54);
+    for (let i = 0; i < 100; i++) {
+      const o = await settle(alloc(node, long, 1));
+      if ('err' in o) break;
+    }
+    // The refusal must not depend on the request's size: 'a' records are half as long.
+    for (let i = 0; i < 20; i++)
+      await expect(alloc(node, 'a', 1)).rejects.toBeInstanceOf(NoSpaceError);
+    await node.close();
+  });
+
   it('an fsync failure stops the node: pending and later requests get UNAVAILABLE, failed resolves', async () => {
     const storage = new FaultStorage();
     const node = await openFaultNode(storage);

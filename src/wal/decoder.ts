@@ -59,7 +59,12 @@ export function scanSegment(
   let lastEpoch = 0;
   const result = (end: ScanEnd): ScanResult => ({ end, records, lastIndex, lastEpoch });
   for (;;) {
-    if (length - at < recordHeaderBytes || isZero(buf, at, at + recordHeaderBytes)) {
+    // A record's length word is never zero, so most records skip the zero-header compare.
+    const headerMayBeZero = length - at < recordHeaderBytes || buf.readUInt32LE(at) === 0;
+    if (
+      headerMayBeZero &&
+      (length - at < recordHeaderBytes || isZero(buf, at, at + recordHeaderBytes))
+    ) {
       if (isZero(buf, at, length)) return result({ kind: 'clean', offset: at });
       return result({
         kind: 'corrupt',

@@ -86,6 +86,11 @@ function finish(
   return length;
 }
 
+/** Bytes of an allocate record for a namespace of `namespaceLength` ASCII characters. */
+export function allocateRecordBytes(namespaceLength: number): number {
+  return recordHeaderBytes + 1 + namespaceLength + 8 + 4 + 1;
+}
+
 /** Encodes an allocate record at buf[at]; returns its length. `namespace` is ASCII (validated). */
 export function encodeAllocate(
   buf: Buffer,

@@ -70,14 +70,19 @@ export class Preallocator {
     this.pending = p;
   }
 
-  /** Waits for the prepared file and returns its path; the caller renames it into place. */
+  /**
+   * Waits for the prepared file and returns its path; the caller renames it into place. A
+   * background attempt that failed (say, the disk was briefly full) is retried once now, so
+   * the caller sees the disk as it is, not as it was.
+   */
   async take(): Promise<string> {
     this.start();
     const p = this.pending as Promise<void>;
+    this.pending = null;
     try {
       await p;
-    } finally {
-      this.pending = null;
+    } catch {
+      await createZeroFilled(this.storage, this.tmpPath, this.sizeBytes);
     }
     return this.tmpPath;
   }

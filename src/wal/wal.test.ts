@@ -105,3 +105,15 @@ describe('wal', () => {
     await wal.close();
   });
 });
+
+describe('wal segment preallocation', () => {
+  it('retries a failed background preallocation when the segment is needed, instead of replaying the old error', async () => {
+    const storage = new FaultStorage();
+    // The background attempt started at open fails once; the disk then has room again.
+    storage.failOn('create', 'ENOSPC', /next\.tmp/, 1);
+    const { wal } = await openWal(storage);
+    for (let i = 0; i < 20; i++) await appendBatch(wal, 10);
+    expect(wal.segmentCount).toBeGreaterThan(1);
+    await wal.close();
+  });
+});

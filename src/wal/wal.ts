@@ -17,7 +17,7 @@ import {
   isErrno,
 } from '../core/errors';
 import { scanSegment } from './decoder';
-import type { WalRecord } from './record';
+import { recordBytesMax, type WalRecord } from './record';
 import {
   Preallocator,
   createZeroFilled,
@@ -75,10 +75,24 @@ export class Wal {
     return this.segments.reduce((sum, s) => sum + s.sizeBytes, 0);
   }
 
-  /** Room left in the current segment; a batch larger than this starts a new segment. */
+  /** Room left in the current segment. */
   get segmentRemainingBytes(): number {
     const last = this.segments[this.segments.length - 1];
     return last ? last.sizeBytes - this.offset : 0;
+  }
+
+  /**
+   * A segment with less room than the largest record is full: every batch then goes to the
+   * next segment, whatever its size. (Letting small batches squeeze into the remainder would
+   * make a full disk refuse big batches and accept small ones.)
+   */
+  get segmentFull(): boolean {
+    return this.segmentRemainingBytes < recordBytesMax;
+  }
+
+  /** The most bytes the next batch may have: the segment's remainder, or a whole new one. */
+  batchRoomBytes(bufferBytes: number): number {
+    return this.segmentFull ? bufferBytes : Math.min(bufferBytes, this.segmentRemainingBytes);
   }
 
   static async open(
@@ -207,7 +221,7 @@ export class Wal {
     assert(length <= this.opts.segmentSizeBytes, 'append: batch fits one segment');
     try {
       if (this.dirtyBytes > 0) await this.zeroDirty();
-      if (length > this.segmentRemainingBytes) await this.rollover();
+      if (this.segmentFull || length > this.segmentRemainingBytes) await this.rollover();
       const file = this.file as StorageFile;
       try {
         await file.write(buf, 0, length, this.offset);

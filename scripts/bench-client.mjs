@@ -1,0 +1,262 @@
+// A load-generator worker, forked by scripts/bench.mjs. Protocol over the IPC channel:
+//   parent → {type:'run', mode:'stream'|'unary', target, namespace, count, inFlight, streams}
+//   child  → {type:'ready'} once connected
+//   parent → {type:'go', warmupMs, durationMs}
+//   child  → {type:'result', ok, ids, errors, windowMs, histogram} after the in-flight drain
+// or, for building the recovery data dir in-process (no gRPC):
+//   parent → {type:'fill', distDir, id, dataDir, records, inFlight, namespaces}
+//   child  → {type:'filled', records, ms, lastIds}; the parent then SIGKILLs it, so the node
+//            never gets a chance to checkpoint on close.
+// Context rows for the baseline comparison (no gRPC at all):
+//   parent → {type:'inproc', distDir, engine:'wal'|'baseline', dataDir, inFlight, durationMs}
+//   parent → {type:'device', file, durationMs}: serial 128-byte pwrite + fdatasync
+//   child  → {type:'rate', perS}
+// Closed loop: every completion immediately issues the next request, keeping `inFlight`
+// requests outstanding; latency is measured per request from send to reply.
+import * as fs from 'node:fs';
+import { createRequire } from 'node:module';
+import * as path from 'node:path';
+import { performance } from 'node:perf_hooks';
+import * as grpc from '@grpc/grpc-js';
+import { histogramToJson, loadTallyProto, newHistogram, recordUs } from './bench-lib.mjs';
+
+let run = null;
+
+process.on('message', (msg) => {
+  if (msg.type === 'run') run = startRun(msg);
+  else if (msg.type === 'go') run.go(msg);
+  else if (msg.type === 'fill') fill(msg).catch(die);
+  else if (msg.type === 'inproc') inProcess(msg).catch(die);
+  else if (msg.type === 'device') device(msg);
+  else if (msg.type === 'exit') process.exit(0);
+});
+process.on('disconnect', () => process.exit(0));
+
+function die(err) {
+  process.send({ type: 'error', message: String(err?.stack ?? err) });
+  process.exit(1);
+}
+
+function startRun(cfg) {
+  const proto = grpc.loadPackageDefinition(loadTallyProto());
+  const Counter = proto.tally.v1.Counter;
+  const client = new Counter(cfg.target, grpc.credentials.createInsecure(), {
+    'grpc.max_receive_message_length': 4 * 1024 * 1024,
+  });
+  const state = {
+    cfg,
+    client,
+    measuring: false,
+    stopping: false,
+    outstanding: 0,
+    ok: 0,
+    ids: 0,
+    errors: {},
+    hist: newHistogram(),
+    onDrained: null,
+  };
+  client.waitForReady(Date.now() + 10_000, (err) => {
+    if (err) die(err);
+    else process.send({ type: 'ready' });
+  });
+  return {
+    go: ({ warmupMs, durationMs }) => {
+      const issue = cfg.mode === 'stream' ? streamIssuers(state) : unaryIssuer(state);
+      for (let i = 0; i < cfg.inFlight; i++) issue[i % issue.length]();
+      setTimeout(() => {
+        state.measuring = true;
+        const startMs = performance.now();
+        setTimeout(() => {
+          state.measuring = false;
+          const windowMs = performance.now() - startMs;
+          state.stopping = true;
+          state.onDrained = () => report(state, windowMs);
+          if (state.outstanding === 0) state.onDrained();
+        }, durationMs);
+      }, warmupMs);
+    },
+  };
+}
+
+function report(state, windowMs) {
+  process.send({
+    type: 'result',
+    ok: state.ok,
+    ids: state.ids,
+    errors: state.errors,
+    windowMs,
+    histogram: histogramToJson(state.hist),
+  });
+  state.client.close();
+}
+
+function completed(state, startMs, err, count) {
+  state.outstanding--;
+  if (state.measuring) {
+    if (err === null) {
+      state.ok++;
+      state.ids += count;
+      recordUs(state.hist, (performance.now() - startMs) * 1000);
+    } else {
+      state.errors[err] = (state.errors[err] ?? 0) + 1;
+    }
+  }
+  if (state.stopping) {
+    if (state.outstanding === 0) state.onDrained?.();
+    return false;
+  }
+  return true;
+}
+
+/** One issuer per stream: a function that sends one more request on that stream. */
+function streamIssuers(state) {
+  const { cfg } = state;
+  const issuers = [];
+  for (let s = 0; s < Math.max(1, cfg.streams); s++) {
+    const call = state.client.AllocateStream();
+    const sent = new Map();
+    let nextId = 1;
+    const issue = () => {
+      const id = nextId++;
+      sent.set(id, performance.now());
+      state.outstanding++;
+      call.write({ namespace: cfg.namespace, count: cfg.count, correlation_id: id });
+    };
+    call.on('data', (res) => {
+      const startMs = sent.get(res.correlation_id);
+      if (startMs === undefined)
+        return die(new Error(`unknown correlation id ${res.correlation_id}`));
+      sent.delete(res.correlation_id);
+      const err = res.error ? codeName(res.error.code) : null;
+      if (err === null && res.count !== cfg.count)
+        return die(new Error(`short allocation ${res.count}`));
+      if (completed(state, startMs, err, res.count)) issue();
+      else if (sent.size === 0) call.end();
+    });
+    call.on('error', (err) => {
+      // The stream died: every request on it failed with the stream's status.
+      for (const startMs of sent.values()) completed(state, startMs, codeName(err.code), 0);
+      sent.clear();
+    });
+    call.on('end', () => {});
+    issuers.push(issue);
+  }
+  return issuers;
+}
+
+function unaryIssuer(state) {
+  const { cfg, client } = state;
+  const issue = () => {
+    const startMs = performance.now();
+    state.outstanding++;
+    client.Allocate({ namespace: cfg.namespace, count: cfg.count }, (err, res) => {
+      const code = err ? codeName(err.code) : null;
+      if (code === null && res.count !== cfg.count)
+        return die(new Error(`short allocation ${res.count}`));
+      if (completed(state, startMs, code, res?.count ?? 0)) issue();
+    });
+  };
+  return [issue];
+}
+
+function codeName(code) {
+  return grpc.status[code] ?? String(code);
+}
+
+/** Writes `records` allocations through the real engine, in-process, as fast as it goes. */
+async function fill(cfg) {
+  const require = createRequire(import.meta.url);
+  const { openNode } = require(path.join(cfg.distDir, 'node/node.js'));
+  const { createMetrics } = require(path.join(cfg.distDir, 'core/metrics.js'));
+  const pino = require('pino');
+  const node = await openNode({
+    id: cfg.id,
+    dataDir: cfg.dataDir,
+    logger: pino({ level: 'warn' }, pino.destination(2)),
+    metrics: createMetrics({ defaults: false }),
+    checkpointRecords: 1e12,
+    checkpointBytes: 1e15,
+  });
+  const startMs = performance.now();
+  const lastIds = {};
+  let issued = 0;
+  let done = 0;
+  await new Promise((resolve, reject) => {
+    const issue = () => {
+      const ns = `ns${issued % cfg.namespaces}`;
+      issued++;
+      node.allocate(ns, 1, undefined, (err, res) => {
+        if (err) return reject(err);
+        lastIds[ns] = Math.max(lastIds[ns] ?? 0, res.first + res.count - 1);
+        done++;
+        if (done === cfg.records) resolve();
+        else if (issued < cfg.records) issue();
+      });
+    };
+    for (let i = 0; i < Math.min(cfg.inFlight, cfg.records); i++) issue();
+  });
+  process.send({ type: 'filled', records: done, ms: performance.now() - startMs, lastIds });
+}
+
+function openEngine(cfg) {
+  const require = createRequire(import.meta.url);
+  const { createMetrics } = require(path.join(cfg.distDir, 'core/metrics.js'));
+  const pino = require('pino');
+  const opts = {
+    id: 'bench',
+    dataDir: cfg.dataDir,
+    logger: pino({ level: 'warn' }, pino.destination(2)),
+    metrics: createMetrics({ defaults: false }),
+  };
+  if (cfg.engine === 'baseline') {
+    return require(path.join(cfg.distDir, 'node/baseline.js')).openBaselineNode(opts);
+  }
+  return require(path.join(cfg.distDir, 'node/node.js')).openNode(opts);
+}
+
+/** The engine alone, called in-process with `inFlight` allocations outstanding. */
+async function inProcess(cfg) {
+  const node = await openEngine(cfg);
+  let ok = 0;
+  let outstanding = 0;
+  const startMs = performance.now();
+  await new Promise((resolve, reject) => {
+    const issue = () => {
+      outstanding++;
+      node.allocate('bench', 1, undefined, (err) => {
+        outstanding--;
+        if (err) return reject(err);
+        ok++;
+        if (performance.now() - startMs < cfg.durationMs) issue();
+        else if (outstanding === 0) resolve();
+      });
+    };
+    for (let i = 0; i < cfg.inFlight; i++) issue();
+  });
+  const perS = ok / ((performance.now() - startMs) / 1000);
+  await node.close();
+  process.send({ type: 'rate', perS });
+}
+
+/** What the disk allows one-at-a-time: the ceiling of any checkpoint-per-write design. */
+function device(cfg) {
+  const fd = fs.openSync(cfg.file, 'w+');
+  fs.writeSync(fd, Buffer.alloc(1 << 20), 0, 1 << 20, 0);
+  fs.fsyncSync(fd);
+  const buf = Buffer.alloc(128, 1);
+  let ok = 0;
+  const startMs = performance.now();
+  const step = () => {
+    fs.write(fd, buf, 0, buf.length, 4096, (err) => {
+      if (err) return die(err);
+      fs.fdatasync(fd, (syncErr) => {
+        if (syncErr) return die(syncErr);
+        ok++;
+        if (performance.now() - startMs < cfg.durationMs) return step();
+        fs.closeSync(fd);
+        process.send({ type: 'rate', perS: ok / ((performance.now() - startMs) / 1000) });
+      });
+    });
+  };
+  step();
+}
