@@ -18,6 +18,7 @@ export interface Metrics {
   recoveryDurationSeconds: Gauge;
   recoveryRecords: Gauge;
   queuedRequests: Gauge;
+  diskFull: Gauge;
 }
 
 export function createMetrics(opts: { defaults?: boolean } = {}): Metrics {
@@ -47,7 +48,7 @@ export function createMetrics(opts: { defaults?: boolean } = {}): Metrics {
     }),
     fsyncDurationSeconds: new Histogram({
       name: 'tally_wal_fsync_duration_seconds',
-      help: 'WAL write+fdatasync duration per group-commit batch',
+      help: 'WAL append per group-commit batch: write + fdatasync (and a segment rollover when one happens)',
       buckets: fast,
       registers,
     }),
@@ -83,6 +84,11 @@ export function createMetrics(opts: { defaults?: boolean } = {}): Metrics {
     queuedRequests: new Gauge({
       name: 'tally_queued_requests',
       help: 'Allocation requests waiting for the next group commit',
+      registers,
+    }),
+    diskFull: new Gauge({
+      name: 'tally_disk_full',
+      help: '1 while allocations are refused because the WAL disk is full',
       registers,
     }),
   };

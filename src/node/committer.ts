@@ -10,6 +10,7 @@ import {
   DeadlineExceededError,
   NoSpaceError,
   OverloadedError,
+  StorageFatalError,
   TallyError,
   UnavailableError,
 } from '../core/errors';
@@ -48,6 +49,9 @@ export class Committer {
   private spare: Pending[] = [];
   private writing = false;
   private stopped: TallyError | null = null;
+  /** Set by a fatal storage error: nothing is written after it. */
+  private fatal: TallyError | null = null;
+  private diskFull = false;
   private readonly buf: Buffer;
   private idle: Array<() => void> = [];
 
@@ -84,7 +88,7 @@ export class Committer {
     this.stop(reason);
     const queued = this.queue;
     this.queue = [];
-    for (const p of queued) p.cb(reason);
+    for (const p of queued) this.reply(p, reason);
   }
 
   /** Resolves when nothing is queued or being written. */
@@ -109,6 +113,11 @@ export class Committer {
       const batch = this.takeBatch();
       const leftover = await this.writeBatch(batch);
       batch.length = 0;
+      if (this.fatal) {
+        // Nothing more is written after a fatal storage error: answer, never retry.
+        for (const p of leftover) this.reply(p, this.fatal);
+        break;
+      }
       if (leftover.length > 0) this.queue.unshift(...leftover);
       this.opts.metrics.queuedRequests.set(this.queue.length);
     }
@@ -118,7 +127,15 @@ export class Committer {
     for (const resolve of idle) resolve();
   }
 
-  /** Writes as much of `batch` as fits one buffer; returns the requests that did not fit. */
+  /** Every answer goes through here: a callback that throws must not stall the batch. */
+  private reply(p: Pending, err: TallyError | null, result?: AllocateResult): void {
+    try {
+      p.cb(err, result);
+    } catch (thrown) {
+      this.opts.logger.error({ err: (thrown as Error).message }, 'node: allocate callback threw');
+    }
+  }
+
   private async writeBatch(batch: Pending[]): Promise<Pending[]> {
     const { wal, state, clock, epoch } = this.opts;
     const accepted: Pending[] = [];
@@ -131,13 +148,16 @@ export class Committer {
       const p = batch[i] as Pending;
       if (bytes + allocateRecordBytes(p.namespace.length) > room) break;
       if (p.deadlineUnixMs !== undefined && p.deadlineUnixMs <= now) {
-        p.cb(new DeadlineExceededError('node: deadline passed before the request was written'));
+        this.reply(
+          p,
+          new DeadlineExceededError('node: deadline passed before the request was written'),
+        );
         continue;
       }
       try {
         p.first = state.reserve(p.namespace, p.count);
       } catch (err) {
-        p.cb(err as TallyError);
+        this.reply(p, err as TallyError);
         continue;
       }
       const index = wal.nextIndex + accepted.length;
@@ -156,36 +176,43 @@ export class Committer {
     try {
       await wal.append(this.buf, bytes, accepted.length);
     } catch (err) {
-      const error = err instanceof TallyError ? err : new UnavailableError(String(err));
-      if (error instanceof NoSpaceError) {
-        this.opts.logger.error(
-          { err: error.message },
-          'wal: disk full, refusing allocations until space returns',
-        );
-        for (const p of accepted) p.cb(error);
-        return;
-      }
-      const failure = new UnavailableError('node: storage failed; this node has stopped', {
-        cause: error,
-      });
-      for (const p of accepted) p.cb(failure);
-      this.abort(failure);
-      this.opts.onFatal(error);
+      this.commitFailed(accepted, err);
       return;
+    }
+    if (this.diskFull) {
+      this.diskFull = false;
+      metrics.diskFull.set(0);
+      this.opts.logger.warn('wal: disk space is back; acknowledging allocations again');
     }
     metrics.fsyncDurationSeconds.observe((this.opts.clock.monotonicMs() - started) / 1000);
     metrics.batchRecords.observe(accepted.length);
     for (let k = 0; k < accepted.length; k++) {
       const p = accepted[k] as Pending;
       state.apply(p.namespace, p.first, p.count);
-      const result: AllocateResult = {
-        first: p.first,
-        count: p.count,
-        epoch,
-        index: firstIndex + k,
-      };
-      p.cb(null, result);
+      this.reply(p, null, { first: p.first, count: p.count, epoch, index: firstIndex + k });
     }
     this.opts.onBatchDurable(firstIndex + accepted.length - 1, bytes);
+  }
+
+  private commitFailed(accepted: Pending[], err: unknown): void {
+    if (err instanceof NoSpaceError) {
+      if (!this.diskFull) {
+        // Logged once per episode, not per refused batch.
+        this.diskFull = true;
+        this.opts.metrics.diskFull.set(1);
+        this.opts.logger.error(
+          { err: err.message },
+          'wal: disk full, refusing allocations until space returns',
+        );
+      }
+      for (const p of accepted) this.reply(p, err);
+      return;
+    }
+    const cause =
+      err instanceof TallyError ? err : new StorageFatalError(String(err), { cause: err });
+    this.fatal = new UnavailableError('node: storage failed; this node has stopped', { cause });
+    for (const p of accepted) this.reply(p, this.fatal);
+    this.abort(this.fatal);
+    this.opts.onFatal(cause);
   }
 }

@@ -172,6 +172,31 @@ describe('node', () => {
     await node.close();
   });
 
+  it('after a fatal fsync error nothing more is written or acknowledged, leftovers included', async () => {
+    const storage = new FaultStorage();
+    const node = await openFaultNode(storage, { segmentSizeBytes: 8192 });
+    let walWrites = 0;
+    let failed = false;
+    const afterFailure: string[] = [];
+    storage.onOp = (op, target) => {
+      if (!target.endsWith('.wal')) return;
+      if (failed && (op === 'write' || op === 'datasync')) afterFailure.push(op);
+      // The second batch (about 400 requests, more than the segment holds) fails its fsync once.
+      if (op === 'write' && ++walWrites === 2) storage.failOn('datasync', 'EIO', /\.wal$/, 1);
+      if (op === 'datasync' && walWrites === 2) failed = true;
+    };
+    const outcomes = await Promise.all(
+      Array.from({ length: 400 }, () => settle(alloc(node, 'a', 1))),
+    );
+    const acked = outcomes.filter((o) => 'ok' in o);
+    expect(acked).toHaveLength(1); // the first batch, written before the failure
+    for (const o of outcomes.slice(1))
+      expect((o as { err: unknown }).err).toBeInstanceOf(UnavailableError);
+    expect(await node.failed).toBeInstanceOf(StorageFatalError);
+    expect(afterFailure).toEqual([]);
+    await node.close();
+  });
+
   it('keeps WAL disk use bounded under sustained load through automatic checkpoints', async () => {
     const storage = new FaultStorage();
     const node = await openFaultNode(storage, {

@@ -33,20 +33,23 @@ export async function createZeroFilled(
 ): Promise<void> {
   zeroFill ??= Buffer.alloc(zeroFillChunkBytes);
   if (await storage.exists(filePath)) await storage.unlink(filePath);
-  const file = await storage.open(filePath, 'create');
   try {
-    for (let at = 0; at < sizeBytes; at += zeroFillChunkBytes) {
-      await file.write(zeroFill, 0, Math.min(zeroFillChunkBytes, sizeBytes - at), at);
+    const file = await storage.open(filePath, 'create');
+    try {
+      for (let at = 0; at < sizeBytes; at += zeroFillChunkBytes) {
+        await file.write(zeroFill, 0, Math.min(zeroFillChunkBytes, sizeBytes - at), at);
+      }
+      await file.datasync();
+    } finally {
+      await file.close();
     }
-    await file.datasync();
   } catch (err) {
-    await file.close().catch(() => undefined);
+    // A file that never became whole is never used: removing it is always safe.
     await storage.unlink(filePath).catch(() => undefined);
     if (isErrno(err, 'ENOSPC'))
       throw new NoSpaceError(`wal: no space to preallocate ${filePath}`, { cause: err });
     throw err;
   }
-  await file.close();
 }
 
 /** Keeps one zero-filled segment ready. take() hands it over and starts the next one. */

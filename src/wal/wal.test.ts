@@ -96,6 +96,29 @@ describe('wal', () => {
     await reopened.wal.close();
   });
 
+  it('an ENOSPC from fsync is fatal too, and every later append is refused', async () => {
+    const storage = new FaultStorage();
+    const { wal } = await openWal(storage);
+    storage.failOn('datasync', 'ENOSPC', /\.wal$/, 1);
+    await expect(appendBatch(wal, 10)).rejects.toBeInstanceOf(StorageFatalError);
+    await expect(appendBatch(wal, 1)).rejects.toBeInstanceOf(StorageFatalError);
+    expect(wal.nextIndex).toBe(1);
+    await wal.close();
+  });
+
+  it('ENOSPC from write() is recoverable: its bytes are zeroed before a shorter batch follows', async () => {
+    const storage = new FaultStorage();
+    const { wal } = await openWal(storage);
+    await appendBatch(wal, 2);
+    storage.failOn('write', 'ENOSPC', /\.wal$/, 1);
+    await expect(appendBatch(wal, 10)).rejects.toBeInstanceOf(NoSpaceError);
+    await appendBatch(wal, 1);
+    await wal.close();
+    const report = await inspectDataDir('/d', undefined, storage.crash());
+    expect(report.corruption).toBeNull();
+    expect(report.lastIndex).toBe(3);
+  });
+
   it('an fsync error is fatal (StorageFatalError), never retried as success', async () => {
     const storage = new FaultStorage();
     const { wal } = await openWal(storage);

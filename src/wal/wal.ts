@@ -9,13 +9,7 @@
 import * as path from 'node:path';
 import type { Logger } from 'pino';
 import { assert } from '../core/assert';
-import {
-  CorruptionError,
-  NoSpaceError,
-  StorageFatalError,
-  TallyError,
-  isErrno,
-} from '../core/errors';
+import { CorruptionError, NoSpaceError, StorageFatalError, isErrno } from '../core/errors';
 import { scanSegment } from './decoder';
 import { recordBytesMax, type WalRecord } from './record';
 import {
@@ -56,6 +50,7 @@ export class Wal {
   /** Bytes of a failed (ENOSPC) write that must be zeroed before the next append. */
   private dirtyBytes = 0;
   private nextIndexValue = 1;
+  private fatal: StorageFatalError | null = null;
   private readonly preallocator: Preallocator;
 
   private constructor(private readonly opts: WalOptions) {
@@ -213,34 +208,46 @@ export class Wal {
 
   /**
    * Writes `count` records already encoded in buf[0, length) — indexes nextIndex .. +count-1 —
-   * and makes them durable. Throws NoSpaceError (nothing durable, nothing advanced) or
-   * StorageFatalError (durable state unknown: the caller must stop).
+   * and makes them durable. Throws NoSpaceError when a write() or a new segment found the disk
+   * full (nothing durable, nothing advanced; the next append may succeed), or StorageFatalError
+   * for anything else, fsync errors included. After a fatal error every append fails: the
+   * file's durable state is unknown and an fsync is never retried on the same descriptor.
    */
   async append(buf: Buffer, length: number, count: number): Promise<void> {
     assert(length > 0 && count > 0, 'append: non-empty batch');
     assert(length <= this.opts.segmentSizeBytes, 'append: batch fits one segment');
+    if (this.fatal) throw this.fatal;
     try {
       if (this.dirtyBytes > 0) await this.zeroDirty();
       if (this.segmentFull || length > this.segmentRemainingBytes) await this.rollover();
-      const file = this.file as StorageFile;
-      try {
-        await file.write(buf, 0, length, this.offset);
-      } catch (err) {
-        if (isErrno(err, 'ENOSPC')) this.dirtyBytes = length;
-        throw err;
-      }
-      await file.datasync();
+      await this.writeAtOffset(buf, length);
+      await (this.file as StorageFile).datasync();
     } catch (err) {
-      throw classifyWriteError(err);
+      if (err instanceof NoSpaceError) throw err;
+      this.fatal = new StorageFatalError(`wal: write or fsync failed: ${(err as Error).message}`, {
+        cause: err,
+      });
+      throw this.fatal;
     }
     this.offset += length;
     this.nextIndexValue += count;
   }
 
+  /** A write() refused for lack of space changed nothing durable: remember what to zero. */
+  private async writeAtOffset(buf: Buffer, length: number): Promise<void> {
+    try {
+      await (this.file as StorageFile).write(buf, 0, length, this.offset);
+    } catch (err) {
+      if (!isErrno(err, 'ENOSPC')) throw err;
+      this.dirtyBytes = Math.max(this.dirtyBytes, length);
+      throw new NoSpaceError('wal: no space left on device', { cause: err });
+    }
+  }
+
+  /** Zeroes what a refused write may have left, so a shorter batch cannot leave it behind. */
   private async zeroDirty(): Promise<void> {
-    const file = this.file as StorageFile;
-    await file.write(Buffer.alloc(this.dirtyBytes), 0, this.dirtyBytes, this.offset);
-    await file.datasync();
+    await this.writeAtOffset(Buffer.alloc(this.dirtyBytes), this.dirtyBytes);
+    await (this.file as StorageFile).datasync();
     this.dirtyBytes = 0;
   }
 
@@ -267,13 +274,4 @@ export class Wal {
     await this.file?.close();
     this.file = null;
   }
-}
-
-function classifyWriteError(err: unknown): TallyError {
-  if (err instanceof TallyError) return err;
-  if (isErrno(err, 'ENOSPC'))
-    return new NoSpaceError('wal: no space left on device', { cause: err });
-  return new StorageFatalError(`wal: write or fsync failed: ${(err as Error).message}`, {
-    cause: err,
-  });
 }
