@@ -414,7 +414,8 @@ class BaselineNode implements CounterNode {
 
 export async function openBaselineNode(opts: BaselineNodeOptions): Promise<CounterNode> {
   const startMs = performance.now();
-  const lock = lockDataDir(opts.dataDir); // creates the dir; same lock as the WAL engine
+  // Creates the dir; the same lock as the WAL engine. The table file is ours, not foreign.
+  const lock = lockDataDir(opts.dataDir, [baselineTableFileName]);
   try {
     const { fd, table } = openTable(opts.dataDir, opts.id);
     let slots: Slot[];

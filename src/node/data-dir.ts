@@ -41,44 +41,76 @@ function unusable(dataDir: string, err: unknown): DataDirError {
   );
 }
 
-/** Creates the directory if needed and takes the exclusive lock. Startup only: sync I/O. */
-export function lockDataDir(dataDir: string): DirLock {
+/** Entries that do not belong in a Tally data dir. */
+function foreignEntries(names: string[]): string[] {
+  return names.filter((name) => !known.has(name));
+}
+
+function refuseForeign(dataDir: string, foreign: string[]): DataDirError {
+  const shown = foreign
+    .slice(0, 3)
+    .map((n) => `'${n}'`)
+    .join(', ');
+  return new DataDirError(
+    `data-dir: ${dataDir} is not a Tally data dir (found ${shown}); use an empty directory`,
+  );
+}
+
+/** Creates the directory (durably) if needed, then takes the exclusive lock. Startup only: sync I/O. */
+export function lockDataDir(dataDir: string, engineFiles: string[] = []): DirLock {
   let fd: number;
   try {
-    fs.mkdirSync(dataDir, { recursive: true });
+    if (fs.existsSync(dataDir)) {
+      // Refuse someone else's directory before leaving a LOCK file in it.
+      const names = fs.readdirSync(dataDir);
+      const foreign = foreignEntries(names).filter((name) => !engineFiles.includes(name));
+      if (!names.includes(metaFileName) && foreign.length > 0)
+        throw refuseForeign(dataDir, foreign);
+    } else {
+      fs.mkdirSync(dataDir, { recursive: true });
+      fsyncDirSync(path.dirname(path.resolve(dataDir)));
+    }
     fd = fs.openSync(
       path.join(dataDir, lockFileName),
       fs.constants.O_RDWR | fs.constants.O_CREAT,
       0o644,
     );
   } catch (err) {
+    if (err instanceof DataDirError) throw err;
     throw unusable(dataDir, err);
   }
-  if (!tryLock(fd)) {
-    const holder = fs.readFileSync(path.join(dataDir, lockFileName), 'utf8').trim();
+  try {
+    if (!tryLock(fd)) {
+      const holder = fs.readFileSync(path.join(dataDir, lockFileName), 'utf8').trim();
+      throw new DataDirError(
+        `data-dir: ${dataDir} is locked by another running process${holder ? ` (pid ${holder})` : ''}`,
+      );
+    }
+    fs.ftruncateSync(fd, 0);
+    fs.writeSync(fd, `${process.pid}\n`, 0);
+  } catch (err) {
     fs.closeSync(fd);
-    throw new DataDirError(
-      `data-dir: ${dataDir} is locked by another running process${holder ? ` (pid ${holder})` : ''}`,
-    );
+    if (err instanceof DataDirError) throw err;
+    throw unusable(dataDir, err);
   }
-  fs.ftruncateSync(fd, 0);
-  fs.writeSync(fd, `${process.pid}\n`, 0);
   return { close: () => fs.closeSync(fd) };
+}
+
+function fsyncDirSync(dir: string): void {
+  const fd = fs.openSync(dir, fs.constants.O_RDONLY);
+  try {
+    fs.fsyncSync(fd);
+  } finally {
+    fs.closeSync(fd);
+  }
 }
 
 /** Reads meta, or creates it for a new directory. Refuses other nodes' and non-Tally dirs. */
 export async function loadMeta(storage: Storage, dataDir: string, nodeId: string): Promise<Meta> {
   const file = path.join(dataDir, metaFileName);
   if (!(await storage.exists(file))) {
-    const foreign = (await storage.list(dataDir)).filter((name) => !known.has(name));
-    if (foreign.length > 0) {
-      throw new DataDirError(
-        `data-dir: ${dataDir} is not a Tally data dir (found ${foreign
-          .slice(0, 3)
-          .map((n) => `'${n}'`)
-          .join(', ')}); use an empty directory`,
-      );
-    }
+    const foreign = foreignEntries(await storage.list(dataDir));
+    if (foreign.length > 0) throw refuseForeign(dataDir, foreign);
     const meta: Meta = { formatVersion: 1, nodeId, epoch: 0, role: 'standalone' };
     await writeMeta(storage, dataDir, meta);
     return meta;

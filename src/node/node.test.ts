@@ -13,6 +13,18 @@ import { idMax } from '../core/limits';
 import { FaultStorage } from '../testing/fault-storage';
 import { alloc, openFaultNode } from '../testing/node-harness';
 import { writeSnapshot } from '../wal/snapshot';
+import { noSpaceRetryMs } from '../wal/segment-files';
+import { FakeClock } from '../testing/fake-clock';
+
+/** A node dir whose counters start from `counters` (a real WAL, then a snapshot over it). */
+async function seededStorage(counters: Array<[string, number]>): Promise<FaultStorage> {
+  const storage = new FaultStorage();
+  const node = await openFaultNode(storage);
+  const { lastIndex, epoch } = node.status();
+  await node.close();
+  await writeSnapshot(storage, '/data', { index: lastIndex, epoch, unixMs: 0, counters });
+  return storage;
+}
 
 function settle<T>(p: Promise<T>): Promise<{ ok: T } | { err: unknown }> {
   return p.then(
@@ -89,15 +101,7 @@ describe('node', () => {
   });
 
   it('refuses to pass the maximum ID and never wraps', async () => {
-    const storage = new FaultStorage();
-    await storage.mkdir('/data');
-    await writeSnapshot(storage, '/data', {
-      index: 0,
-      epoch: 0,
-      unixMs: 0,
-      counters: [['big', idMax - 5]],
-    });
-    const node = await openFaultNode(storage);
+    const node = await openFaultNode(await seededStorage([['big', idMax - 5]]));
     expect((await alloc(node, 'big', 5)).first).toBe(idMax - 4);
     await expect(alloc(node, 'big', 1)).rejects.toBeInstanceOf(CounterExhaustedError);
     expect((await alloc(node, 'other', 1)).first).toBe(1);
@@ -105,14 +109,8 @@ describe('node', () => {
   });
 
   it('refuses new namespaces past the limit with OverloadedError', async () => {
-    const storage = new FaultStorage();
-    await storage.mkdir('/data');
-    const counters: Array<[string, number]> = Array.from({ length: 10_000 }, (_, i) => [
-      `ns${i}`,
-      1,
-    ]);
-    await writeSnapshot(storage, '/data', { index: 0, epoch: 0, unixMs: 0, counters });
-    const node = await openFaultNode(storage);
+    const counters = Array.from({ length: 10_000 }, (_, i): [string, number] => [`ns${i}`, 1]);
+    const node = await openFaultNode(await seededStorage(counters));
     await expect(alloc(node, 'one-too-many', 1)).rejects.toBeInstanceOf(OverloadedError);
     expect((await alloc(node, 'ns7', 1)).first).toBe(2);
     await node.close();
@@ -120,7 +118,8 @@ describe('node', () => {
 
   it('on a full disk refuses with NoSpaceError, keeps what was acknowledged, resumes when space returns', async () => {
     const storage = new FaultStorage();
-    const node = await openFaultNode(storage, { segmentSizeBytes: 4096 });
+    const clock = new FakeClock();
+    const node = await openFaultNode(storage, { segmentSizeBytes: 4096, clock });
     storage.failOn('create', 'ENOSPC', /next\.tmp/);
     const acked: number[] = [];
     let refused = 0;
@@ -134,6 +133,7 @@ describe('node', () => {
     }
     expect(refused).toBeGreaterThan(0);
     storage.clearFaults();
+    clock.advance(noSpaceRetryMs);
     const after = await alloc(node, 'a', 1);
     expect(after.first).toBeGreaterThan(Math.max(...acked));
     await node.close();
@@ -194,6 +194,29 @@ describe('node', () => {
       expect((o as { err: unknown }).err).toBeInstanceOf(UnavailableError);
     expect(await node.failed).toBeInstanceOf(StorageFatalError);
     expect(afterFailure).toEqual([]);
+    await node.close();
+  });
+
+  it('a checkpoint that finds the disk full is refused (NoSpaceError) and the node keeps serving', async () => {
+    const storage = new FaultStorage();
+    const node = await openFaultNode(storage);
+    await alloc(node, 'a', 1);
+    storage.failOn('create', 'ENOSPC', /snapshot\.tmp/);
+    await expect(node.checkpoint()).rejects.toBeInstanceOf(NoSpaceError);
+    expect((await alloc(node, 'a', 1)).first).toBe(2);
+    storage.clearFaults();
+    expect((await node.checkpoint()).index).toBe(node.status().lastIndex);
+    await node.close();
+  });
+
+  it('a checkpoint whose fsync fails stops the node', async () => {
+    const storage = new FaultStorage();
+    const node = await openFaultNode(storage);
+    await alloc(node, 'a', 1);
+    storage.failOn('datasync', 'EIO', /snapshot\.tmp/);
+    await expect(node.checkpoint()).rejects.toBeInstanceOf(StorageFatalError);
+    expect(await node.failed).toBeInstanceOf(StorageFatalError);
+    await expect(alloc(node, 'a', 1)).rejects.toBeInstanceOf(UnavailableError);
     await node.close();
   });
 

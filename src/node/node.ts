@@ -6,7 +6,14 @@
 import * as path from 'node:path';
 import type { Logger } from 'pino';
 import { systemClock, type Clock } from '../core/clock';
-import { ConfigError, StorageFatalError, UnavailableError, type TallyError } from '../core/errors';
+import {
+  ConfigError,
+  NoSpaceError,
+  StorageFatalError,
+  UnavailableError,
+  isErrno,
+  type TallyError,
+} from '../core/errors';
 import {
   checkpointBytesDefault,
   checkpointRecordsDefault,
@@ -40,6 +47,8 @@ export interface NodeOptions {
 }
 
 const batchBytesMax = 1024 * 1024;
+/** After a checkpoint failed for lack of space, the next automatic one waits this long. */
+const checkpointRetryMs = 10_000;
 
 export async function openNode(opts: NodeOptions): Promise<CounterNode> {
   const segmentSizeBytes = opts.segmentSizeBytes ?? segmentSizeBytesDefault;
@@ -64,6 +73,10 @@ class TallyNode implements CounterNode {
   private checkpointUnixMs = 0;
   private bytesSinceCheckpoint = 0;
   private checkpointRunning: Promise<CheckpointInfo> | null = null;
+  /** After a checkpoint failed for lack of space, automatic ones wait until then. */
+  private checkpointNotBeforeMs = 0;
+  /** Segment count last published to the WAL gauges. */
+  private gaugedSegments = 0;
   private resolveFailed!: (err: Error) => void;
   readonly failed: Promise<Error>;
 
@@ -102,6 +115,8 @@ class TallyNode implements CounterNode {
         dir: path.join(opts.dataDir, walDirName),
         segmentSizeBytes,
         logger: opts.logger.child({ module: 'wal' }),
+        clock,
+        requireExisting: meta.epoch > 0 || snapshot !== null,
       },
       fromIndex,
       (record: WalRecord) => {
@@ -127,7 +142,12 @@ class TallyNode implements CounterNode {
     node.appliedIndex = recovery.lastIndex;
     node.checkpointIndex = fromIndex;
     node.checkpointUnixMs = snapshot?.unixMs ?? 0;
-    await node.beginEpoch(lastEpoch + 1);
+    try {
+      await node.beginEpoch(lastEpoch + 1);
+    } catch (err) {
+      await wal.close().catch(() => undefined);
+      throw err;
+    }
     return node;
   }
 
@@ -176,12 +196,14 @@ class TallyNode implements CounterNode {
 
   private afterBatch(lastIndex: number, bytes: number): void {
     this.appliedIndex = lastIndex;
+    if (this.wal.segmentCount !== this.gaugedSegments) this.updateWalGauges(); // a rollover
     this.bytesSinceCheckpoint += bytes;
     const records = lastIndex - this.checkpointIndex;
     const due =
       records >= (this.opts.checkpointRecords ?? checkpointRecordsDefault) ||
       this.bytesSinceCheckpoint >= (this.opts.checkpointBytes ?? checkpointBytesDefault);
-    if (due && this.checkpointRunning === null && this.stateValue === 'serving') {
+    const backedOff = this.clock.monotonicMs() < this.checkpointNotBeforeMs;
+    if (due && !backedOff && this.checkpointRunning === null && this.stateValue === 'serving') {
       this.checkpoint().catch((err: unknown) =>
         this.log.error({ err: (err as Error).message }, 'node: automatic checkpoint failed'),
       );
@@ -209,11 +231,20 @@ class TallyNode implements CounterNode {
       counters: this.state.durableEntries(),
     };
     const bytesAtStart = this.bytesSinceCheckpoint;
-    await writeSnapshot(this.storage, this.opts.dataDir, snapshot);
+    try {
+      await writeSnapshot(this.storage, this.opts.dataDir, snapshot);
+    } catch (err) {
+      throw this.checkpointFailed(err);
+    }
     this.checkpointIndex = snapshot.index;
     this.checkpointUnixMs = snapshot.unixMs;
     this.bytesSinceCheckpoint -= bytesAtStart;
-    const segmentsRemoved = await this.wal.compact(snapshot.index);
+    let segmentsRemoved: number;
+    try {
+      segmentsRemoved = await this.wal.compact(snapshot.index);
+    } catch (err) {
+      throw this.checkpointFailed(err);
+    }
     this.updateWalGauges();
     const durationMs = this.clock.monotonicMs() - started;
     this.opts.metrics.checkpoints.inc();
@@ -225,7 +256,24 @@ class TallyNode implements CounterNode {
     return { index: snapshot.index, segmentsRemoved, durationUs: Math.round(durationMs * 1000) };
   }
 
+  /**
+   * A snapshot that could not be written for lack of space leaves everything as it was (the
+   * WAL still holds every record): refuse and back off. Any other failure leaves the directory
+   * in an unknown state: the node stops.
+   */
+  private checkpointFailed(err: unknown): TallyError {
+    const message = (err as Error).message;
+    if (isErrno(err, 'ENOSPC')) {
+      this.checkpointNotBeforeMs = this.clock.monotonicMs() + checkpointRetryMs;
+      return new NoSpaceError(`node: no space to write a checkpoint: ${message}`, { cause: err });
+    }
+    const fatal = new StorageFatalError(`node: checkpoint failed: ${message}`, { cause: err });
+    this.fail(fatal);
+    return fatal;
+  }
+
   private updateWalGauges(): void {
+    this.gaugedSegments = this.wal.segmentCount;
     this.opts.metrics.walBytes.set(this.wal.diskBytes);
     this.opts.metrics.walSegments.set(this.wal.segmentCount);
   }

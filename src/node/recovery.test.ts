@@ -3,6 +3,9 @@ import { describe, expect, it } from 'vitest';
 import { CorruptionError } from '../core/errors';
 import { FaultStorage } from '../testing/fault-storage';
 import { inspectDataDir } from '../wal/inspect';
+import { encodeSnapshot } from '../wal/snapshot';
+import { writeFileAtomic } from '../wal/storage';
+import { crc32c } from '../core/crc32c';
 import { AckLog, alloc, openFaultNode, testDataDir, tracked } from '../testing/node-harness';
 import type { CounterNode } from './types';
 
@@ -138,5 +141,31 @@ describe('recovery with a fault-injecting disk', () => {
     await expect(openFaultNode(image)).rejects.toThrow(
       /snapshot: crc mismatch in \/data\/snapshot/,
     );
+  });
+
+  it('a WAL that vanished (segments deleted) is refused, not started empty', async () => {
+    const storage = new FaultStorage();
+    const node = await openFaultNode(storage);
+    await alloc(node, 'a', 5);
+    await node.close();
+    const image = storage.crash();
+    for (const f of image.files().filter((f) => f.endsWith('.wal'))) await image.unlink(f);
+    await image.syncDir(path.join(testDataDir, 'wal'));
+    await expect(openFaultNode(image)).rejects.toThrow(/the WAL is missing/);
+  });
+
+  it('a snapshot with a valid CRC but a malformed body is refused as corruption naming the file', async () => {
+    const storage = new FaultStorage();
+    const node = await openFaultNode(storage);
+    await node.close();
+    const body = Buffer.from('{"index":1,"counters":[["a",-4]]}');
+    const bad = encodeSnapshot({ index: 1, epoch: 1, unixMs: 0, counters: [] });
+    const forged = Buffer.concat([bad.subarray(0, 8), Buffer.alloc(8), body]);
+    forged.writeUInt32LE(body.length, 8);
+    forged.writeUInt32LE(crc32c(body), 12);
+    await writeFileAtomic(storage, path.join(testDataDir, 'snapshot'), forged);
+    const err = await openFaultNode(storage).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(CorruptionError);
+    expect((err as Error).message).toBe('snapshot: malformed body in /data/snapshot');
   });
 });

@@ -4,7 +4,13 @@
  * response object. Range and namespace checks live in the node (InvalidArgumentError); the
  * handlers only make sure the fields have the right types before passing them on.
  */
-import { type ServerDuplexStream, type ServerUnaryCall, type sendUnaryData } from '@grpc/grpc-js';
+import {
+  type ServerDuplexStream,
+  type ServerUnaryCall,
+  type MethodDefinition,
+  type ServiceDefinition,
+  type sendUnaryData,
+} from '@grpc/grpc-js';
 import { status as GrpcStatus } from '@grpc/grpc-js';
 import type { Logger } from 'pino';
 import type { Metrics } from '../core/metrics';
@@ -38,8 +44,38 @@ function deadlineUnixMs(call: { getDeadline(): Date | number }): number | undefi
   return Number.isFinite(ms) ? ms : undefined;
 }
 
+/** Stands in for a request whose bytes are not a valid AllocateRequest (see tolerantRequests). */
+const undecodable = Object.freeze({}) as AllocateRequest__Output;
+
+/**
+ * The Counter service definition with request decoding that cannot fail: bytes that are not a
+ * valid AllocateRequest reach the handler as `undecodable` and get INVALID_ARGUMENT (grpc-js
+ * would answer INTERNAL, and on a stream end the whole call).
+ */
+export function tolerantRequests(definition: ServiceDefinition): ServiceDefinition {
+  const tolerant = (
+    method: MethodDefinition<unknown, unknown>,
+  ): MethodDefinition<unknown, unknown> => ({
+    ...method,
+    requestDeserialize: (bytes: Buffer) => {
+      try {
+        return method.requestDeserialize(bytes);
+      } catch {
+        return undecodable;
+      }
+    },
+  });
+  return Object.fromEntries(Object.entries(definition).map(([name, m]) => [name, tolerant(m)]));
+}
+
 /** Only the field types: everything about values is the node's to judge. */
 function malformed(req: AllocateRequest__Output): GrpcError | null {
+  if (req === undecodable) {
+    return {
+      code: GrpcStatus.INVALID_ARGUMENT,
+      details: 'server: request is not a valid tally.v1.AllocateRequest',
+    };
+  }
   if (typeof req.namespace === 'string' && typeof req.count === 'number') return null;
   return { code: GrpcStatus.INVALID_ARGUMENT, details: 'server: namespace and count are required' };
 }

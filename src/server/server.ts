@@ -10,7 +10,7 @@ import type { Logger } from 'pino';
 import type { Metrics } from '../core/metrics';
 import type { CounterNode } from '../node/types';
 import { createAdminHandlers } from './admin-service';
-import { CounterService } from './counter-service';
+import { CounterService, tolerantRequests } from './counter-service';
 import { parseHostPort } from './listen';
 import { loadProtos } from './proto';
 
@@ -83,7 +83,7 @@ export async function startServer(opts: StartServerOptions): Promise<RunningServ
   const { packageDefinition, tally } = loadProtos();
   const server = new grpc.Server(serverOptions);
   const counter = new CounterService({ node: opts.node, logger, metrics: opts.metrics });
-  server.addService(tally.v1.Counter.service, counter.handlers);
+  server.addService(tolerantRequests(tally.v1.Counter.service), counter.handlers);
   server.addService(tally.v1.Admin.service, createAdminHandlers(opts.node, logger));
   const health = new HealthImplementation({ '': 'SERVING', [counterServiceName]: 'SERVING' });
   health.addToServer(server);

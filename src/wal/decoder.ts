@@ -18,7 +18,7 @@ export interface ScanResult {
   end: ScanEnd;
   records: number;
   lastIndex: number;
-  /** Last epoch seen in this segment (0 if none). */
+  /** Last epoch seen (startEpoch if the segment has no records). */
   lastEpoch: number;
 }
 
@@ -45,18 +45,20 @@ function isZero(buf: Buffer, from: number, to: number): boolean {
 
 /**
  * Scans buf[0, length). `expectedIndex` is the index the first record must have.
- * `onRecord` sees each verified record in order.
+ * `startEpoch` is the last epoch before this segment (epochs never go back). `onRecord` sees
+ * each verified record in order.
  */
 export function scanSegment(
   buf: Buffer,
   length: number,
   expectedIndex: number,
+  startEpoch: number,
   onRecord: (record: WalRecord, offset: number) => void,
 ): ScanResult {
   let at = 0;
   let records = 0;
   let lastIndex = expectedIndex - 1;
-  let lastEpoch = 0;
+  let lastEpoch = startEpoch;
   const result = (end: ScanEnd): ScanResult => ({ end, records, lastIndex, lastEpoch });
   for (;;) {
     // A record's length word is never zero, so most records skip the zero-header compare.

@@ -61,6 +61,15 @@ export async function inspectDataDir(
   report.segments = segments.length;
   let expected = segments[0]?.first ?? 1;
   report.firstIndex = expected;
+  let lastEpoch = 0;
+  // The same coverage rules as recovery (src/wal/wal.ts): the log must reach back to the
+  // snapshot and forward past it.
+  if (segments.length > 0 && expected > report.snapshotIndex + 1) {
+    const file = path.join(walDir, (segments[0] as { name: string }).name);
+    const message = `records ${report.snapshotIndex + 1}..${expected - 1} are missing`;
+    report.corruption = { file, offset: 0, message };
+    return report;
+  }
   for (let i = 0; i < segments.length; i++) {
     const { name, first } = segments[i] as { name: string; first: number };
     const filePath = path.join(walDir, name);
@@ -73,7 +82,7 @@ export async function inspectDataDir(
       break;
     }
     const buf = await storage.readFile(filePath);
-    const scan = scanSegment(buf, buf.length, first, (record, offset) => {
+    const scan = scanSegment(buf, buf.length, first, lastEpoch, (record, offset) => {
       report.records++;
       if (!onRecord) return;
       const base = { file: filePath, offset, epoch: record.epoch, index: record.index };
@@ -90,6 +99,7 @@ export async function inspectDataDir(
       }
     });
     expected = scan.lastIndex + 1;
+    lastEpoch = scan.lastEpoch;
     const isLast = i === segments.length - 1;
     if (scan.end.kind === 'corrupt' || (scan.end.kind === 'torn' && !isLast)) {
       const message =
@@ -100,5 +110,9 @@ export async function inspectDataDir(
     if (scan.end.kind === 'torn') report.tornTail = { file: filePath, offset: scan.end.offset };
   }
   report.lastIndex = expected - 1;
+  if (report.corruption === null && report.lastIndex < report.snapshotIndex) {
+    const message = `log ends at index ${report.lastIndex}, before the snapshot index ${report.snapshotIndex}`;
+    report.corruption = { file: walDir, offset: 0, message };
+  }
   return report;
 }

@@ -67,16 +67,26 @@ describe('record codec', () => {
     let at = 0;
     for (let i = 1; i <= 50; i++) at += encodeAllocate(buf, at, 1, i, `ns${i % 3}`, i * 10, i);
     const seen: number[] = [];
-    const result = scanSegment(buf, buf.length, 1, (r) => seen.push(r.index));
+    const result = scanSegment(buf, buf.length, 1, 0, (r) => seen.push(r.index));
     expect(seen).toEqual(Array.from({ length: 50 }, (_, i) => i + 1));
     expect(result.end).toEqual({ kind: 'clean', offset: at });
+  });
+
+  it('rejects an epoch lower than the one before it, across segment boundaries too', () => {
+    const buf = Buffer.alloc(1024);
+    encodeAllocate(buf, 0, 3, 1, 'a', 1, 1);
+    expect(scanSegment(buf, buf.length, 1, 4, () => undefined).end).toMatchObject({
+      kind: 'corrupt',
+      message: 'epoch 3 after epoch 4',
+    });
+    expect(scanSegment(buf, buf.length, 1, 3, () => undefined).end.kind).toBe('clean');
   });
 
   it('rejects a record whose index breaks the sequence', () => {
     const buf = Buffer.alloc(1024);
     const at = encodeAllocate(buf, 0, 1, 1, 'a', 1, 1);
     encodeAllocate(buf, at, 1, 3, 'a', 2, 1);
-    const result = scanSegment(buf, buf.length, 1, () => undefined);
+    const result = scanSegment(buf, buf.length, 1, 0, () => undefined);
     expect(result.end).toMatchObject({ kind: 'corrupt', message: 'record index 3, expected 2' });
   });
 
@@ -87,7 +97,7 @@ describe('record codec', () => {
     for (let cut = first + 1; cut < end; cut++) {
       const torn = Buffer.alloc(1024);
       full.copy(torn, 0, 0, cut);
-      expect(scanSegment(torn, torn.length, 1, () => undefined).end).toMatchObject({
+      expect(scanSegment(torn, torn.length, 1, 0, () => undefined).end).toMatchObject({
         kind: 'torn',
         offset: first,
       });
@@ -95,7 +105,7 @@ describe('record codec', () => {
     for (let at = first; at < end; at++) {
       const damaged = Buffer.from(full);
       damaged[at] = (damaged[at] as number) ^ 0x10;
-      expect(scanSegment(damaged, damaged.length, 1, () => undefined).end.kind).toBe('corrupt');
+      expect(scanSegment(damaged, damaged.length, 1, 0, () => undefined).end.kind).toBe('corrupt');
     }
   });
 });

@@ -6,7 +6,11 @@
  */
 import * as path from 'node:path';
 import type { Storage } from './storage';
+import type { Clock } from '../core/clock';
 import { NoSpaceError, isErrno } from '../core/errors';
+
+/** After the disk was found full, new segments are not attempted again for this long. */
+export const noSpaceRetryMs = 1000;
 
 export const segmentSuffix = '.wal';
 export const preallocName = 'next.tmp';
@@ -56,11 +60,14 @@ export async function createZeroFilled(
 export class Preallocator {
   private pending: Promise<void> | null = null;
   private readonly tmpPath: string;
+  /** Set when the disk was full: until then take() refuses at once instead of writing zeros. */
+  private noSpaceUntilMs = 0;
 
   constructor(
     private readonly storage: Storage,
     dir: string,
     private readonly sizeBytes: number,
+    private readonly clock: Clock,
   ) {
     this.tmpPath = path.join(dir, preallocName);
   }
@@ -75,17 +82,23 @@ export class Preallocator {
 
   /**
    * Waits for the prepared file and returns its path; the caller renames it into place. A
-   * background attempt that failed (say, the disk was briefly full) is retried once now, so
-   * the caller sees the disk as it is, not as it was.
+   * background attempt that failed (the disk was briefly full) is retried once now, so the
+   * caller sees the disk as it is; a full disk is then not retried for noSpaceRetryMs, so a
+   * node refusing requests does not fill the disk with zeros for each of them.
    */
   async take(): Promise<string> {
+    if (this.clock.monotonicMs() < this.noSpaceUntilMs) {
+      throw new NoSpaceError(`wal: no space to preallocate ${this.tmpPath} (retrying shortly)`);
+    }
     this.start();
     const p = this.pending as Promise<void>;
     this.pending = null;
     try {
-      await p;
-    } catch {
-      await createZeroFilled(this.storage, this.tmpPath, this.sizeBytes);
+      await p.catch(() => createZeroFilled(this.storage, this.tmpPath, this.sizeBytes));
+    } catch (err) {
+      if (err instanceof NoSpaceError)
+        this.noSpaceUntilMs = this.clock.monotonicMs() + noSpaceRetryMs;
+      throw err;
     }
     return this.tmpPath;
   }

@@ -43,9 +43,24 @@ export function decodeSnapshot(data: Buffer, name: string): Snapshot {
     fail(`bad length ${length}`);
   const body = data.subarray(headerBytes);
   if (crc32c(body) !== data.readUInt32LE(12)) fail('crc mismatch');
-  const parsed = JSON.parse(body.toString('utf8')) as Snapshot;
-  if (!Number.isSafeInteger(parsed.index) || !Array.isArray(parsed.counters))
+  let parsed: Snapshot;
+  try {
+    parsed = JSON.parse(body.toString('utf8')) as Snapshot;
+  } catch {
+    return fail('body is not JSON');
+  }
+  const entryOk = (e: unknown): boolean =>
+    Array.isArray(e) &&
+    typeof e[0] === 'string' &&
+    Number.isSafeInteger(e[1]) &&
+    (e[1] as number) >= 0;
+  if (
+    !Number.isSafeInteger(parsed.index) ||
+    !Array.isArray(parsed.counters) ||
+    !parsed.counters.every(entryOk)
+  ) {
     fail('malformed body');
+  }
   return parsed;
 }
 

@@ -5,15 +5,17 @@ import { FaultStorage } from '../testing/fault-storage';
 import { inspectDataDir } from './inspect';
 import { encodeAllocate } from './record';
 import { Wal } from './wal';
+import { FakeClock } from '../testing/fake-clock';
+import { noSpaceRetryMs } from './segment-files';
 
 const logger = pino({ level: 'silent' });
 const dir = '/d/wal';
 
-async function openWal(storage: FaultStorage, fromIndex = 0, segmentSizeBytes = 4096) {
+async function openWal(storage: FaultStorage, fromIndex = 0, clock = new FakeClock()) {
   await storage.mkdir('/d');
   const indexes: number[] = [];
   const { wal, recovery } = await Wal.open(
-    { storage, dir, segmentSizeBytes, logger },
+    { storage, dir, segmentSizeBytes: 4096, logger, clock },
     fromIndex,
     (r) => indexes.push(r.index),
   );
@@ -71,10 +73,13 @@ describe('wal', () => {
     await reopened.wal.close();
   });
 
-  it('ENOSPC while preparing a segment refuses the batch, advances nothing, and recovers when space returns', async () => {
+  it('ENOSPC while preparing a segment refuses the batch, advances nothing, backs off, and recovers when space returns', async () => {
     const storage = new FaultStorage();
-    const { wal } = await openWal(storage);
+    const clock = new FakeClock();
+    const { wal } = await openWal(storage, 0, clock);
     storage.failOn('create', 'ENOSPC', /next\.tmp/);
+    let creates = 0;
+    storage.onOp = (op) => void (op === 'create' && creates++);
     let refused = 0;
     for (let i = 0; i < 30; i++) {
       const before = wal.nextIndex;
@@ -86,9 +91,13 @@ describe('wal', () => {
         refused++;
       }
     }
-    expect(refused).toBeGreaterThan(0);
+    expect(refused).toBeGreaterThan(10);
+    // One failed background attempt and one retry; later refusals touch the disk no more.
+    expect(creates).toBeLessThanOrEqual(2);
     const lastBefore = wal.nextIndex - 1;
     storage.clearFaults();
+    await expect(appendBatch(wal, 10)).rejects.toBeInstanceOf(NoSpaceError); // still backing off
+    clock.advance(noSpaceRetryMs);
     await appendBatch(wal, 10);
     await wal.close();
     const reopened = await openWal(storage.crash());

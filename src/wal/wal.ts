@@ -9,6 +9,7 @@
 import * as path from 'node:path';
 import type { Logger } from 'pino';
 import { assert } from '../core/assert';
+import { systemClock, type Clock } from '../core/clock';
 import { CorruptionError, NoSpaceError, StorageFatalError, isErrno } from '../core/errors';
 import { scanSegment } from './decoder';
 import { recordBytesMax, type WalRecord } from './record';
@@ -26,6 +27,12 @@ export interface WalOptions {
   dir: string;
   segmentSizeBytes: number;
   logger: Logger;
+  clock?: Clock;
+  /**
+   * The log must already exist (the node has served before): finding no segment then means
+   * the WAL was lost, and starting empty would send every counter backwards.
+   */
+  requireExisting?: boolean;
 }
 
 interface Segment {
@@ -54,7 +61,12 @@ export class Wal {
   private readonly preallocator: Preallocator;
 
   private constructor(private readonly opts: WalOptions) {
-    this.preallocator = new Preallocator(opts.storage, opts.dir, opts.segmentSizeBytes);
+    this.preallocator = new Preallocator(
+      opts.storage,
+      opts.dir,
+      opts.segmentSizeBytes,
+      opts.clock ?? systemClock,
+    );
   }
 
   /** Index the next appended record must carry. */
@@ -96,7 +108,13 @@ export class Wal {
     onRecord: (record: WalRecord) => void,
   ): Promise<{ wal: Wal; recovery: WalRecovery }> {
     const wal = new Wal(opts);
-    const recovery = await wal.recover(fromIndex, onRecord);
+    let recovery: WalRecovery;
+    try {
+      recovery = await wal.recover(fromIndex, onRecord);
+    } catch (err) {
+      await wal.close().catch(() => undefined);
+      throw err;
+    }
     wal.preallocator.start();
     return { wal, recovery };
   }
@@ -106,7 +124,10 @@ export class Wal {
     onRecord: (record: WalRecord) => void,
   ): Promise<WalRecovery> {
     const { storage, dir } = this.opts;
-    await storage.mkdir(dir);
+    if (!(await storage.exists(dir))) {
+      await storage.mkdir(dir);
+      await storage.syncDir(path.dirname(dir)); // the new directory's own entry
+    }
     const names = await storage.list(dir);
     if (names.includes(preallocName)) await storage.unlink(path.join(dir, preallocName));
     this.segments = names
@@ -115,6 +136,11 @@ export class Wal {
       .sort((a, b) => a.first - b.first)
       .map((e) => ({ firstIndex: e.first, path: path.join(dir, e.name), sizeBytes: 0 }));
     if (this.segments.length === 0) {
+      if (this.opts.requireExisting) {
+        throw new CorruptionError(
+          `wal: no segments in ${dir}, but this node has written before: the WAL is missing`,
+        );
+      }
       await this.createSegment(fromIndex + 1);
       return { replayed: 0, lastIndex: fromIndex, lastEpoch: 0, tornTail: null };
     }
@@ -148,13 +174,13 @@ export class Wal {
       if (buf.length < segment.sizeBytes) buf = Buffer.allocUnsafe(segment.sizeBytes);
       const n = await file.read(buf, 0, segment.sizeBytes, 0);
       assert(n === segment.sizeBytes, 'segment read whole');
-      const scan = scanSegment(buf, n, segment.firstIndex, (record) => {
+      const scan = scanSegment(buf, n, segment.firstIndex, recovery.lastEpoch, (record) => {
         if (record.index > fromIndex) {
           onRecord(record);
           recovery.replayed++;
         }
       });
-      if (scan.records > 0) recovery.lastEpoch = scan.lastEpoch;
+      recovery.lastEpoch = scan.lastEpoch;
       expected = scan.lastIndex + 1;
       const end = scan.end;
       if (end.kind === 'corrupt' || (end.kind === 'torn' && !isLast)) {
@@ -257,15 +283,18 @@ export class Wal {
     this.preallocator.start();
   }
 
-  /** Deletes segments whose records all have index <= uptoIndex (never the current one). */
+  /**
+   * Deletes segments whose records all have index <= uptoIndex (never the current one), oldest
+   * first, each deletion made durable before the next so a crash never leaves a gap.
+   */
   async compact(uptoIndex: number): Promise<number> {
     let removed = 0;
     while (this.segments.length > 1 && (this.segments[1] as Segment).firstIndex <= uptoIndex + 1) {
       const segment = this.segments.shift() as Segment;
       await this.opts.storage.unlink(segment.path);
+      await this.opts.storage.syncDir(this.opts.dir);
       removed++;
     }
-    if (removed > 0) await this.opts.storage.syncDir(this.opts.dir);
     return removed;
   }
 

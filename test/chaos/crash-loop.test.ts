@@ -164,5 +164,5 @@ describe('crash loop', () => {
     const violations = checkHistory(history.ops);
     expect(violations.slice(0, 10), `seed ${seed}`).toEqual([]);
     expect(history.acked().length).toBeGreaterThan(kills * 50);
-  });
+  }, 300_000);
 });
