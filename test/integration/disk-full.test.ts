@@ -67,7 +67,15 @@ describe.skipIf(!isRoot && !required)('disk full (real ENOSPC on tmpfs)', () => 
     });
 
     fs.rmSync(ballast);
-    const resumed = await allocate(client, 'full', 1);
+    // A full disk is re-checked at most once a second (noSpaceRetryMs): retry for a while.
+    let resumed: Awaited<ReturnType<typeof allocate>> | null = null;
+    for (let attempt = 0; attempt < 50 && resumed === null; attempt++) {
+      resumed = await allocate(client, 'full', 1).catch(async () => {
+        await new Promise((r) => setTimeout(r, 100));
+        return null;
+      });
+    }
+    if (resumed === null) throw new Error('test: allocations did not resume after space returned');
     expect(Number(resumed.first)).toBeGreaterThan(highestAcked);
     client.close();
 
