@@ -6,7 +6,7 @@
 import path from 'node:path';
 import { type Command, InvalidArgumentError, Option } from 'commander';
 import { createMetrics, type Metrics } from '../core/metrics';
-import { segmentSizeBytesMin } from '../core/limits';
+import { segmentSizeBytesMax, segmentSizeBytesMin } from '../core/limits';
 import { openNode, type NodeOptions } from '../node/node';
 import type { CounterNode } from '../node/types';
 import { dialHost, parseHostPort } from '../server/listen';
@@ -147,10 +147,14 @@ async function runServe(opts: ServeOptions): Promise<void> {
   announce(serving, opts);
 }
 
-function intOption(flags: string, env: string, description: string, min: number): Option {
-  return new Option(flags, description)
-    .env(env)
-    .argParser(integerArg(min, Number.MAX_SAFE_INTEGER));
+function intOption(
+  flags: string,
+  env: string,
+  description: string,
+  min: number,
+  max = Number.MAX_SAFE_INTEGER,
+): Option {
+  return new Option(flags, description).env(env).argParser(integerArg(min, max));
 }
 
 export function registerServe(program: Command): void {
@@ -184,8 +188,9 @@ export function registerServe(program: Command): void {
       intOption(
         '--segment-size-bytes <n>',
         'TALLY_SEGMENT_SIZE_BYTES',
-        'WAL segment size',
+        `WAL segment size, ${segmentSizeBytesMin}..${segmentSizeBytesMax}`,
         segmentSizeBytesMin,
+        segmentSizeBytesMax,
       ),
     )
     .addOption(

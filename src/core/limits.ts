@@ -16,6 +16,8 @@ export const namespacesMax = 10_000;
 export const segmentSizeBytesDefault = 64 * 1024 * 1024;
 /** Smallest allowed segment size (tests use small ones). */
 export const segmentSizeBytesMin = 4096;
+/** Largest allowed segment size: recovery reads one whole segment into memory at a time. */
+export const segmentSizeBytesMax = 1024 * 1024 * 1024;
 
 /** Requests in one group-commit batch. */
 export const batchRecordsMax = 4096;

@@ -257,9 +257,25 @@ describe('node', () => {
 });
 
 describe('node options', () => {
-  it('refuses a segment size below the minimum with a ConfigError', async () => {
-    await expect(
-      openFaultNode(new FaultStorage(), { segmentSizeBytes: 100 }),
-    ).rejects.toBeInstanceOf(ConfigError);
+  it('refuses a segment size outside its bounds with a ConfigError', async () => {
+    for (const segmentSizeBytes of [100, 2 * 1024 * 1024 * 1024]) {
+      await expect(openFaultNode(new FaultStorage(), { segmentSizeBytes })).rejects.toBeInstanceOf(
+        ConfigError,
+      );
+    }
+  });
+
+  it('takes a checkpoint when the WAL bytes since the last one pass --checkpoint-bytes', async () => {
+    const storage = new FaultStorage();
+    const node = await openFaultNode(storage, {
+      checkpointBytes: 2000,
+      checkpointRecords: 1_000_000,
+    });
+    for (let i = 0; i < 60; i++) await alloc(node, 'a', 1);
+    // 60 records of 47 bytes are 2820 bytes: at least one checkpoint, never one per record.
+    const { checkpointIndex } = node.status();
+    expect(checkpointIndex).toBeGreaterThan(30);
+    expect(await storage.exists('/data/snapshot')).toBe(true);
+    await node.close();
   });
 });

@@ -19,6 +19,7 @@ import {
   checkpointRecordsDefault,
   queuedRequestsMaxDefault,
   segmentSizeBytesDefault,
+  segmentSizeBytesMax,
   segmentSizeBytesMin,
 } from '../core/limits';
 import type { Metrics } from '../core/metrics';
@@ -52,8 +53,11 @@ const checkpointRetryMs = 10_000;
 
 export async function openNode(opts: NodeOptions): Promise<CounterNode> {
   const segmentSizeBytes = opts.segmentSizeBytes ?? segmentSizeBytesDefault;
-  if (!Number.isSafeInteger(segmentSizeBytes) || segmentSizeBytes < segmentSizeBytesMin) {
-    throw new ConfigError(`node: segment size must be an integer >= ${segmentSizeBytesMin} bytes`);
+  const sizeOk = Number.isSafeInteger(segmentSizeBytes) && segmentSizeBytes >= segmentSizeBytesMin;
+  if (!sizeOk || segmentSizeBytes > segmentSizeBytesMax) {
+    throw new ConfigError(
+      `node: segment size must be an integer in ${segmentSizeBytesMin}..${segmentSizeBytesMax} bytes`,
+    );
   }
   const lock = opts.lock === false ? null : lockDataDir(opts.dataDir);
   try {

@@ -317,6 +317,30 @@ describe('tally serve lifecycle', () => {
     expect(lastId(status, 'term-stream')).toBe(streamOk.length);
   });
 
+  it('logs nothing per request at LOG_LEVEL=info (only start-up lines)', async () => {
+    const server = await startServe(path.join(await tempDir(), 'data'), [], {
+      env: { LOG_LEVEL: 'info' },
+    });
+    const client = counterClient(server.target);
+    // The CLI logs its own "tally: serving" line just after printing the ports: wait for it.
+    for (let i = 0; i < 100 && !server.stderr().includes('"module":"cli"'); i++) {
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    const startupLines = server.stderr().trim().split('\n').length;
+    for (let i = 0; i < 300; i++) await allocate(client, 'quiet', 1);
+    await allocateStream(
+      client,
+      Array.from({ length: 300 }, (_, i) => ({
+        namespace: 'quiet',
+        count: 1,
+        correlationId: String(i),
+      })),
+    );
+    client.close();
+    expect(startupLines).toBe(3); // recovered, serving (node), serving (cli): info does reach stderr
+    expect(server.stderr().trim().split('\n').length).toBe(startupLines);
+  });
+
   it('a second serve on the same data dir fails clearly while the first keeps serving', async () => {
     const dataDir = path.join(await tempDir(), 'data');
     const first = await startServe(dataDir);
