@@ -59,10 +59,6 @@ export class Committer {
     this.buf = Buffer.alloc(opts.batchBytesMax);
   }
 
-  get queued(): number {
-    return this.queue.length;
-  }
-
   /** Queues one validated request. Synchronous errors go to cb right away. */
   submit(
     namespace: string,
