@@ -298,6 +298,85 @@ export class Wal {
     return removed;
   }
 
+  /** First index still in the log (records below it were compacted into a snapshot). */
+  get firstIndex(): number {
+    return (this.segments[0] as Segment).firstIndex;
+  }
+
+  /**
+   * Reads whole records starting at `fromIndex` — at most `maxBytes` of them, never past the
+   * last durable record — as their on-disk bytes. Returns null when `fromIndex` was compacted
+   * away (the reader needs a snapshot first).
+   */
+  async readFrom(
+    fromIndex: number,
+    maxBytes: number,
+  ): Promise<{ buf: Buffer; records: number } | null> {
+    assert(fromIndex >= 1 && fromIndex <= this.nextIndexValue, 'readFrom: index within the log');
+    if (fromIndex < this.firstIndex) return null;
+    if (fromIndex === this.nextIndexValue) return { buf: Buffer.alloc(0), records: 0 };
+    const segment = this.segmentHolding(fromIndex);
+    const data = await this.opts.storage.readFile(segment.path);
+    let start = -1;
+    let end = 0;
+    let records = 0;
+    scanSegment(data, data.length, segment.firstIndex, 0, (record, offset) => {
+      if (record.index === fromIndex) start = offset;
+      if (start < 0 || record.index >= this.nextIndexValue) return;
+      const recordEnd = offset + data.readUInt32LE(offset);
+      if (recordEnd - start > maxBytes && records > 0) return;
+      end = recordEnd;
+      records++;
+    });
+    assert(start >= 0 && records > 0, 'readFrom: record found in its segment');
+    return { buf: Buffer.from(data.subarray(start, end)), records };
+  }
+
+  /** The segment whose records include `index`. */
+  private segmentHolding(index: number): Segment {
+    let found = this.segments[0] as Segment;
+    for (const segment of this.segments) if (segment.firstIndex <= index) found = segment;
+    return found;
+  }
+
+  /**
+   * Durably removes every record after `index` (a suffix the primary does not have). Later
+   * segments go first, newest first, then the tail of the segment holding index+1 is zeroed:
+   * a crash at any step leaves a log that is a prefix of the old one, never one with a gap.
+   */
+  async truncateAfter(index: number): Promise<number> {
+    if (this.fatal) throw this.fatal;
+    assert(index >= this.firstIndex - 1, 'truncateAfter: not below the compacted prefix');
+    if (index >= this.nextIndexValue - 1) return 0;
+    const removed = this.nextIndexValue - 1 - index;
+    const keep = this.segmentHolding(index + 1);
+    while (this.segments[this.segments.length - 1] !== keep) {
+      const dropped = this.segments.pop() as Segment;
+      await this.file?.close();
+      this.file = null;
+      await this.opts.storage.unlink(dropped.path);
+      await this.opts.storage.syncDir(this.opts.dir);
+    }
+    const file = this.file ?? (await this.opts.storage.open(keep.path, 'readwrite'));
+    this.file = file;
+    const data = await this.opts.storage.readFile(keep.path);
+    let cut = -1;
+    const scan = scanSegment(data, data.length, keep.firstIndex, 0, (record, offset) => {
+      if (record.index === index + 1) cut = offset;
+    });
+    const dataEnd = scan.end.offset;
+    if (cut < 0) cut = dataEnd; // index+1 is this segment's first record and it is empty
+    if (dataEnd > cut) {
+      await file.write(Buffer.alloc(dataEnd - cut), 0, dataEnd - cut, cut);
+      await file.datasync();
+    }
+    this.offset = cut;
+    this.dirtyBytes = 0;
+    this.nextIndexValue = index + 1;
+    this.opts.logger.warn({ afterIndex: index, removed }, 'wal: truncated unacknowledged suffix');
+    return removed;
+  }
+
   async close(): Promise<void> {
     await this.preallocator.settle();
     await this.file?.close();
