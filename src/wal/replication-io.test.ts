@@ -155,3 +155,32 @@ describe('Wal.truncateAfter (log matching)', () => {
     await wal.close();
   });
 });
+
+describe('Wal.epochAt (log matching)', () => {
+  async function appendEpoch(wal: Wal, records: number, epoch: number): Promise<void> {
+    const buf = encodeBatch(wal.nextIndex, records, epoch);
+    await wal.append(buf, buf.length, records);
+  }
+
+  it('answers the epoch of any record in the log, after appends, a reopen and a truncation', async () => {
+    const storage = new FaultStorage();
+    const { wal } = await openWal(storage);
+    await appendEpoch(wal, 10, 1);
+    await appendEpoch(wal, 10, 2);
+    // One batch that crosses an epoch change.
+    const mixed = Buffer.concat([encodeBatch(21, 2, 2), encodeBatch(23, 3, 5)]);
+    await wal.append(mixed, mixed.length, 5);
+    const expected = (w: Wal): Array<number | null> =>
+      [0, 1, 10, 11, 22, 23, 25, 26].map((i) => w.epochAt(i));
+    expect(expected(wal)).toEqual([null, 1, 1, 2, 2, 5, 5, null]);
+    await wal.close();
+
+    const reopened = (await openWal(storage.crash())).wal;
+    expect(expected(reopened)).toEqual([null, 1, 1, 2, 2, 5, 5, null]);
+    await reopened.truncateAfter(15);
+    expect([15, 16].map((i) => reopened.epochAt(i))).toEqual([2, null]);
+    await appendEpoch(reopened, 2, 6);
+    expect([15, 16, 17].map((i) => reopened.epochAt(i))).toEqual([2, 6, 6]);
+    await reopened.close();
+  });
+});

@@ -12,7 +12,7 @@ import { assert } from '../core/assert';
 import { systemClock, type Clock } from '../core/clock';
 import { CorruptionError, NoSpaceError, StorageFatalError, isErrno } from '../core/errors';
 import { scanSegment } from './decoder';
-import { recordBytesMax, type WalRecord } from './record';
+import { readU64, recordBytesMax, type WalRecord } from './record';
 import {
   Preallocator,
   createZeroFilled,
@@ -58,6 +58,8 @@ export class Wal {
   private dirtyBytes = 0;
   private nextIndexValue = 1;
   private fatal: StorageFatalError | null = null;
+  /** Where each epoch's records begin, ascending: answers epochAt() for log matching. */
+  private epochStarts: Array<{ index: number; epoch: number }> = [];
   private readonly preallocator: Preallocator;
 
   private constructor(private readonly opts: WalOptions) {
@@ -175,6 +177,7 @@ export class Wal {
       const n = await file.read(buf, 0, segment.sizeBytes, 0);
       assert(n === segment.sizeBytes, 'segment read whole');
       const scan = scanSegment(buf, n, segment.firstIndex, recovery.lastEpoch, (record) => {
+        this.noteEpoch(record.index, record.epoch);
         if (record.index > fromIndex) {
           onRecord(record);
           recovery.replayed++;
@@ -255,8 +258,31 @@ export class Wal {
       });
       throw this.fatal;
     }
+    for (let at = 0, index = this.nextIndexValue; at < length; index++) {
+      this.noteEpoch(index, readU64(buf, at + 8));
+      at += buf.readUInt32LE(at);
+    }
     this.offset += length;
     this.nextIndexValue += count;
+  }
+
+  private noteEpoch(index: number, epoch: number): void {
+    const last = this.epochStarts[this.epochStarts.length - 1];
+    if (last === undefined || last.epoch !== epoch) this.epochStarts.push({ index, epoch });
+  }
+
+  /**
+   * The epoch of the record at `index`, or null when the log does not hold it (compacted
+   * into the snapshot, or past the tail): the (epoch, index) pair that log matching compares.
+   */
+  epochAt(index: number): number | null {
+    if (index < this.firstIndex || index >= this.nextIndexValue) return null;
+    let epoch: number | null = null;
+    for (const start of this.epochStarts) {
+      if (start.index > index) break;
+      epoch = start.epoch;
+    }
+    return epoch;
   }
 
   /** A write() refused for lack of space changed nothing durable: remember what to zero. */
@@ -373,6 +399,7 @@ export class Wal {
     this.offset = cut;
     this.dirtyBytes = 0;
     this.nextIndexValue = index + 1;
+    this.epochStarts = this.epochStarts.filter((start) => start.index <= index);
     this.opts.logger.warn({ afterIndex: index, removed }, 'wal: truncated unacknowledged suffix');
     return removed;
   }
