@@ -79,8 +79,12 @@ export class Committer {
     this.stopped ??= reason;
   }
 
-  /** Fails every queued request (after a fatal error: nothing more is written). */
-  abort(reason: TallyError): void {
+  /**
+   * After a fatal storage error (here or elsewhere in the node): fails every queued request
+   * and writes nothing more; a batch in flight fails its leftovers too.
+   */
+  halt(reason: TallyError): void {
+    this.fatal ??= reason;
     this.stop(reason);
     const queued = this.queue;
     this.queue = [];
@@ -206,9 +210,9 @@ export class Committer {
     }
     const cause =
       err instanceof TallyError ? err : new StorageFatalError(String(err), { cause: err });
-    this.fatal = new UnavailableError('node: storage failed; this node has stopped', { cause });
-    for (const p of accepted) this.reply(p, this.fatal);
-    this.abort(this.fatal);
+    const failure = new UnavailableError('node: storage failed; this node has stopped', { cause });
+    for (const p of accepted) this.reply(p, failure);
+    this.halt(failure);
     this.opts.onFatal(cause);
   }
 }

@@ -6,12 +6,12 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { tryLock } from 'fs-native-extensions';
 import { DataDirError } from '../core/errors';
+import { walDirName } from '../wal/segment-files';
 import { writeFileAtomic, type Storage } from '../wal/storage';
 import type { Role } from './types';
 
 export const lockFileName = 'LOCK';
 export const metaFileName = 'meta';
-export const walDirName = 'wal';
 const known = new Set([
   lockFileName,
   metaFileName,

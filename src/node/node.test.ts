@@ -220,6 +220,25 @@ describe('node', () => {
     await node.close();
   });
 
+  it('a fatal checkpoint failure also stops the requests already queued from being written', async () => {
+    const storage = new FaultStorage();
+    const node = await openFaultNode(storage, { segmentSizeBytes: 4096 });
+    storage.failOn('datasync', 'EIO', /snapshot\.tmp/);
+    let failed = false;
+    let walWritesAfter = 0;
+    storage.onOp = (op, target) => {
+      if (op === 'datasync' && target.endsWith('snapshot.tmp')) failed = true;
+      else if (failed && op === 'write' && target.endsWith('.wal')) walWritesAfter++;
+    };
+    // 400 queued requests need several 4 KiB-segment batches.
+    const pending = Array.from({ length: 400 }, () => settle(alloc(node, 'a', 1)));
+    await expect(node.checkpoint()).rejects.toBeInstanceOf(StorageFatalError);
+    const outcomes = await Promise.all(pending);
+    expect(walWritesAfter).toBeLessThanOrEqual(1); // at most the batch already on its way
+    expect(outcomes.filter((o) => 'err' in o).length).toBeGreaterThan(300);
+    await node.close();
+  });
+
   it('keeps WAL disk use bounded under sustained load through automatic checkpoints', async () => {
     const storage = new FaultStorage();
     const node = await openFaultNode(storage, {

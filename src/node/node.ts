@@ -29,7 +29,8 @@ import { readSnapshot, writeSnapshot } from '../wal/snapshot';
 import { NodeStorage, type Storage } from '../wal/storage';
 import { Wal } from '../wal/wal';
 import { Committer } from './committer';
-import { loadMeta, lockDataDir, walDirName, writeMeta, type DirLock, type Meta } from './data-dir';
+import { loadMeta, lockDataDir, writeMeta, type DirLock, type Meta } from './data-dir';
+import { walDirName } from '../wal/segment-files';
 import type { AllocateCallback, CheckpointInfo, CounterNode, NodeState, NodeStatus } from './types';
 
 export interface NodeOptions {
@@ -92,6 +93,7 @@ class TallyNode implements CounterNode {
     private readonly lock: DirLock | null,
     private meta: Meta,
     private wal: Wal,
+    private readonly segmentSizeBytes: number,
   ) {
     this.log = opts.logger.child({ module: 'node' });
     this.failed = new Promise((resolve) => (this.resolveFailed = resolve));
@@ -142,7 +144,7 @@ class TallyNode implements CounterNode {
       },
       'node: recovered',
     );
-    const node = new TallyNode(opts, storage, clock, state, lock, meta, wal);
+    const node = new TallyNode(opts, storage, clock, state, lock, meta, wal, segmentSizeBytes);
     node.appliedIndex = recovery.lastIndex;
     node.checkpointIndex = fromIndex;
     node.checkpointUnixMs = snapshot?.unixMs ?? 0;
@@ -171,7 +173,7 @@ class TallyNode implements CounterNode {
       logger: this.log,
       metrics: this.opts.metrics,
       queuedRequestsMax: this.opts.queuedRequestsMax ?? queuedRequestsMaxDefault,
-      batchBytesMax: Math.min(batchBytesMax, this.opts.segmentSizeBytes ?? segmentSizeBytesDefault),
+      batchBytesMax: Math.min(batchBytesMax, this.segmentSizeBytes),
       epoch,
       onBatchDurable: (lastIndex, bytes) => this.afterBatch(lastIndex, bytes),
       onFatal: (err) => this.fail(err),
@@ -302,6 +304,9 @@ class TallyNode implements CounterNode {
     if (this.stateValue === 'failed') return;
     this.stateValue = 'failed';
     this.log.fatal({ err: err.message }, 'node: storage failure; stopping (never retrying fsync)');
+    this.committer.halt(
+      new UnavailableError('node: storage failed; this node has stopped', { cause: err }),
+    );
     this.resolveFailed(
       err instanceof StorageFatalError ? err : new StorageFatalError(err.message, { cause: err }),
     );

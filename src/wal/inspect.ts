@@ -6,7 +6,7 @@ import * as path from 'node:path';
 import { CorruptionError } from '../core/errors';
 import { scanSegment } from './decoder';
 import { RecordType } from './record';
-import { parseSegmentName } from './segment-files';
+import { listSegments, walDirName } from './segment-files';
 import { readSnapshot } from './snapshot';
 import { NodeStorage, type Storage } from './storage';
 
@@ -53,11 +53,11 @@ export async function inspectDataDir(
     report.corruption = { file: 'snapshot', offset: 0, message: err.message };
     return report;
   }
-  const walDir = path.join(dataDir, 'wal');
-  const segments = (await storage.list(walDir))
-    .map((name) => ({ name, first: parseSegmentName(name) }))
-    .filter((s): s is { name: string; first: number } => s.first !== null)
-    .sort((a, b) => a.first - b.first);
+  const walDir = path.join(dataDir, walDirName);
+  const segments = (await listSegments(storage, walDir)).map((e) => ({
+    name: e.name,
+    first: e.firstIndex,
+  }));
   report.segments = segments.length;
   let expected = segments[0]?.first ?? 1;
   report.firstIndex = expected;

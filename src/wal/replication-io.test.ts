@@ -145,6 +145,26 @@ describe('Wal.truncateAfter (log matching)', () => {
     await final.wal.close();
   });
 
+  it('zeroes stray bytes past the tail (left by a refused write) along with the suffix', async () => {
+    const storage = new FaultStorage();
+    const { wal } = await openWal(storage);
+    await appendRecords(wal, 3, 10);
+    const segment = storage
+      .files()
+      .filter((f) => f.endsWith('.wal'))
+      .pop() as string;
+    const tail = storage.contents(segment).length - 200;
+    const file = await storage.open(segment, 'readwrite');
+    await file.write(Buffer.alloc(40, 0x5a), 0, 40, tail);
+    await file.datasync();
+    await wal.truncateAfter(12);
+    await wal.close();
+    const report = await inspectDataDir('/d', undefined, storage.crash());
+    expect(report.corruption).toBeNull();
+    expect(report.tornTail).toBeNull();
+    expect(report.lastIndex).toBe(12);
+  });
+
   it('is a no-op at or past the tail', async () => {
     const storage = new FaultStorage();
     const { wal } = await openWal(storage);

@@ -12,6 +12,8 @@ import { NoSpaceError, isErrno } from '../core/errors';
 /** After the disk was found full, new segments are not attempted again for this long. */
 export const noSpaceRetryMs = 1000;
 
+/** The WAL's directory inside a data dir. */
+export const walDirName = 'wal';
 export const segmentSuffix = '.wal';
 export const preallocName = 'next.tmp';
 const segmentPattern = /^(\d{20})\.wal$/;
@@ -24,6 +26,17 @@ export function segmentName(firstIndex: number): string {
 export function parseSegmentName(name: string): number | null {
   const match = segmentPattern.exec(name);
   return match ? Number(match[1]) : null;
+}
+
+/** The segment files in `dir`, in log order. */
+export async function listSegments(
+  storage: Storage,
+  dir: string,
+): Promise<Array<{ name: string; firstIndex: number }>> {
+  return (await storage.list(dir))
+    .map((name) => ({ name, firstIndex: parseSegmentName(name) }))
+    .filter((s): s is { name: string; firstIndex: number } => s.firstIndex !== null)
+    .sort((a, b) => a.firstIndex - b.firstIndex);
 }
 
 const zeroFillChunkBytes = 1024 * 1024;

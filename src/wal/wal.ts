@@ -11,12 +11,12 @@ import type { Logger } from 'pino';
 import { assert } from '../core/assert';
 import { systemClock, type Clock } from '../core/clock';
 import { CorruptionError, NoSpaceError, StorageFatalError, isErrno } from '../core/errors';
-import { scanSegment } from './decoder';
+import { nonZeroEnd, scanSegment } from './decoder';
 import { readU64, recordBytesMax, type WalRecord } from './record';
 import {
   Preallocator,
   createZeroFilled,
-  parseSegmentName,
+  listSegments,
   preallocName,
   segmentName,
 } from './segment-files';
@@ -130,13 +130,14 @@ export class Wal {
       await storage.mkdir(dir);
       await storage.syncDir(path.dirname(dir)); // the new directory's own entry
     }
-    const names = await storage.list(dir);
-    if (names.includes(preallocName)) await storage.unlink(path.join(dir, preallocName));
-    this.segments = names
-      .map((name) => ({ name, first: parseSegmentName(name) }))
-      .filter((e): e is { name: string; first: number } => e.first !== null)
-      .sort((a, b) => a.first - b.first)
-      .map((e) => ({ firstIndex: e.first, path: path.join(dir, e.name), sizeBytes: 0 }));
+    if (await storage.exists(path.join(dir, preallocName))) {
+      await storage.unlink(path.join(dir, preallocName));
+    }
+    this.segments = (await listSegments(storage, dir)).map((e) => ({
+      firstIndex: e.firstIndex,
+      path: path.join(dir, e.name),
+      sizeBytes: 0,
+    }));
     if (this.segments.length === 0) {
       if (this.opts.requireExisting) {
         throw new CorruptionError(
@@ -196,7 +197,7 @@ export class Wal {
         continue;
       }
       if (end.kind === 'torn') {
-        await this.cutTornTail(file, end.offset, end.dataEnd);
+        await this.zeroRange(file, end.offset, end.dataEnd);
         recovery.tornTail = { file: name, offset: end.offset };
         this.opts.logger.warn(
           { file: name, offset: end.offset, bytes: end.dataEnd - end.offset },
@@ -216,9 +217,10 @@ export class Wal {
     return recovery;
   }
 
-  private async cutTornTail(file: StorageFile, offset: number, dataEnd: number): Promise<void> {
-    const zeros = Buffer.alloc(dataEnd - offset);
-    await file.write(zeros, 0, zeros.length, offset);
+  /** Overwrites [from, to) with zeros and makes it durable (torn tails, truncation). */
+  private async zeroRange(file: StorageFile, from: number, to: number): Promise<void> {
+    if (to <= from) return;
+    await file.write(Buffer.alloc(to - from), 0, to - from, from);
     await file.datasync();
   }
 
@@ -390,12 +392,9 @@ export class Wal {
     const scan = scanSegment(data, data.length, keep.firstIndex, 0, (record, offset) => {
       if (record.index === index + 1) cut = offset;
     });
-    const dataEnd = scan.end.offset;
-    if (cut < 0) cut = dataEnd; // index+1 is this segment's first record and it is empty
-    if (dataEnd > cut) {
-      await file.write(Buffer.alloc(dataEnd - cut), 0, dataEnd - cut, cut);
-      await file.datasync();
-    }
+    if (cut < 0) cut = scan.end.offset; // index+1 is this segment's first record and it is empty
+    // Everything non-zero after the cut goes, including bytes a refused write left behind.
+    await this.zeroRange(file, cut, nonZeroEnd(data, cut, data.length));
     this.offset = cut;
     this.dirtyBytes = 0;
     this.nextIndexValue = index + 1;
