@@ -30,3 +30,10 @@ export const checkpointBytesDefault = 128 * 1024 * 1024;
 
 /** The largest snapshot file accepted on load. */
 export const snapshotBytesMax = 64 * 1024 * 1024;
+
+/** Largest gRPC message a node accepts: requests are a namespace and a count. */
+export const receiveMessageBytesMax = 64 * 1024;
+/** Requests of one AllocateStream handed to the node and unanswered; reading pauses above it. */
+export const streamInFlightMax = 1024;
+/** Responses of one stream buffered for a slow reader; reading pauses above it. */
+export const streamPendingWritesMax = 1024;

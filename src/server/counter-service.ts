@@ -13,6 +13,7 @@ import {
 } from '@grpc/grpc-js';
 import { status as GrpcStatus } from '@grpc/grpc-js';
 import type { Logger } from 'pino';
+import { streamInFlightMax, streamPendingWritesMax } from '../core/limits';
 import type { Metrics } from '../core/metrics';
 import type { AllocateCallback, AllocateResult, CounterNode } from '../node/types';
 import type { TallyError } from '../core/errors';
@@ -20,11 +21,6 @@ import type { AllocateRequest__Output } from '../generated/tally/v1/AllocateRequ
 import type { AllocateResponse } from '../generated/tally/v1/AllocateResponse';
 import type { CounterHandlers } from '../generated/tally/v1/Counter';
 import { type GrpcError, statusName, toGrpcError } from './status';
-
-/** Requests of one stream handed to the node and not yet answered; reading pauses above it. */
-export const streamInFlightMax = 1024;
-/** Responses of one stream buffered in grpc-js for a slow reader; reading pauses above it. */
-export const streamPendingWritesMax = 1024;
 
 export const drainingMessage = 'server: draining, retry on another node';
 

@@ -7,6 +7,7 @@ import * as grpc from '@grpc/grpc-js';
 import { ReflectionService } from '@grpc/reflection';
 import { HealthImplementation } from 'grpc-health-check';
 import type { Logger } from 'pino';
+import { receiveMessageBytesMax } from '../core/limits';
 import type { Metrics } from '../core/metrics';
 import type { CounterNode } from '../node/types';
 import { createAdminHandlers } from './admin-service';
@@ -14,8 +15,6 @@ import { CounterService, tolerantRequests } from './counter-service';
 import { parseHostPort } from './listen';
 import { loadProtos } from './proto';
 
-/** Requests are tiny (a namespace and a count); anything bigger is garbage or abuse. */
-export const receiveMessageBytesMax = 64 * 1024;
 /** How long shutdown waits for in-flight calls before cancelling what is left. */
 export const shutdownGraceMsDefault = 10_000;
 

@@ -25,10 +25,6 @@ export interface GrpcError {
   details: string;
 }
 
-export function statusForKind(kind: ErrorKind): GrpcStatus {
-  return statusByKind[kind];
-}
-
 /** Maps any error to the status a client sees; unknown errors are logged, not leaked. */
 export function toGrpcError(err: unknown, logger: Logger): GrpcError {
   if (err instanceof TallyError) {
