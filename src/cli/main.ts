@@ -10,6 +10,7 @@ import { packageVersion } from '../server/version';
 import { registerAlloc } from './alloc';
 import { registerCheckpoint } from './checkpoint';
 import { CliError, exitFailure, exitUsage } from './common';
+import { registerPromote } from './promote';
 import { registerServe } from './serve';
 import { registerStatus } from './status';
 import { registerWal } from './wal';
@@ -28,6 +29,7 @@ export function buildProgram(): Command {
   registerAlloc(program);
   registerStatus(program);
   registerCheckpoint(program);
+  registerPromote(program);
   registerWal(program);
   return program;
 }

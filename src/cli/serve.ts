@@ -8,12 +8,13 @@ import { type Command, InvalidArgumentError, Option } from 'commander';
 import { createMetrics, type Metrics } from '../core/metrics';
 import { segmentSizeBytesMax, segmentSizeBytesMin } from '../core/limits';
 import { openNode, type NodeOptions } from '../node/node';
-import type { CounterNode } from '../node/types';
+import type { CounterNode, Role } from '../node/types';
+import { grpcDialer } from '../server/replication-service';
 import { dialHost, parseHostPort } from '../server/listen';
 import { createLogger, type Logger } from '../server/logger';
 import { startMetricsServer, type MetricsServer } from '../server/metrics-http';
 import { startServer, type RunningServer } from '../server/server';
-import { hostPortArg, integerArg, out } from './common';
+import { CliError, exitUsage, hostPortArg, integerArg, out } from './common';
 
 interface ServeOptions {
   id: string;
@@ -25,6 +26,10 @@ interface ServeOptions {
   checkpointBytes?: number;
   queuedRequestsMax?: number;
   engine: 'wal' | 'baseline';
+  role: Role;
+  standby?: string;
+  advertise?: string;
+  standbyWaitMs: number;
 }
 
 interface Serving {
@@ -50,12 +55,22 @@ async function openEngine(engine: ServeOptions['engine'], opts: NodeOptions): Pr
   return openNode(opts);
 }
 
-function nodeOptions(opts: ServeOptions, logger: Logger, metrics: Metrics): NodeOptions {
+function nodeOptions(
+  opts: ServeOptions,
+  logger: Logger,
+  metrics: Metrics,
+  advertise: Promise<string>,
+): NodeOptions {
   return {
     id: opts.id,
     dataDir: path.resolve(opts.dataDir),
     logger,
     metrics,
+    role: opts.role,
+    standby: opts.standby,
+    dial: grpcDialer,
+    advertiseAddress: advertise,
+    ackWaitMs: opts.standbyWaitMs,
     segmentSizeBytes: opts.segmentSizeBytes,
     checkpointRecords: opts.checkpointRecords,
     checkpointBytes: opts.checkpointBytes,
@@ -67,10 +82,14 @@ function nodeOptions(opts: ServeOptions, logger: Logger, metrics: Metrics): Node
 async function start(opts: ServeOptions): Promise<Serving> {
   const logger = createLogger();
   const metrics = createMetrics();
-  const node = await openEngine(opts.engine, nodeOptions(opts, logger, metrics));
+  // The address a standby hands to clients: known once the server is bound (port 0).
+  let advertised!: (address: string) => void;
+  const advertise = new Promise<string>((resolve) => (advertised = resolve));
+  const node = await openEngine(opts.engine, nodeOptions(opts, logger, metrics, advertise));
   let grpc: RunningServer | undefined;
   try {
     grpc = await startServer({ node, listen: opts.listen, logger, metrics });
+    advertised(opts.advertise ?? `${dialHost(parseHostPort(opts.listen).host)}:${grpc.port}`);
     const metricsLogger = logger.child({ module: 'metrics' });
     const metricsServer = await startMetricsServer(
       opts.metricsListen,
@@ -141,6 +160,12 @@ function exitOnNodeFailure(s: Serving): void {
 }
 
 async function runServe(opts: ServeOptions): Promise<void> {
+  if (opts.role === 'primary' && opts.standby === undefined) {
+    throw new CliError('serve: --role primary needs --standby HOST:PORT', exitUsage);
+  }
+  if (opts.role !== 'primary' && opts.standby !== undefined) {
+    throw new CliError('serve: --standby is only for --role primary', exitUsage);
+  }
   const serving = await start(opts);
   exitOnNodeFailure(serving);
   installShutdown(serving);
@@ -225,6 +250,37 @@ export function registerServe(program: Command): void {
         .env('TALLY_ENGINE')
         .choices(['wal', 'baseline'])
         .default('wal'),
+    )
+    .addOption(
+      new Option(
+        '--role <role>',
+        "standalone (acks after its own fsync), primary (acks after its own and the standby's), standby",
+      )
+        .env('TALLY_ROLE')
+        .choices(['standalone', 'primary', 'standby'])
+        .default('standalone'),
+    )
+    .addOption(
+      new Option('--standby <host:port>', 'primary: the standby to replicate to')
+        .env('TALLY_STANDBY')
+        .argParser(hostPortArg),
+    )
+    .addOption(
+      new Option(
+        '--advertise <host:port>',
+        'address clients use for this node (a standby hands it out as the primary hint)',
+      )
+        .env('TALLY_ADVERTISE')
+        .argParser(hostPortArg),
+    )
+    .addOption(
+      intOption(
+        '--standby-wait-ms <ms>',
+        'TALLY_STANDBY_WAIT_MS',
+        'primary: longest a request waits for the standby (or its deadline, if sooner), then UNAVAILABLE',
+        1,
+        3_600_000,
+      ).default(10_000),
     )
     .action(runServe);
 }

@@ -18,13 +18,31 @@ function checkpointText(s: StatusResponse__Output): string {
   return `index ${s.checkpointIndex} at ${at}`;
 }
 
+function replicationRows(s: StatusResponse__Output): Array<[string, string]> {
+  const r = s.replication;
+  if (!r) return [];
+  const lag = `${r.lagRecords} records, ${r.lagSeconds.toFixed(3)} s`;
+  if (s.role === 'standby') {
+    return [
+      ['primary', `${r.peer || 'unknown'} (${r.state})`],
+      ['lag', `${r.lagRecords} records behind${r.catchingUp ? ', catching up' : ''}`],
+    ];
+  }
+  return [
+    ['standby', `${r.peer} (${r.state})`],
+    ['ack index', r.ackIndex],
+    ['lag', lag],
+  ];
+}
+
 export function formatStatus(s: StatusResponse__Output): string {
   const rows: Array<[string, string]> = [
     ['node', s.nodeId],
     ['role', s.role],
     ['state', s.state],
-    ['epoch', s.epoch],
+    ['epoch', s.epochPrimary ? `${s.epoch} (primary ${s.epochPrimary})` : s.epoch],
     ['last index', s.lastIndex],
+    ...replicationRows(s),
     ['wal', `${s.walSegments} segments, ${s.walBytes} bytes`],
     ['checkpoint', checkpointText(s)],
     ['data dir', s.dataDir],

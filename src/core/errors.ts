@@ -11,6 +11,7 @@ export type ErrorKind =
   | 'deadline_exceeded'
   | 'data_loss'
   | 'failed_precondition'
+  | 'aborted'
   | 'internal';
 
 export abstract class TallyError extends Error {
@@ -64,6 +65,49 @@ export class CorruptionError extends TallyError {
 /** The data directory is in use by another process, belongs to another node, or is not Tally's. */
 export class DataDirError extends TallyError {
   readonly kind = 'failed_precondition';
+}
+
+/** This node does not take allocations (a standby); `primaryAddress` says where to go. */
+export class NotPrimaryError extends TallyError {
+  readonly kind = 'failed_precondition';
+  constructor(
+    message: string,
+    readonly primaryAddress?: string,
+    options?: { cause?: unknown },
+  ) {
+    super(message, options);
+  }
+}
+
+/**
+ * A replication peer carries an epoch lower than the one this node has accepted (or the same
+ * number from another primary). A primary that gets this is fenced: it acknowledges nothing more.
+ */
+export class StaleEpochError extends TallyError {
+  readonly kind = 'failed_precondition';
+}
+
+/** The replication peer is not in a role that takes this message (a primary sent appends). */
+export class WrongRoleError extends TallyError {
+  readonly kind = 'failed_precondition';
+}
+
+/**
+ * A replication session cannot go on as it is (a gap in indexes, a log mismatch, a newer
+ * session took over): the primary starts a new session with Hello.
+ */
+export class ReplicationAbortedError extends TallyError {
+  readonly kind = 'aborted';
+}
+
+/** A replication message is malformed or out of protocol (the peer is not a Tally node). */
+export class ProtocolError extends TallyError {
+  readonly kind = 'invalid_argument';
+}
+
+/** A message is larger than this node accepts. */
+export class TooLargeError extends TallyError {
+  readonly kind = 'resource_exhausted';
 }
 
 /**

@@ -31,9 +31,22 @@ export const checkpointBytesDefault = 128 * 1024 * 1024;
 /** The largest snapshot file accepted on load. */
 export const snapshotBytesMax = 64 * 1024 * 1024;
 
-/** Largest gRPC message a node accepts: requests are a namespace and a count. */
+/** Largest Counter request a node accepts: requests are a namespace and a count. */
 export const receiveMessageBytesMax = 64 * 1024;
 /** Requests of one AllocateStream handed to the node and unanswered; reading pauses above it. */
 export const streamInFlightMax = 1024;
 /** Responses of one stream buffered for a slow reader; reading pauses above it. */
 export const streamPendingWritesMax = 1024;
+
+/** Largest replication message (records of one Append, or one InstallSnapshot). */
+export const replicationMessageBytesMax = 4 * 1024 * 1024;
+/** Record bytes per catch-up Append read from the WAL. */
+export const catchUpChunkBytes = 256 * 1024;
+/** Catch-up Appends sent and not yet acknowledged; the sender waits above it. */
+export const catchUpInFlightMax = 8;
+/** Group-commit batches written locally and waiting for the standby's ack (pipelining bound). */
+export const replicationBatchesInFlightMax = 4;
+/** Messages a standby has received and not yet processed; more ends the session. */
+export const receiverQueueMax = 64;
+/** Epoch boundaries a standby reports in Hello (the most recent ones). */
+export const helloEpochsMax = 1024;

@@ -19,12 +19,27 @@ export interface Metrics {
   recoveryRecords: Gauge;
   queuedRequests: Gauge;
   diskFull: Gauge;
+  role: Gauge<'role'>;
+  epoch: Gauge;
+  replicationLagRecords: Gauge;
+  replicationLagSeconds: Gauge;
+  replicationAckSeconds: Histogram;
+  replicationBatchBytes: Histogram;
+  replicationReconnects: Counter;
+  replicationCatchUpRecords: Counter;
+  replicationCatchUpRemainingRecords: Gauge;
+  replicationRejected: Counter<'reason'>;
+  replicationTruncatedRecords: Counter;
+  replicationSnapshotInstalls: Counter;
+  /** Set by the node: refreshes the lag gauges when /metrics is scraped. */
+  onScrape: { refresh: () => void };
 }
 
 export function createMetrics(opts: { defaults?: boolean } = {}): Metrics {
   const registry = new Registry();
   if (opts.defaults !== false) collectDefaultMetrics({ register: registry });
   const registers = [registry];
+  const onScrape = { refresh: (): void => undefined };
   const fast = [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1];
   return {
     registry,
@@ -89,6 +104,78 @@ export function createMetrics(opts: { defaults?: boolean } = {}): Metrics {
     diskFull: new Gauge({
       name: 'tally_disk_full',
       help: '1 while allocations are refused because the WAL disk is full',
+      registers,
+    }),
+    ...replicationMetrics(registers, fast, onScrape),
+    onScrape,
+  };
+}
+
+function replicationMetrics(
+  registers: Registry[],
+  fast: number[],
+  onScrape: { refresh: () => void },
+) {
+  return {
+    role: new Gauge({
+      name: 'tally_node_role',
+      help: '1 for the role this node has now (standalone, primary, standby, fenced)',
+      labelNames: ['role'],
+      registers,
+    }),
+    epoch: new Gauge({ name: 'tally_node_epoch', help: 'Epoch this node holds', registers }),
+    replicationLagRecords: new Gauge({
+      name: 'tally_replication_lag_records',
+      help: 'Primary: records written and not yet acknowledged by the standby. Standby: records behind the primary',
+      registers,
+      collect: () => onScrape.refresh(),
+    }),
+    replicationLagSeconds: new Gauge({
+      name: 'tally_replication_lag_seconds',
+      help: 'Primary: age of the oldest batch sent to the standby and not yet acknowledged',
+      registers,
+    }),
+    replicationAckSeconds: new Histogram({
+      name: 'tally_replication_ack_seconds',
+      help: 'Primary: time from sending a batch to the standby to its ack (standby write + fdatasync + network)',
+      buckets: fast,
+      registers,
+    }),
+    replicationBatchBytes: new Histogram({
+      name: 'tally_replication_batch_bytes',
+      help: 'Primary: record bytes per replication message',
+      buckets: [64, 256, 1024, 4096, 16384, 65536, 262144, 1048576],
+      registers,
+    }),
+    replicationReconnects: new Counter({
+      name: 'tally_replication_reconnects_total',
+      help: 'Primary: replication sessions to the standby that ended and were retried',
+      registers,
+    }),
+    replicationCatchUpRecords: new Counter({
+      name: 'tally_replication_catch_up_records_total',
+      help: 'Primary: records sent from the WAL to a standby that was behind',
+      registers,
+    }),
+    replicationCatchUpRemainingRecords: new Gauge({
+      name: 'tally_replication_catch_up_remaining_records',
+      help: 'Primary: records the standby still has to receive before it is at the tail',
+      registers,
+    }),
+    replicationRejected: new Counter({
+      name: 'tally_replication_rejected_total',
+      help: 'Standby: replication messages refused (the session ended), by reason',
+      labelNames: ['reason'],
+      registers,
+    }),
+    replicationTruncatedRecords: new Counter({
+      name: 'tally_replication_truncated_records_total',
+      help: 'Standby: unacknowledged records cut from the log to match the primary',
+      registers,
+    }),
+    replicationSnapshotInstalls: new Counter({
+      name: 'tally_replication_snapshot_installs_total',
+      help: 'Standby: snapshots installed from the primary (catch-up past compacted records)',
       registers,
     }),
   };

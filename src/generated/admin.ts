@@ -5,6 +5,9 @@ import type { AdminClient as _tally_v1_AdminClient, AdminDefinition as _tally_v1
 import type { CheckpointRequest as _tally_v1_CheckpointRequest, CheckpointRequest__Output as _tally_v1_CheckpointRequest__Output } from './tally/v1/CheckpointRequest';
 import type { CheckpointResponse as _tally_v1_CheckpointResponse, CheckpointResponse__Output as _tally_v1_CheckpointResponse__Output } from './tally/v1/CheckpointResponse';
 import type { NamespaceStatus as _tally_v1_NamespaceStatus, NamespaceStatus__Output as _tally_v1_NamespaceStatus__Output } from './tally/v1/NamespaceStatus';
+import type { PromoteRequest as _tally_v1_PromoteRequest, PromoteRequest__Output as _tally_v1_PromoteRequest__Output } from './tally/v1/PromoteRequest';
+import type { PromoteResponse as _tally_v1_PromoteResponse, PromoteResponse__Output as _tally_v1_PromoteResponse__Output } from './tally/v1/PromoteResponse';
+import type { ReplicationStatus as _tally_v1_ReplicationStatus, ReplicationStatus__Output as _tally_v1_ReplicationStatus__Output } from './tally/v1/ReplicationStatus';
 import type { StatusRequest as _tally_v1_StatusRequest, StatusRequest__Output as _tally_v1_StatusRequest__Output } from './tally/v1/StatusRequest';
 import type { StatusResponse as _tally_v1_StatusResponse, StatusResponse__Output as _tally_v1_StatusResponse__Output } from './tally/v1/StatusResponse';
 
@@ -19,6 +22,9 @@ export interface ProtoGrpcType {
       CheckpointRequest: MessageTypeDefinition<_tally_v1_CheckpointRequest, _tally_v1_CheckpointRequest__Output>
       CheckpointResponse: MessageTypeDefinition<_tally_v1_CheckpointResponse, _tally_v1_CheckpointResponse__Output>
       NamespaceStatus: MessageTypeDefinition<_tally_v1_NamespaceStatus, _tally_v1_NamespaceStatus__Output>
+      PromoteRequest: MessageTypeDefinition<_tally_v1_PromoteRequest, _tally_v1_PromoteRequest__Output>
+      PromoteResponse: MessageTypeDefinition<_tally_v1_PromoteResponse, _tally_v1_PromoteResponse__Output>
+      ReplicationStatus: MessageTypeDefinition<_tally_v1_ReplicationStatus, _tally_v1_ReplicationStatus__Output>
       StatusRequest: MessageTypeDefinition<_tally_v1_StatusRequest, _tally_v1_StatusRequest__Output>
       StatusResponse: MessageTypeDefinition<_tally_v1_StatusResponse, _tally_v1_StatusResponse__Output>
     }

@@ -32,6 +32,7 @@ import {
   StorageFatalError,
   TallyError,
   UnavailableError,
+  WrongRoleError,
   isErrno,
 } from '../core/errors';
 import {
@@ -42,9 +43,23 @@ import {
   queuedRequestsMaxDefault,
 } from '../core/limits';
 import type { NodeOptions } from './node';
+import {
+  refuseReplication,
+  type Channel,
+  type ChannelEvents,
+  type ToPrimary,
+  type ToStandby,
+} from '../replication/protocol';
 import { validateAllocation } from '../state/counters';
 import { lockDataDir, type DirLock } from './data-dir';
-import type { AllocateCallback, CheckpointInfo, CounterNode, NodeState, NodeStatus } from './types';
+import type {
+  AllocateCallback,
+  CheckpointInfo,
+  CounterNode,
+  NodeState,
+  NodeStatus,
+  PromoteResult,
+} from './types';
 
 /** The subset of the WAL engine's NodeOptions the baseline uses (serve passes NodeOptions). */
 export type BaselineNodeOptions = Pick<
@@ -393,7 +408,19 @@ class BaselineNode implements CounterNode {
       checkpointIndex: this.writeCount,
       checkpointUnixMs: 0,
       dataDir: this.opts.dataDir,
+      epochPrimary: this.opts.id,
+      replication: null,
     };
+  }
+
+  openReplication(channel: Channel<ToPrimary>): ChannelEvents<ToStandby> {
+    return refuseReplication(channel, new WrongRoleError('baseline: not a standby'));
+  }
+
+  promote(): Promise<PromoteResult> {
+    return Promise.reject(
+      new WrongRoleError('baseline: a standalone comparison engine has no roles'),
+    );
   }
 
   /** The table is always a complete checkpoint: nothing to write, nothing to compact. */

@@ -3,6 +3,13 @@
  * finishes, everything queued (up to batchRecordsMax records / one batch buffer) becomes the
  * next batch: IDs are reserved in arrival order, records encoded into one reused buffer, one
  * append (write + fdatasync), then every request in it is acknowledged.
+ *
+ * With a standby (a Replicator), each batch is handed to the replicator once its local write()
+ * succeeded, so the standby's fsync runs alongside the local one, and a batch is acknowledged
+ * only when it is durable locally AND the standby's ack covers it. Up to
+ * replicationBatchesInFlightMax batches may be written locally and waiting for that ack
+ * (pipelining). Requests waiting for the standby past their deadline (or ackWaitMs without
+ * one) are answered UNAVAILABLE: never acknowledged without the standby.
  */
 import type { Logger } from 'pino';
 import type { Clock } from '../core/clock';
@@ -14,10 +21,15 @@ import {
   TallyError,
   UnavailableError,
 } from '../core/errors';
-import { batchRecordsMax } from '../core/limits';
+import { batchRecordsMax, replicationBatchesInFlightMax } from '../core/limits';
 import type { Metrics } from '../core/metrics';
 import type { CounterState } from '../state/counters';
-import { allocateRecordBytes, encodeAllocate } from '../wal/record';
+import {
+  allocateRecordBytes,
+  encodeAllocate,
+  encodeEpochStart,
+  recordBytesMax,
+} from '../wal/record';
 import type { Wal } from '../wal/wal';
 import type { AllocateCallback, AllocateResult } from './types';
 
@@ -25,9 +37,33 @@ interface Pending {
   namespace: string;
   count: number;
   deadlineUnixMs: number | undefined;
-  cb: AllocateCallback;
+  /** null once answered (an expired wait): the ack then has nobody to tell. */
+  cb: AllocateCallback | null;
   first: number;
+  /** Set for the epoch-start record (the primary's id); count is 0. */
+  epochStartOf?: string;
+  /** Replicated mode: when waiting for the standby turns into UNAVAILABLE. */
+  expiresAtUnixMs: number;
 }
+
+/** A batch written (or being written) locally and not yet acknowledged to its callers. */
+interface InFlight {
+  requests: Pending[];
+  firstIndex: number;
+  lastIndex: number;
+  bytes: number;
+  localDone: boolean;
+}
+
+/** The standby side of a batch, as the committer sees it (replication/sender.ts). */
+export interface Replicator {
+  offer(batch: { firstIndex: number; count: number; bytes: Buffer }): void;
+  localDurable(lastIndex: number): void;
+  readonly ackedIndex: number;
+}
+
+/** How often waiting requests are checked for expiry while a standby is slow or gone. */
+const expirySweepMs = 50;
 
 export interface CommitterOptions {
   wal: Wal;
@@ -42,6 +78,10 @@ export interface CommitterOptions {
   onBatchDurable: (lastIndex: number, bytes: number) => void;
   /** Called once when a write or fsync failed fatally. */
   onFatal: (err: TallyError) => void;
+  /** The standby; absent for a standalone node (local fsync alone acknowledges). */
+  replicator?: Replicator;
+  /** Replicated mode: the longest a request waits for the standby (its deadline may be sooner). */
+  ackWaitMs?: number;
 }
 
 export class Committer {
@@ -54,9 +94,40 @@ export class Committer {
   private diskFull = false;
   private readonly buf: Buffer;
   private idle: Array<() => void> = [];
+  private inflight: InFlight[] = [];
+  private windowWaiter: (() => void) | null = null;
+  private sweepTimer: NodeJS.Timeout | null = null;
 
   constructor(private readonly opts: CommitterOptions) {
     this.buf = Buffer.alloc(opts.batchBytesMax);
+  }
+
+  private get replicated(): boolean {
+    return this.opts.replicator !== undefined;
+  }
+
+  /** Batches written locally and waiting for the standby. */
+  get inFlightBatches(): number {
+    return this.inflight.length;
+  }
+
+  /** Queues the epoch-start record; cb is called once it is acknowledged (or fails). */
+  submitEpochStart(nodeId: string, cb: AllocateCallback): void {
+    if (this.stopped) return cb(this.stopped);
+    this.push({
+      namespace: '',
+      count: 0,
+      deadlineUnixMs: undefined,
+      cb,
+      first: 0,
+      epochStartOf: nodeId,
+      expiresAtUnixMs: Infinity,
+    });
+  }
+
+  /** The standby's ack advanced: acknowledge what it now covers. */
+  onAck(): void {
+    this.settle();
   }
 
   /** Queues one validated request. Synchronous errors go to cb right away. */
@@ -70,8 +141,20 @@ export class Committer {
     if (this.queue.length >= this.opts.queuedRequestsMax) {
       return cb(new OverloadedError(`node: ${this.queue.length} requests queued; retry later`));
     }
-    this.queue.push({ namespace, count, deadlineUnixMs, cb, first: 0 });
+    let expiresAtUnixMs = Infinity;
+    if (this.replicated) {
+      const waitMax = this.opts.clock.nowUnixMs() + (this.opts.ackWaitMs ?? 10_000);
+      expiresAtUnixMs = Math.min(deadlineUnixMs ?? Infinity, waitMax);
+    }
+    this.push({ namespace, count, deadlineUnixMs, cb, first: 0, expiresAtUnixMs });
+  }
+
+  private push(p: Pending): void {
+    this.queue.push(p);
     if (!this.writing) void this.writeBatches();
+    if (this.replicated && this.sweepTimer === null) {
+      this.sweepTimer = setInterval(() => this.expireWaiting(), expirySweepMs);
+    }
   }
 
   /** Refuses new requests with `reason`; queued ones are still written. */
@@ -89,12 +172,59 @@ export class Committer {
     const queued = this.queue;
     this.queue = [];
     for (const p of queued) this.reply(p, reason);
+    const inflight = this.inflight;
+    this.inflight = [];
+    for (const f of inflight) for (const p of f.requests) this.reply(p, reason);
+    this.openWindow();
+    this.checkIdle();
   }
 
-  /** Resolves when nothing is queued or being written. */
+  /** Resolves when nothing is queued, being written or waiting for the standby. */
   whenIdle(): Promise<void> {
-    if (!this.writing && this.queue.length === 0) return Promise.resolve();
+    if (this.isIdle()) return Promise.resolve();
     return new Promise((resolve) => this.idle.push(resolve));
+  }
+
+  private isIdle(): boolean {
+    return !this.writing && this.queue.length === 0 && this.inflight.length === 0;
+  }
+
+  private checkIdle(): void {
+    if (!this.isIdle()) return;
+    if (this.sweepTimer !== null) {
+      clearInterval(this.sweepTimer);
+      this.sweepTimer = null;
+    }
+    const idle = this.idle;
+    this.idle = [];
+    for (const resolve of idle) resolve();
+  }
+
+  private openWindow(): void {
+    const waiter = this.windowWaiter;
+    this.windowWaiter = null;
+    waiter?.();
+  }
+
+  /**
+   * Answers requests that waited for the standby past their deadline: UNAVAILABLE, and the
+   * record (if written) is never acknowledged to anyone — its IDs are skipped, not reissued.
+   */
+  private expireWaiting(): void {
+    const now = this.opts.clock.nowUnixMs();
+    const expired = (p: Pending): boolean => p.cb !== null && p.expiresAtUnixMs <= now;
+    const err = (): UnavailableError =>
+      new UnavailableError(
+        'node: the standby did not acknowledge in time; this allocation was not acknowledged',
+      );
+    for (const f of this.inflight) for (const p of f.requests) if (expired(p)) this.reply(p, err());
+    if (this.queue.some(expired)) {
+      const keep: Pending[] = [];
+      for (const p of this.queue)
+        if (expired(p)) this.reply(p, err());
+        else keep.push(p);
+      this.queue = keep;
+    }
   }
 
   private takeBatch(): Pending[] {
@@ -110,6 +240,11 @@ export class Committer {
   private async writeBatches(): Promise<void> {
     this.writing = true;
     while (this.queue.length > 0) {
+      if (this.inflight.length >= replicationBatchesInFlightMax) {
+        await new Promise<void>((resolve) => (this.windowWaiter = resolve));
+        if (this.fatal) break;
+        continue;
+      }
       const batch = this.takeBatch();
       const leftover = await this.writeBatch(batch);
       batch.length = 0;
@@ -122,15 +257,16 @@ export class Committer {
       this.opts.metrics.queuedRequests.set(this.queue.length);
     }
     this.writing = false;
-    const idle = this.idle;
-    this.idle = [];
-    for (const resolve of idle) resolve();
+    this.checkIdle();
   }
 
-  /** Every answer goes through here: a callback that throws must not stall the batch. */
+  /** Every answer goes through here (once): a callback that throws must not stall the batch. */
   private reply(p: Pending, err: TallyError | null, result?: AllocateResult): void {
+    const cb = p.cb;
+    if (cb === null) return;
+    p.cb = null;
     try {
-      p.cb(err, result);
+      cb(err, result);
     } catch (thrown) {
       this.opts.logger.error({ err: (thrown as Error).message }, 'node: allocate callback threw');
     }
@@ -146,7 +282,16 @@ export class Committer {
     const room = wal.batchRoomBytes(this.buf.length);
     for (; i < batch.length; i++) {
       const p = batch[i] as Pending;
-      if (bytes + allocateRecordBytes(p.namespace.length) > room) break;
+      const need =
+        p.epochStartOf === undefined ? allocateRecordBytes(p.namespace.length) : recordBytesMax;
+      if (bytes + need > room) break;
+      if (p.cb === null) continue; // expired while queued
+      if (p.epochStartOf !== undefined) {
+        const index = wal.nextIndex + accepted.length;
+        bytes += encodeEpochStart(this.buf, bytes, epoch, index, p.epochStartOf);
+        accepted.push(p);
+        continue;
+      }
       if (p.deadlineUnixMs !== undefined && p.deadlineUnixMs <= now) {
         this.reply(
           p,
@@ -170,12 +315,27 @@ export class Committer {
   }
 
   private async commit(accepted: Pending[], bytes: number): Promise<void> {
-    const { wal, state, metrics, epoch } = this.opts;
+    const { wal, metrics, replicator } = this.opts;
     const firstIndex = wal.nextIndex;
+    const flight: InFlight = {
+      requests: accepted,
+      firstIndex,
+      lastIndex: firstIndex + accepted.length - 1,
+      bytes,
+      localDone: false,
+    };
     const started = this.opts.clock.monotonicMs();
+    const offer = replicator
+      ? () => {
+          const copy = Buffer.from(this.buf.subarray(0, bytes)); // the buffer is reused
+          replicator.offer({ firstIndex, count: accepted.length, bytes: copy });
+        }
+      : undefined;
+    this.inflight.push(flight);
     try {
-      await wal.append(this.buf, bytes, accepted.length);
+      await wal.append(this.buf, bytes, accepted.length, offer);
     } catch (err) {
+      this.inflight.pop();
       this.commitFailed(accepted, err);
       return;
     }
@@ -186,12 +346,28 @@ export class Committer {
     }
     metrics.fsyncDurationSeconds.observe((this.opts.clock.monotonicMs() - started) / 1000);
     metrics.batchRecords.observe(accepted.length);
-    for (let k = 0; k < accepted.length; k++) {
-      const p = accepted[k] as Pending;
-      state.apply(p.namespace, p.first, p.count);
-      this.reply(p, null, { first: p.first, count: p.count, epoch, index: firstIndex + k });
+    flight.localDone = true;
+    replicator?.localDurable(flight.lastIndex);
+    this.settle();
+  }
+
+  /** Acknowledges, in order, every batch that is durable locally and on the standby. */
+  private settle(): void {
+    const acked = this.opts.replicator?.ackedIndex ?? Infinity;
+    const { state, epoch } = this.opts;
+    while (this.inflight.length > 0) {
+      const f = this.inflight[0] as InFlight;
+      if (!f.localDone || f.lastIndex > acked) break;
+      this.inflight.shift();
+      for (let k = 0; k < f.requests.length; k++) {
+        const p = f.requests[k] as Pending;
+        if (p.epochStartOf === undefined) state.apply(p.namespace, p.first, p.count);
+        this.reply(p, null, { first: p.first, count: p.count, epoch, index: f.firstIndex + k });
+      }
+      this.opts.onBatchDurable(f.lastIndex, f.bytes);
     }
-    this.opts.onBatchDurable(firstIndex + accepted.length - 1, bytes);
+    if (this.inflight.length < replicationBatchesInFlightMax) this.openWindow();
+    this.checkIdle();
   }
 
   private commitFailed(accepted: Pending[], err: unknown): void {

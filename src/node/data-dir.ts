@@ -24,8 +24,17 @@ const known = new Set([
 export interface Meta {
   formatVersion: 1;
   nodeId: string;
+  /** Highest epoch accepted; its identity is (epoch, epochPrimary). */
   epoch: number;
+  /** The node that is primary of `epoch` ('' in directories written before replication). */
+  epochPrimary?: string;
   role: Role;
+  /** Standby: where clients reach the primary (the FAILED_PRECONDITION hint). */
+  primaryAddress?: string;
+  /** Standby: its log has not yet reached the primary's tail (new, wiped, rejoined): never promoted. */
+  catchingUp?: boolean;
+  /** Standby: a snapshot install was interrupted; the log is discarded at start. */
+  snapshotInstall?: boolean;
 }
 
 /** Holds the data-dir lock; close() releases it. */
@@ -106,12 +115,17 @@ function fsyncDirSync(dir: string): void {
 }
 
 /** Reads meta, or creates it for a new directory. Refuses other nodes' and non-Tally dirs. */
-export async function loadMeta(storage: Storage, dataDir: string, nodeId: string): Promise<Meta> {
+export async function loadMeta(
+  storage: Storage,
+  dataDir: string,
+  nodeId: string,
+  role: Role = 'standalone',
+): Promise<Meta> {
   const file = path.join(dataDir, metaFileName);
   if (!(await storage.exists(file))) {
     const foreign = foreignEntries(await storage.list(dataDir));
     if (foreign.length > 0) throw refuseForeign(dataDir, foreign);
-    const meta: Meta = { formatVersion: 1, nodeId, epoch: 0, role: 'standalone' };
+    const meta: Meta = { formatVersion: 1, nodeId, epoch: 0, role, catchingUp: role === 'standby' };
     await writeMeta(storage, dataDir, meta);
     return meta;
   }

@@ -1,17 +1,23 @@
 /**
- * A counter node (standalone for now): data dir + WAL + counter state + group commit.
- * Start: lock dir → meta → snapshot → replay WAL → new epoch (meta, then an epoch-start
- * record) → serve. A node never writes in an epoch it used before a restart.
+ * A counter node: data dir + log store + a role.
+ *   standalone: group commit, acknowledged after the local fsync;
+ *   primary:    group commit replicated to a standby, acknowledged once both fsynced;
+ *   standby:    takes the primary's records (replica.ts), refuses allocations with the hint.
+ * Start: lock dir → meta → snapshot → replay WAL → by role. A standalone node begins a new
+ * epoch at once; a primary proposes the next epoch to its standby and persists it only once
+ * the standby accepted it, so it never writes in an epoch that someone else owns. A node never
+ * writes in an epoch it used before a restart.
  */
-import * as path from 'node:path';
 import type { Logger } from 'pino';
 import { systemClock, type Clock } from '../core/clock';
 import {
   ConfigError,
-  NoSpaceError,
+  DataDirError,
+  NotPrimaryError,
+  StaleEpochError,
   StorageFatalError,
   UnavailableError,
-  isErrno,
+  WrongRoleError,
   type TallyError,
 } from '../core/errors';
 import {
@@ -23,21 +29,53 @@ import {
   segmentSizeBytesMin,
 } from '../core/limits';
 import type { Metrics } from '../core/metrics';
-import { CounterState, validateAllocation } from '../state/counters';
-import { RecordType, encodeEpochStart, type WalRecord } from '../wal/record';
-import { readSnapshot, writeSnapshot } from '../wal/snapshot';
+import { validateAllocation } from '../state/counters';
+import {
+  refuseReplication,
+  type Channel,
+  type ChannelEvents,
+  type Dialer,
+  type ToPrimary,
+  type ToStandby,
+} from '../replication/protocol';
+import { Receiver } from '../replication/receiver';
+import { Sender } from '../replication/sender';
 import { NodeStorage, type Storage } from '../wal/storage';
-import { Wal } from '../wal/wal';
 import { Committer } from './committer';
 import { loadMeta, lockDataDir, writeMeta, type DirLock, type Meta } from './data-dir';
-import { walDirName } from '../wal/segment-files';
-import type { AllocateCallback, CheckpointInfo, CounterNode, NodeState, NodeStatus } from './types';
+import { LogStore } from './log-store';
+import { ReplicaLogAdapter, primaryLogOf, senderMetricsOf } from './replica';
+import type {
+  AllocateCallback,
+  CheckpointInfo,
+  CounterNode,
+  NodeState,
+  NodeStatus,
+  PromoteResult,
+  ReplicationStatus,
+  Role,
+} from './types';
 
 export interface NodeOptions {
   id: string;
   dataDir: string;
   logger: Logger;
   metrics: Metrics;
+  /** Default standalone. A primary needs `standby`. */
+  role?: Role;
+  /** Primary: the standby's HOST:PORT (dialled with `dial`). */
+  standby?: string;
+  /** Opens replication streams to a standby (gRPC in production, a simulated network in tests). */
+  dial?: (target: string) => Dialer;
+  /**
+   * Where clients reach this node: the hint a standby gives when this node is its primary.
+   * A promise when the port is known only once the server is bound; replication waits for it.
+   */
+  advertiseAddress?: string | Promise<string>;
+  /** Primary: the longest a request waits for the standby, deadline or not (default 10 s). */
+  ackWaitMs?: number;
+  /** Primary: no ack from the standby for this long ends the replication session. */
+  replicationAckTimeoutMs?: number;
   segmentSizeBytes?: number;
   checkpointRecords?: number;
   checkpointBytes?: number;
@@ -49,8 +87,8 @@ export interface NodeOptions {
 }
 
 const batchBytesMax = 1024 * 1024;
-/** After a checkpoint failed for lack of space, the next automatic one waits this long. */
-const checkpointRetryMs = 10_000;
+/** How long close() waits for the standby to acknowledge batches already written. */
+const closeAckGraceMs = 2000;
 
 export async function openNode(opts: NodeOptions): Promise<CounterNode> {
   const segmentSizeBytes = opts.segmentSizeBytes ?? segmentSizeBytesDefault;
@@ -59,6 +97,10 @@ export async function openNode(opts: NodeOptions): Promise<CounterNode> {
     throw new ConfigError(
       `node: segment size must be an integer in ${segmentSizeBytesMin}..${segmentSizeBytesMax} bytes`,
     );
+  }
+  const role = opts.role ?? 'standalone';
+  if (role === 'primary' && (opts.standby === undefined || opts.dial === undefined)) {
+    throw new ConfigError('node: a primary needs a standby address (--standby HOST:PORT)');
   }
   const lock = opts.lock === false ? null : lockDataDir(opts.dataDir);
   try {
@@ -69,34 +111,42 @@ export async function openNode(opts: NodeOptions): Promise<CounterNode> {
   }
 }
 
-class TallyNode implements CounterNode {
+/** Refuses starting a standby's directory as anything else: that would be an unchecked promotion. */
+function checkRoleChange(meta: Meta, role: Role, dataDir: string, log: Logger): void {
+  if (meta.role === role) return;
+  if (meta.role === 'standby') {
+    throw new DataDirError(
+      `node: ${dataDir} holds a standby (epoch ${meta.epoch}); promote it with 'tally promote' ` +
+        `instead of starting it as ${role}`,
+    );
+  }
+  log.warn({ from: meta.role, to: role }, 'node: role changed at start');
+}
+
+export class TallyNode implements CounterNode {
   private stateValue: NodeState = 'starting';
   private readonly log: Logger;
-  private committer!: Committer;
-  private appliedIndex = 0;
-  private checkpointIndex = 0;
-  private checkpointUnixMs = 0;
-  private bytesSinceCheckpoint = 0;
-  private checkpointRunning: Promise<CheckpointInfo> | null = null;
-  /** After a checkpoint failed for lack of space, automatic ones wait until then. */
-  private checkpointNotBeforeMs = 0;
-  /** Segment count last published to the WAL gauges. */
-  private gaugedSegments = 0;
+  private committer: Committer | null = null;
+  private sender: Sender | null = null;
+  private receiver: Receiver | null = null;
+  private replica: ReplicaLogAdapter | null = null;
   private resolveFailed!: (err: Error) => void;
   readonly failed: Promise<Error>;
 
   private constructor(
-    private readonly opts: NodeOptions,
-    private readonly storage: Storage,
-    private readonly clock: Clock,
-    private readonly state: CounterState,
+    readonly opts: NodeOptions,
+    readonly storage: Storage,
+    readonly clock: Clock,
+    readonly store: LogStore,
     private readonly lock: DirLock | null,
-    private meta: Meta,
-    private wal: Wal,
+    public meta: Meta,
     private readonly segmentSizeBytes: number,
   ) {
     this.log = opts.logger.child({ module: 'node' });
     this.failed = new Promise((resolve) => (this.resolveFailed = resolve));
+    store.checkpointRecords = opts.checkpointRecords ?? checkpointRecordsDefault;
+    store.checkpointBytes = opts.checkpointBytes ?? checkpointBytesDefault;
+    opts.metrics.onScrape.refresh = () => this.refreshLagGauges();
   }
 
   static async start(
@@ -106,81 +156,144 @@ class TallyNode implements CounterNode {
   ): Promise<TallyNode> {
     const storage = opts.storage ?? new NodeStorage();
     const clock = opts.clock ?? systemClock;
+    const role = opts.role ?? 'standalone';
     const log = opts.logger.child({ module: 'node' });
-    const started = clock.monotonicMs();
     await storage.mkdir(opts.dataDir);
-    const meta = await loadMeta(storage, opts.dataDir, opts.id);
-    const state = new CounterState();
-    const snapshot = await readSnapshot(storage, opts.dataDir);
-    if (snapshot) state.load(snapshot.counters);
-    const fromIndex = snapshot?.index ?? 0;
-    let lastEpoch = Math.max(meta.epoch, snapshot?.epoch ?? 0);
-    const { wal, recovery } = await Wal.open(
-      {
-        storage,
-        dir: path.join(opts.dataDir, walDirName),
-        segmentSizeBytes,
-        logger: opts.logger.child({ module: 'wal' }),
-        clock,
-        requireExisting: meta.epoch > 0 || snapshot !== null,
-      },
-      fromIndex,
-      (record: WalRecord) => {
-        if (record.type === RecordType.allocate)
-          state.apply(record.namespace, record.first, record.count);
-      },
-    );
-    lastEpoch = Math.max(lastEpoch, recovery.lastEpoch);
-    const recoverySeconds = (clock.monotonicMs() - started) / 1000;
-    opts.metrics.recoveryDurationSeconds.set(recoverySeconds);
-    opts.metrics.recoveryRecords.set(recovery.replayed);
-    log.info(
-      {
-        snapshotIndex: fromIndex,
-        replayed: recovery.replayed,
-        lastIndex: recovery.lastIndex,
-        recoverySeconds,
-        tornTail: recovery.tornTail,
-      },
-      'node: recovered',
-    );
-    const node = new TallyNode(opts, storage, clock, state, lock, meta, wal, segmentSizeBytes);
-    node.appliedIndex = recovery.lastIndex;
-    node.checkpointIndex = fromIndex;
-    node.checkpointUnixMs = snapshot?.unixMs ?? 0;
+    let meta = await loadMeta(storage, opts.dataDir, opts.id, role);
+    checkRoleChange(meta, role, opts.dataDir, log);
+    if (meta.snapshotInstall) {
+      log.warn('node: a snapshot install was interrupted; discarding the log to catch up again');
+      await LogStore.discard(storage, opts.dataDir);
+    }
+    let node: TallyNode | null = null;
+    const { store, lastEpoch } = await LogStore.open({
+      storage,
+      dataDir: opts.dataDir,
+      segmentSizeBytes,
+      logger: opts.logger,
+      metrics: opts.metrics,
+      clock,
+      requireExisting: meta.epoch > 0 && !meta.snapshotInstall,
+      onFatal: (err) => node?.fail(err),
+    });
+    if (meta.role !== role || meta.snapshotInstall) {
+      // A node turned standby has not caught up with its new primary yet.
+      const catchingUp = role === 'standby' ? true : undefined;
+      meta = { ...meta, role, catchingUp, snapshotInstall: undefined };
+      await writeMeta(storage, opts.dataDir, meta);
+    }
+    node = new TallyNode(opts, storage, clock, store, lock, meta, segmentSizeBytes);
     try {
-      await node.beginEpoch(lastEpoch + 1);
+      await node.startRole(role, Math.max(lastEpoch, meta.epoch) + 1);
     } catch (err) {
-      await wal.close().catch(() => undefined);
+      await store.close();
       throw err;
     }
     return node;
   }
 
-  /** Persists the new epoch, then makes its epoch-start record durable, then serves. */
-  private async beginEpoch(epoch: number): Promise<void> {
-    this.meta = { ...this.meta, epoch };
+  private async startRole(role: Role, nextEpoch: number): Promise<void> {
+    this.setRoleGauge(role);
+    if (role === 'standalone') return this.beginEpoch(nextEpoch, null);
+    if (role === 'primary') {
+      this.startPrimary(nextEpoch, this.opts.standby as string, false);
+      return;
+    }
+    this.replica = new ReplicaLogAdapter(this);
+    this.receiver = new Receiver(this.replica, this.opts.logger.child({ module: 'replication' }), {
+      rejected: (reason) => this.opts.metrics.replicationRejected.inc({ reason }),
+    });
+    this.stateValue = 'serving';
+    this.log.info(
+      {
+        epoch: this.meta.epoch,
+        lastIndex: this.store.lastIndex,
+        catchingUp: !!this.meta.catchingUp,
+      },
+      'node: serving as standby',
+    );
+  }
+
+  /**
+   * Proposes `epoch` to the standby; once accepted, persists it (unless a promotion already
+   * did) and begins it. Until then the node is `starting` and refuses allocations.
+   */
+  private startPrimary(epoch: number, standby: string, persisted: boolean): void {
+    this.log.info({ epoch, standby }, 'node: primary waiting for the standby to accept the epoch');
+    void Promise.resolve(this.opts.advertiseAddress ?? '').then((address) => {
+      if (this.stateValue === 'starting') this.startSender(epoch, standby, persisted, address);
+    });
+  }
+
+  private startSender(epoch: number, standby: string, persisted: boolean, address: string): void {
+    const dial = this.opts.dial as (target: string) => Dialer;
+    const sender = new Sender({
+      dialer: dial(standby),
+      log: primaryLogOf(this.store),
+      epoch,
+      primaryId: this.opts.id,
+      primaryAddress: address,
+      logger: this.opts.logger.child({ module: 'replication' }),
+      clock: this.clock,
+      metrics: senderMetricsOf(this.opts.metrics),
+      ackTimeoutMs: this.opts.replicationAckTimeoutMs,
+      onAck: () => this.committer?.onAck(),
+      onAccepted: () => {
+        const begin = persisted
+          ? this.beginCommitter(epoch, sender)
+          : this.beginEpoch(epoch, sender);
+        begin.catch((err: unknown) =>
+          this.fail(new StorageFatalError(`node: cannot begin epoch: ${(err as Error).message}`)),
+        );
+      },
+      onFenced: (err) => this.fence(err),
+    });
+    this.sender = sender;
+    sender.start(this.store.lastIndex);
+  }
+
+  /** Persists the new epoch as this node's own, then begins it. */
+  private async beginEpoch(epoch: number, sender: Sender | null): Promise<void> {
+    const role: Role = sender
+      ? 'primary'
+      : this.meta.role === 'standby'
+        ? 'standalone'
+        : this.meta.role;
+    this.meta = { ...this.meta, epoch, epochPrimary: this.opts.id, role, catchingUp: undefined };
     await writeMeta(this.storage, this.opts.dataDir, this.meta);
-    const buf = Buffer.alloc(512);
-    const index = this.wal.nextIndex;
-    const length = encodeEpochStart(buf, 0, epoch, index, this.opts.id);
-    await this.wal.append(buf, length, 1);
-    this.appliedIndex = index;
-    this.committer = new Committer({
-      wal: this.wal,
-      state: this.state,
+    await this.beginCommitter(epoch, sender);
+  }
+
+  /** Writes the epoch-start record (replicated when there is a standby), then serves. */
+  private beginCommitter(epoch: number, sender: Sender | null): Promise<void> {
+    this.opts.metrics.epoch.set(epoch);
+    const committer = new Committer({
+      wal: this.store.wal,
+      state: this.store.state,
       clock: this.clock,
       logger: this.log,
       metrics: this.opts.metrics,
       queuedRequestsMax: this.opts.queuedRequestsMax ?? queuedRequestsMaxDefault,
       batchBytesMax: Math.min(batchBytesMax, this.segmentSizeBytes),
       epoch,
-      onBatchDurable: (lastIndex, bytes) => this.afterBatch(lastIndex, bytes),
+      onBatchDurable: (lastIndex, bytes) =>
+        this.store.noteDurable(lastIndex, bytes, this.stateValue === 'serving'),
       onFatal: (err) => this.fail(err),
+      replicator: sender ?? undefined,
+      ackWaitMs: this.opts.ackWaitMs,
     });
-    this.stateValue = 'serving';
-    this.updateWalGauges();
-    this.log.info({ epoch, index, nodeId: this.opts.id }, 'node: serving');
+    this.committer = committer;
+    return new Promise((resolve, reject) => {
+      committer.submitEpochStart(this.opts.id, (err, result) => {
+        if (err) {
+          this.log.error({ epoch, err: err.message }, 'node: epoch-start record not written');
+          return reject(err);
+        }
+        if (this.stateValue === 'starting') this.stateValue = 'serving';
+        this.log.info({ epoch, index: result?.index, nodeId: this.opts.id }, 'node: serving');
+        resolve();
+      });
+    });
   }
 
   allocate(
@@ -194,119 +307,159 @@ class TallyNode implements CounterNode {
     } catch (err) {
       return cb(err as TallyError);
     }
-    if (this.stateValue !== 'serving') {
-      return cb(new UnavailableError(`node: not serving (${this.stateValue})`));
-    }
+    if (this.stateValue !== 'serving' || this.committer === null) return cb(this.refusal());
     this.committer.submit(namespace, count, deadlineUnixMs, cb);
   }
 
-  private afterBatch(lastIndex: number, bytes: number): void {
-    this.appliedIndex = lastIndex;
-    if (this.wal.segmentCount !== this.gaugedSegments) this.updateWalGauges(); // a rollover
-    this.bytesSinceCheckpoint += bytes;
-    const records = lastIndex - this.checkpointIndex;
-    const due =
-      records >= (this.opts.checkpointRecords ?? checkpointRecordsDefault) ||
-      this.bytesSinceCheckpoint >= (this.opts.checkpointBytes ?? checkpointBytesDefault);
-    const backedOff = this.clock.monotonicMs() < this.checkpointNotBeforeMs;
-    if (due && !backedOff && this.checkpointRunning === null && this.stateValue === 'serving') {
-      this.checkpoint().catch((err: unknown) =>
-        this.log.error({ err: (err as Error).message }, 'node: automatic checkpoint failed'),
+  private refusal(): TallyError {
+    if (this.receiver !== null) {
+      const address = this.meta.primaryAddress || undefined;
+      return new NotPrimaryError(
+        `node: ${this.opts.id} is a standby; allocate on the primary${address ? ` at ${address}` : ''}`,
+        address,
       );
     }
+    if (this.stateValue === 'fenced') {
+      return new NotPrimaryError(
+        `node: ${this.opts.id} was deposed: its standby accepted a newer epoch; allocate on the new primary`,
+      );
+    }
+    if (this.stateValue === 'starting' && this.sender !== null) {
+      return new UnavailableError(
+        `node: primary is waiting for its standby (${this.sender.state}); not serving yet`,
+      );
+    }
+    return new UnavailableError(`node: not serving (${this.stateValue})`);
   }
 
-  /** Snapshot of the durable state at a batch boundary, then compaction below it. */
   checkpoint(): Promise<CheckpointInfo> {
-    if (this.stateValue !== 'serving' && this.stateValue !== 'draining') {
+    if (this.stateValue === 'failed' || this.stateValue === 'closed') {
       return Promise.reject(
         new UnavailableError(`node: cannot checkpoint while ${this.stateValue}`),
       );
     }
-    this.checkpointRunning ??= this.runCheckpoint().finally(() => (this.checkpointRunning = null));
-    return this.checkpointRunning;
+    return this.store.checkpoint();
   }
 
-  private async runCheckpoint(): Promise<CheckpointInfo> {
-    const started = this.clock.monotonicMs();
-    // Taken synchronously so counters and index describe the same moment.
-    const snapshot = {
-      index: this.appliedIndex,
-      epoch: this.meta.epoch,
-      unixMs: this.clock.nowUnixMs(),
-      counters: this.state.durableEntries(),
-    };
-    const bytesAtStart = this.bytesSinceCheckpoint;
-    try {
-      await writeSnapshot(this.storage, this.opts.dataDir, snapshot);
-    } catch (err) {
-      throw this.checkpointFailed(err);
+  async promote(epoch: number, standby?: string): Promise<PromoteResult> {
+    const replica = this.replica;
+    if (replica === null || this.receiver === null) {
+      throw new WrongRoleError(
+        `node: ${this.opts.id} is ${this.meta.role} (${this.stateValue}); only a standby can be promoted`,
+      );
     }
-    this.checkpointIndex = snapshot.index;
-    this.checkpointUnixMs = snapshot.unixMs;
-    this.bytesSinceCheckpoint -= bytesAtStart;
-    let segmentsRemoved: number;
-    try {
-      segmentsRemoved = await this.wal.compact(snapshot.index);
-    } catch (err) {
-      throw this.checkpointFailed(err);
+    if (standby !== undefined && this.opts.dial === undefined) {
+      throw new ConfigError('node: this node cannot dial a standby');
     }
-    this.updateWalGauges();
-    const durationMs = this.clock.monotonicMs() - started;
-    this.opts.metrics.checkpoints.inc();
-    this.opts.metrics.checkpointDurationSeconds.observe(durationMs / 1000);
-    this.log.info(
-      { index: snapshot.index, segmentsRemoved, durationMs },
-      'node: checkpoint written',
+    return replica.exclusive(async () => {
+      if (!(epoch > this.meta.epoch)) {
+        throw new StaleEpochError(
+          `node: promote to epoch ${epoch} refused: epoch ${this.meta.epoch} (primary ${this.meta.epochPrimary ?? '?'}) is already accepted here`,
+        );
+      }
+      if (this.meta.catchingUp) {
+        throw new WrongRoleError(
+          `node: ${this.opts.id} is still catching up (at ${this.store.lastIndex}); promoting it would lose acknowledged IDs`,
+        );
+      }
+      // The fence: from here the old primary's appends are refused and it cannot get acks.
+      (this.receiver as Receiver).closeAll(
+        new StaleEpochError(`node: ${this.opts.id} was promoted to epoch ${epoch}`),
+      );
+      this.receiver = null;
+      this.replica = null;
+      const role: Role = standby === undefined ? 'standalone' : 'primary';
+      this.meta = { ...this.meta, epoch, epochPrimary: this.opts.id, role, catchingUp: undefined };
+      await writeMeta(this.storage, this.opts.dataDir, this.meta);
+      this.stateValue = 'starting';
+      this.setRoleGauge(role);
+      this.log.warn({ epoch, standby: standby ?? null }, 'node: promoted');
+      if (standby === undefined) await this.beginCommitter(epoch, null);
+      else this.startPrimary(epoch, standby, true);
+      return { epoch, role, lastIndex: this.store.lastIndex };
+    });
+  }
+
+  openReplication(channel: Channel<ToPrimary>, peer: string): ChannelEvents<ToStandby> {
+    if (this.receiver !== null) return this.receiver.open(channel, peer);
+    return refuseReplication(
+      channel,
+      new WrongRoleError(
+        `node: ${this.opts.id} is ${this.meta.role} (${this.stateValue}, epoch ${this.meta.epoch}), not a standby`,
+      ),
     );
-    return { index: snapshot.index, segmentsRemoved, durationUs: Math.round(durationMs * 1000) };
   }
 
-  /**
-   * A snapshot that could not be written for lack of space leaves everything as it was (the
-   * WAL still holds every record): refuse and back off. Any other failure leaves the directory
-   * in an unknown state: the node stops.
-   */
-  private checkpointFailed(err: unknown): TallyError {
-    const message = (err as Error).message;
-    if (isErrno(err, 'ENOSPC')) {
-      this.checkpointNotBeforeMs = this.clock.monotonicMs() + checkpointRetryMs;
-      return new NoSpaceError(`node: no space to write a checkpoint: ${message}`, { cause: err });
+  private fence(err: StaleEpochError): void {
+    if (this.stateValue === 'serving' || this.stateValue === 'starting') this.stateValue = 'fenced';
+    this.setRoleGauge('fenced');
+    this.log.error({ err: err.message }, 'node: fenced; acknowledging nothing more');
+    this.committer?.halt(
+      new NotPrimaryError(`node: ${this.opts.id} was deposed (${err.message}); not acknowledged`),
+    );
+  }
+
+  private setRoleGauge(role: Role | 'fenced'): void {
+    this.opts.metrics.role.reset();
+    this.opts.metrics.role.set({ role }, 1);
+    this.opts.metrics.epoch.set(this.meta.epoch);
+  }
+
+  private replicationStatus(): ReplicationStatus | null {
+    const now = this.clock.monotonicMs();
+    if (this.sender !== null) {
+      const lag = this.sender.lag(now);
+      return {
+        peer: this.opts.standby ?? '',
+        state: this.sender.state,
+        ackIndex: this.sender.ackedIndex,
+        lagRecords: lag.records,
+        lagSeconds: lag.seconds,
+        catchingUp: false,
+      };
     }
-    const fatal = new StorageFatalError(`node: checkpoint failed: ${message}`, { cause: err });
-    this.fail(fatal);
-    return fatal;
+    if (this.replica !== null) return this.replica.status(this.receiver?.activeSession != null);
+    return null;
   }
 
-  private updateWalGauges(): void {
-    this.gaugedSegments = this.wal.segmentCount;
-    this.opts.metrics.walBytes.set(this.wal.diskBytes);
-    this.opts.metrics.walSegments.set(this.wal.segmentCount);
+  private refreshLagGauges(): void {
+    const status = this.replicationStatus();
+    const { metrics } = this.opts;
+    metrics.replicationLagRecords.set(status?.lagRecords ?? 0);
+    metrics.replicationLagSeconds.set(status?.lagSeconds ?? 0);
+    const catchUp = this.sender?.catchUp();
+    const remaining = catchUp ? Math.max(0, catchUp.targetIndex - catchUp.standbyIndex) : 0;
+    metrics.replicationCatchUpRemainingRecords.set(remaining);
   }
 
   status(): NodeStatus {
+    const { store } = this;
     return {
       nodeId: this.opts.id,
       role: this.meta.role,
       state: this.stateValue,
       epoch: this.meta.epoch,
-      lastIndex: this.appliedIndex,
-      namespaces: this.state.durableEntries().map(([name, lastId]) => ({ name, lastId })),
-      walBytes: this.wal.diskBytes,
-      walSegments: this.wal.segmentCount,
-      checkpointIndex: this.checkpointIndex,
-      checkpointUnixMs: this.checkpointUnixMs,
+      epochPrimary: this.meta.epochPrimary ?? '',
+      lastIndex: store.lastIndex,
+      namespaces: store.state.durableEntries().map(([name, lastId]) => ({ name, lastId })),
+      walBytes: store.wal.diskBytes,
+      walSegments: store.wal.segmentCount,
+      checkpointIndex: store.checkpointIndex,
+      checkpointUnixMs: store.checkpointUnixMs,
       dataDir: this.opts.dataDir,
+      replication: this.replicationStatus(),
     };
   }
 
-  private fail(err: TallyError): void {
+  fail(err: TallyError): void {
     if (this.stateValue === 'failed') return;
     this.stateValue = 'failed';
     this.log.fatal({ err: err.message }, 'node: storage failure; stopping (never retrying fsync)');
-    this.committer.halt(
+    this.committer?.halt(
       new UnavailableError('node: storage failed; this node has stopped', { cause: err }),
     );
+    this.sender?.stop();
+    this.receiver?.closeAll(new UnavailableError('node: storage failed; this node has stopped'));
     this.resolveFailed(
       err instanceof StorageFatalError ? err : new StorageFatalError(err.message, { cause: err }),
     );
@@ -314,14 +467,24 @@ class TallyNode implements CounterNode {
 
   async close(): Promise<void> {
     if (this.stateValue === 'closed') return;
-    const wasFailed = this.stateValue === 'failed';
-    if (!wasFailed) this.stateValue = 'draining';
-    this.committer.stop(new UnavailableError('node: draining'));
-    await this.committer.whenIdle();
-    await this.checkpointRunning?.catch(() => undefined);
-    await this.wal.close().catch(() => undefined);
+    if (this.stateValue !== 'failed') this.stateValue = 'draining';
+    this.receiver?.closeAll(new UnavailableError('node: draining'));
+    const committer = this.committer;
+    if (committer) {
+      committer.stop(new UnavailableError('node: draining'));
+      // Batches already written wait a little for the standby's ack, then are refused.
+      let timer: NodeJS.Timeout | undefined;
+      const grace = new Promise<void>((resolve) => (timer = setTimeout(resolve, closeAckGraceMs)));
+      await Promise.race([committer.whenIdle(), grace]);
+      clearTimeout(timer);
+      committer.halt(new UnavailableError('node: draining; not acknowledged'));
+      await committer.whenIdle();
+    }
+    this.sender?.stop();
+    await this.replica?.exclusive(() => Promise.resolve());
+    await this.store.close();
     this.lock?.close();
     this.stateValue = 'closed';
-    this.log.info({ lastIndex: this.appliedIndex }, 'node: closed');
+    this.log.info({ lastIndex: this.store.lastIndex }, 'node: closed');
   }
 }

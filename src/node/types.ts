@@ -2,9 +2,14 @@
  * The contract between a counter node and everything above it (gRPC server, CLI, tests).
  */
 import type { TallyError } from '../core/errors';
+import type { Channel, ChannelEvents, ToPrimary, ToStandby } from '../replication/protocol';
 
 export type Role = 'standalone' | 'primary' | 'standby';
-export type NodeState = 'starting' | 'serving' | 'draining' | 'closed' | 'failed';
+/**
+ * `starting`: recovering, or a primary waiting for its standby to accept the epoch;
+ * `fenced`: a primary whose standby accepted a newer epoch (it acknowledges nothing more).
+ */
+export type NodeState = 'starting' | 'serving' | 'fenced' | 'draining' | 'closed' | 'failed';
 
 export interface AllocateResult {
   /** IDs first .. first+count-1 are now durable and belong to this caller. */
@@ -37,6 +42,29 @@ export interface NodeStatus {
   checkpointIndex: number;
   checkpointUnixMs: number;
   dataDir: string;
+  /** The primary that owns `epoch`. */
+  epochPrimary: string;
+  replication: ReplicationStatus | null;
+}
+
+/** A primary's view of its standby, or a standby's view of its primary. */
+export interface ReplicationStatus {
+  /** Primary: the standby's address. Standby: the primary's client address, if known. */
+  peer: string;
+  /** Primary: connecting, handshaking, catching-up, streaming, fenced. Standby: connected or not. */
+  state: string;
+  /** Highest index the standby has fsynced (primary), or holds (standby). */
+  ackIndex: number;
+  lagRecords: number;
+  lagSeconds: number;
+  /** Standby: not yet at the primary's tail since it was new, wiped or rejoined. */
+  catchingUp: boolean;
+}
+
+export interface PromoteResult {
+  epoch: number;
+  role: Role;
+  lastIndex: number;
 }
 
 export interface CounterNode {
@@ -53,6 +81,17 @@ export interface CounterNode {
   ): void;
   status(): NodeStatus;
   checkpoint(): Promise<CheckpointInfo>;
+  /**
+   * Standby only: accepts `epoch` (higher than any it holds) as its own, stops taking appends
+   * from the old primary, writes the epoch-start record and serves — replicating to `standby`
+   * when given (a HOST:PORT), alone otherwise (the operator's decision).
+   */
+  promote(epoch: number, standby?: string): Promise<PromoteResult>;
+  /**
+   * A replication stream from a primary (`peer` names it in logs). A node that is not a
+   * standby ends it at once with FAILED_PRECONDITION.
+   */
+  openReplication(channel: Channel<ToPrimary>, peer: string): ChannelEvents<ToStandby>;
   /** Stop taking requests, finish the in-flight and queued batches, release the data dir. */
   close(): Promise<void>;
   /** Resolves when the node fails fatally (fsync error): the process must exit non-zero. */

@@ -6,6 +6,8 @@ import type { Logger } from 'pino';
 import type { CounterNode, NodeStatus } from '../node/types';
 import type { AdminHandlers } from '../generated/tally/v1/Admin';
 import type { StatusResponse } from '../generated/tally/v1/StatusResponse';
+import { InvalidArgumentError } from '../core/errors';
+import { parseHostPort } from './listen';
 import { toGrpcError } from './status';
 import { packageVersion } from './version';
 
@@ -23,6 +25,8 @@ export function toStatusResponse(status: NodeStatus, version: string): StatusRes
     state: status.state,
     version,
     dataDir: status.dataDir,
+    epochPrimary: status.epochPrimary,
+    replication: status.replication,
   };
 }
 
@@ -47,6 +51,29 @@ export function createAdminHandlers(node: CounterNode, logger: Logger): AdminHan
             segmentsRemoved: info.segmentsRemoved,
             durationUs: info.durationUs,
           }),
+        (err: unknown) => callback(toGrpcError(err, logger)),
+      );
+    },
+    Promote: (call, callback) => {
+      const epoch = Number(call.request.epoch);
+      if (!Number.isSafeInteger(epoch) || epoch < 1) {
+        callback(
+          toGrpcError(new InvalidArgumentError('admin: promote needs an epoch >= 1'), logger),
+        );
+        return;
+      }
+      const standby = call.request.standby === '' ? undefined : call.request.standby;
+      if (standby !== undefined) {
+        try {
+          parseHostPort(standby);
+        } catch (err) {
+          const message = `admin: standby ${(err as Error).message}`;
+          callback(toGrpcError(new InvalidArgumentError(message), logger));
+          return;
+        }
+      }
+      node.promote(epoch, standby).then(
+        (r) => callback(null, { epoch: r.epoch, role: r.role, lastIndex: r.lastIndex }),
         (err: unknown) => callback(toGrpcError(err, logger)),
       );
     },

@@ -13,7 +13,7 @@ import {
 } from '@grpc/grpc-js';
 import { status as GrpcStatus } from '@grpc/grpc-js';
 import type { Logger } from 'pino';
-import { streamInFlightMax, streamPendingWritesMax } from '../core/limits';
+import { receiveMessageBytesMax, streamInFlightMax, streamPendingWritesMax } from '../core/limits';
 import type { Metrics } from '../core/metrics';
 import type { AllocateCallback, AllocateResult, CounterNode } from '../node/types';
 import type { TallyError } from '../core/errors';
@@ -42,6 +42,8 @@ function deadlineUnixMs(call: { getDeadline(): Date | number }): number | undefi
 
 /** Stands in for a request whose bytes are not a valid AllocateRequest (see tolerantRequests). */
 const undecodable = Object.freeze({}) as AllocateRequest__Output;
+/** Stands in for a request above receiveMessageBytesMax (the server's own limit is higher). */
+const oversized = Object.freeze({}) as AllocateRequest__Output;
 
 /**
  * The Counter service definition with request decoding that cannot fail: bytes that are not a
@@ -54,6 +56,7 @@ export function tolerantRequests(definition: ServiceDefinition): ServiceDefiniti
   ): MethodDefinition<unknown, unknown> => ({
     ...method,
     requestDeserialize: (bytes: Buffer) => {
+      if (bytes.length > receiveMessageBytesMax) return oversized;
       try {
         return method.requestDeserialize(bytes);
       } catch {
@@ -66,6 +69,12 @@ export function tolerantRequests(definition: ServiceDefinition): ServiceDefiniti
 
 /** Only the field types: everything about values is the node's to judge. */
 function malformed(req: AllocateRequest__Output): GrpcError | null {
+  if (req === oversized) {
+    return {
+      code: GrpcStatus.RESOURCE_EXHAUSTED,
+      details: `server: request larger than ${receiveMessageBytesMax} bytes`,
+    };
+  }
   if (req === undecodable) {
     return {
       code: GrpcStatus.INVALID_ARGUMENT,
@@ -251,7 +260,14 @@ class AllocationStream {
 
   private answerError(startMs: number, correlationId: string, status: GrpcError): void {
     this.service.streamMetrics.failed(startMs, status.code);
-    this.write({ correlationId, error: { code: status.code, message: status.details } });
+    this.write({
+      correlationId,
+      error: {
+        code: status.code,
+        message: status.details,
+        primaryAddress: status.primaryAddress ?? '',
+      },
+    });
   }
 
   private write(response: AllocateResponse): void {

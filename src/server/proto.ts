@@ -8,9 +8,14 @@ import * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
 import type { ProtoGrpcType as AdminProto } from '../generated/admin';
 import type { ProtoGrpcType as CounterProto } from '../generated/counter';
+import type { ProtoGrpcType as ReplicationProto } from '../generated/replication';
 
 export const protoDir = path.join(__dirname, '..', '..', 'proto');
-export const protoFiles = ['tally/v1/counter.proto', 'tally/v1/admin.proto'];
+export const protoFiles = [
+  'tally/v1/counter.proto',
+  'tally/v1/admin.proto',
+  'tally/v1/replication.proto',
+];
 
 /** Options matching `npm run gen:types`, so the generated types describe what we get. */
 export const loaderOptions: protoLoader.Options = {
@@ -22,7 +27,7 @@ export const loaderOptions: protoLoader.Options = {
   includeDirs: [protoDir],
 };
 
-export type TallyProto = CounterProto & AdminProto;
+export type TallyProto = CounterProto & AdminProto & ReplicationProto;
 
 export interface LoadedProtos {
   packageDefinition: protoLoader.PackageDefinition;

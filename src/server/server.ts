@@ -7,12 +7,13 @@ import * as grpc from '@grpc/grpc-js';
 import { ReflectionService } from '@grpc/reflection';
 import { HealthImplementation } from 'grpc-health-check';
 import type { Logger } from 'pino';
-import { receiveMessageBytesMax } from '../core/limits';
+import { replicationMessageBytesMax } from '../core/limits';
 import type { Metrics } from '../core/metrics';
 import type { CounterNode } from '../node/types';
 import { createAdminHandlers } from './admin-service';
 import { CounterService, tolerantRequests } from './counter-service';
 import { parseHostPort } from './listen';
+import { createReplicationHandlers } from './replication-service';
 import { loadProtos } from './proto';
 
 /** How long shutdown waits for in-flight calls before cancelling what is left. */
@@ -21,7 +22,8 @@ export const shutdownGraceMsDefault = 10_000;
 export const counterServiceName = 'tally.v1.Counter';
 
 export const serverOptions: grpc.ServerOptions = {
-  'grpc.max_receive_message_length': receiveMessageBytesMax,
+  // Replication messages are the large ones; Counter requests are held to their own limit.
+  'grpc.max_receive_message_length': replicationMessageBytesMax + 64 * 1024,
   // Ping idle clients so half-open connections (peer host gone) are found and closed.
   'grpc.keepalive_time_ms': 30_000,
   'grpc.keepalive_timeout_ms': 10_000,
@@ -84,6 +86,10 @@ export async function startServer(opts: StartServerOptions): Promise<RunningServ
   const counter = new CounterService({ node: opts.node, logger, metrics: opts.metrics });
   server.addService(tolerantRequests(tally.v1.Counter.service), counter.handlers);
   server.addService(tally.v1.Admin.service, createAdminHandlers(opts.node, logger));
+  server.addService(
+    tally.v1.Replication.service,
+    createReplicationHandlers(opts.node, logger.child({ module: 'replication' })),
+  );
   const health = new HealthImplementation({ '': 'SERVING', [counterServiceName]: 'SERVING' });
   health.addToServer(server);
   new ReflectionService(packageDefinition).addToServer(server);

@@ -8,12 +8,21 @@ import {
   DeadlineExceededError,
   InvalidArgumentError,
   NoSpaceError,
+  NotPrimaryError,
   OverloadedError,
+  ReplicationAbortedError,
+  StaleEpochError,
   StorageFatalError,
   type TallyError,
   UnavailableError,
 } from '../core/errors';
-import { internalErrorMessage, statusName, toGrpcError } from './status';
+import {
+  errorNameKey,
+  internalErrorMessage,
+  primaryAddressKey,
+  statusName,
+  toGrpcError,
+} from './status';
 
 function capturingLogger(): { logger: pino.Logger; lines: string[] } {
   const lines: string[] = [];
@@ -31,13 +40,27 @@ const cases: Array<[TallyError, GrpcStatus]> = [
   [new CorruptionError('wal: crc mismatch'), GrpcStatus.DATA_LOSS],
   [new DataDirError('data-dir: locked'), GrpcStatus.FAILED_PRECONDITION],
   [new StorageFatalError('wal: fsync failed'), GrpcStatus.INTERNAL],
+  [new StaleEpochError('node: epoch 3 is stale'), GrpcStatus.FAILED_PRECONDITION],
+  [new ReplicationAbortedError('replication: gap'), GrpcStatus.ABORTED],
 ];
 
 describe('toGrpcError', () => {
   it.each(cases)('maps %s to its gRPC status and keeps the message', (err, code) => {
     const { logger, lines } = capturingLogger();
-    expect(toGrpcError(err, logger)).toEqual({ code, details: err.message });
+    const mapped = toGrpcError(err, logger);
+    expect({ code: mapped.code, details: mapped.details }).toEqual({ code, details: err.message });
+    expect(mapped.metadata?.get(errorNameKey)).toEqual([err.name]);
     expect(lines).toEqual([]);
+  });
+
+  it("puts a standby's primary hint in metadata and in the mapped error", () => {
+    const { logger } = capturingLogger();
+    const mapped = toGrpcError(new NotPrimaryError('node: standby', '10.0.0.1:7400'), logger);
+    expect(mapped.code).toBe(GrpcStatus.FAILED_PRECONDITION);
+    expect(mapped.metadata?.get(primaryAddressKey)).toEqual(['10.0.0.1:7400']);
+    expect(mapped.primaryAddress).toBe('10.0.0.1:7400');
+    const unknown = toGrpcError(new NotPrimaryError('node: standby'), logger);
+    expect(unknown.metadata?.get(primaryAddressKey)).toEqual([]);
   });
 
   it('reports an unknown error as INTERNAL with a generic message and logs the details', () => {

@@ -3,9 +3,14 @@
  * other error is a bug or an unexpected failure and is reported as INTERNAL with a generic
  * message (its details go to the log, never to the client).
  */
-import { status as GrpcStatus } from '@grpc/grpc-js';
+import { Metadata, status as GrpcStatus } from '@grpc/grpc-js';
 import type { Logger } from 'pino';
-import { type ErrorKind, TallyError } from '../core/errors';
+import { type ErrorKind, NotPrimaryError, TallyError } from '../core/errors';
+
+/** Response metadata: the primary's address on FAILED_PRECONDITION from a standby. */
+export const primaryAddressKey = 'tally-primary';
+/** Response metadata: the TallyError class name (replication peers act on it). */
+export const errorNameKey = 'tally-error';
 
 const statusByKind: Readonly<Record<ErrorKind, GrpcStatus>> = {
   invalid_argument: GrpcStatus.INVALID_ARGUMENT,
@@ -15,6 +20,7 @@ const statusByKind: Readonly<Record<ErrorKind, GrpcStatus>> = {
   deadline_exceeded: GrpcStatus.DEADLINE_EXCEEDED,
   data_loss: GrpcStatus.DATA_LOSS,
   failed_precondition: GrpcStatus.FAILED_PRECONDITION,
+  aborted: GrpcStatus.ABORTED,
   internal: GrpcStatus.INTERNAL,
 };
 
@@ -23,13 +29,22 @@ export const internalErrorMessage = 'server: internal error';
 export interface GrpcError {
   code: GrpcStatus;
   details: string;
+  metadata?: Metadata;
+  /** NotPrimaryError: where the primary is. */
+  primaryAddress?: string;
 }
 
 /** Maps any error to the status a client sees; unknown errors are logged, not leaked. */
 export function toGrpcError(err: unknown, logger: Logger): GrpcError {
   if (err instanceof TallyError) {
     const code = statusByKind[err.kind] as GrpcStatus | undefined;
-    if (code !== undefined) return { code, details: err.message };
+    if (code !== undefined) {
+      const metadata = new Metadata();
+      metadata.set(errorNameKey, err.name);
+      const primaryAddress = err instanceof NotPrimaryError ? err.primaryAddress : undefined;
+      if (primaryAddress) metadata.set(primaryAddressKey, primaryAddress);
+      return { code, details: err.message, metadata, primaryAddress };
+    }
   }
   logger.error({ err }, 'server: unexpected error mapped to INTERNAL');
   return { code: GrpcStatus.INTERNAL, details: internalErrorMessage };

@@ -12,7 +12,10 @@ import { assert } from '../core/assert';
 import { systemClock, type Clock } from '../core/clock';
 import { CorruptionError, NoSpaceError, StorageFatalError, isErrno } from '../core/errors';
 import { nonZeroEnd, scanSegment } from './decoder';
-import { readU64, recordBytesMax, type WalRecord } from './record';
+import { readU64, recordBytesMax, recordHeaderBytes, type WalRecord } from './record';
+
+/** Bytes read at a time while skipping to a record in the middle of a segment. */
+const readChunkBytes = 1024 * 1024;
 import {
   Preallocator,
   createZeroFilled,
@@ -61,6 +64,8 @@ export class Wal {
   /** Where each epoch's records begin, ascending: answers epochAt() for log matching. */
   private epochStarts: Array<{ index: number; epoch: number }> = [];
   private readonly preallocator: Preallocator;
+  /** Where the last readFrom() stopped: the next sequential read starts there. */
+  private readCursor: { segment: Segment; index: number; offset: number } | null = null;
 
   private constructor(private readonly opts: WalOptions) {
     this.preallocator = new Preallocator(
@@ -145,6 +150,7 @@ export class Wal {
         );
       }
       await this.createSegment(fromIndex + 1);
+      this.nextIndexValue = fromIndex + 1;
       return { replayed: 0, lastIndex: fromIndex, lastEpoch: 0, tornTail: null };
     }
     const first = this.segments[0] as Segment;
@@ -239,12 +245,13 @@ export class Wal {
 
   /**
    * Writes `count` records already encoded in buf[0, length) — indexes nextIndex .. +count-1 —
-   * and makes them durable. Throws NoSpaceError when a write() or a new segment found the disk
+   * and makes them durable. `beforeSync` runs once the write() succeeded, before the fsync
+   * (replication sends the batch then, so both nodes fsync at the same time). Throws NoSpaceError when a write() or a new segment found the disk
    * full (nothing durable, nothing advanced; the next append may succeed), or StorageFatalError
    * for anything else, fsync errors included. After a fatal error every append fails: the
    * file's durable state is unknown and an fsync is never retried on the same descriptor.
    */
-  async append(buf: Buffer, length: number, count: number): Promise<void> {
+  async append(buf: Buffer, length: number, count: number, beforeSync?: () => void): Promise<void> {
     assert(length > 0 && count > 0, 'append: non-empty batch');
     assert(length <= this.opts.segmentSizeBytes, 'append: batch fits one segment');
     if (this.fatal) throw this.fatal;
@@ -252,6 +259,8 @@ export class Wal {
       if (this.dirtyBytes > 0) await this.zeroDirty();
       if (this.segmentFull || length > this.segmentRemainingBytes) await this.rollover();
       await this.writeAtOffset(buf, length);
+      // The write went through: only the fsync is left, and its failure is fatal.
+      beforeSync?.();
       await (this.file as StorageFile).datasync();
     } catch (err) {
       if (err instanceof NoSpaceError) throw err;
@@ -285,6 +294,23 @@ export class Wal {
       epoch = start.epoch;
     }
     return epoch;
+  }
+
+  /**
+   * Epoch boundaries of the records in the log (firstIndex .. nextIndex-1), ascending; the first
+   * entry's index is clamped to firstIndex when its epoch began in a compacted segment.
+   */
+  epochs(): Array<{ index: number; epoch: number }> {
+    const first = this.firstIndex;
+    const out: Array<{ index: number; epoch: number }> = [];
+    for (let k = 0; k < this.epochStarts.length; k++) {
+      const start = this.epochStarts[k] as { index: number; epoch: number };
+      const next = this.epochStarts[k + 1];
+      if (next !== undefined && next.index <= first) continue;
+      if (start.index >= this.nextIndexValue) break;
+      out.push({ index: Math.max(start.index, first), epoch: start.epoch });
+    }
+    return out;
   }
 
   /** A write() refused for lack of space changed nothing durable: remember what to zero. */
@@ -323,6 +349,13 @@ export class Wal {
       await this.opts.storage.syncDir(this.opts.dir);
       removed++;
     }
+    // Boundaries wholly below the log are forgotten (the one still covering firstIndex stays).
+    while (
+      this.epochStarts.length > 1 &&
+      (this.epochStarts[1] as { index: number }).index <= this.firstIndex
+    ) {
+      this.epochStarts.shift();
+    }
     return removed;
   }
 
@@ -332,9 +365,10 @@ export class Wal {
   }
 
   /**
-   * Reads whole records starting at `fromIndex` — at most `maxBytes` of them, never past the
-   * last durable record — as their on-disk bytes. Returns null when `fromIndex` was compacted
-   * away (the reader needs a snapshot first).
+   * Reads whole records starting at `fromIndex` — at most `maxBytes` of them (at least one),
+   * never past the last durable record — as their on-disk bytes. Returns null when `fromIndex`
+   * was compacted away (the reader needs a snapshot first). Sequential reads continue from a
+   * remembered offset, so catching up reads each segment once.
    */
   async readFrom(
     fromIndex: number,
@@ -344,20 +378,54 @@ export class Wal {
     if (fromIndex < this.firstIndex) return null;
     if (fromIndex === this.nextIndexValue) return { buf: Buffer.alloc(0), records: 0 };
     const segment = this.segmentHolding(fromIndex);
-    const data = await this.opts.storage.readFile(segment.path);
-    let start = -1;
-    let end = 0;
-    let records = 0;
-    scanSegment(data, data.length, segment.firstIndex, 0, (record, offset) => {
-      if (record.index === fromIndex) start = offset;
-      if (start < 0 || record.index >= this.nextIndexValue) return;
-      const recordEnd = offset + data.readUInt32LE(offset);
-      if (recordEnd - start > maxBytes && records > 0) return;
-      end = recordEnd;
-      records++;
-    });
-    assert(start >= 0 && records > 0, 'readFrom: record found in its segment');
-    return { buf: Buffer.from(data.subarray(start, end)), records };
+    const cursor = this.readCursor;
+    let at = { index: segment.firstIndex, offset: 0 };
+    if (cursor && cursor.segment === segment && cursor.index <= fromIndex) at = { ...cursor };
+    const file = await this.opts.storage.open(segment.path, 'read');
+    try {
+      while (at.index < fromIndex) {
+        at = await this.walkRecords(file, at, fromIndex, readChunkBytes, null);
+      }
+      const out = { buf: Buffer.alloc(0), records: 0 };
+      const end = await this.walkRecords(file, at, this.nextIndexValue, maxBytes, out);
+      assert(out.records > 0, 'readFrom: at least one record read');
+      this.readCursor = { segment, ...end };
+      return out;
+    } finally {
+      await file.close();
+    }
+  }
+
+  /**
+   * Walks records from `at` toward index `until` within one read of up to `budget` bytes (one
+   * record more if the first is larger); copies them into `out` when given. Returns where it
+   * stopped.
+   */
+  private async walkRecords(
+    file: StorageFile,
+    at: { index: number; offset: number },
+    until: number,
+    budget: number,
+    out: { buf: Buffer; records: number } | null,
+  ): Promise<{ index: number; offset: number }> {
+    const chunk = Buffer.allocUnsafe(budget + recordBytesMax);
+    const n = await file.read(chunk, 0, chunk.length, at.offset);
+    let pos = 0;
+    let index = at.index;
+    while (index < until && pos + recordHeaderBytes <= n) {
+      const length = chunk.readUInt32LE(pos);
+      if (length < recordHeaderBytes || pos + length > n) break;
+      if (pos + length > budget && pos > 0) break;
+      assert(readU64(chunk, pos + 16) === index, 'readFrom: records in sequence');
+      pos += length;
+      index++;
+    }
+    assert(pos > 0, 'readFrom: a whole record within one read');
+    if (out) {
+      out.buf = Buffer.from(chunk.subarray(0, pos));
+      out.records = index - at.index;
+    }
+    return { index, offset: at.offset + pos };
   }
 
   /** The segment whose records include `index`. */
@@ -398,6 +466,7 @@ export class Wal {
     this.offset = cut;
     this.dirtyBytes = 0;
     this.nextIndexValue = index + 1;
+    this.readCursor = null;
     this.epochStarts = this.epochStarts.filter((start) => start.index <= index);
     this.opts.logger.warn({ afterIndex: index, removed }, 'wal: truncated unacknowledged suffix');
     return removed;

@@ -14,16 +14,23 @@ export interface Operation {
   /** Present only for acknowledged allocations. */
   first?: number;
   count?: number;
+  /** Which node (or client) the operation went to, when a test cares. */
+  tag?: string;
 }
 
 export class History {
   private tick = 0;
   readonly ops: Operation[] = [];
 
-  invoke(namespace: string): Operation {
-    const op: Operation = { namespace, invokedAt: ++this.tick, completedAt: Infinity };
+  invoke(namespace: string, tag?: string): Operation {
+    const op: Operation = { namespace, invokedAt: ++this.tick, completedAt: Infinity, tag };
     this.ops.push(op);
     return op;
+  }
+
+  /** A point on the same logical clock (e.g. "promotion returned"). */
+  mark(): number {
+    return ++this.tick;
   }
 
   ack(op: Operation, first: number, count: number): void {

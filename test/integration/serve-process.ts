@@ -5,6 +5,7 @@
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import fs from 'node:fs';
+import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import * as grpc from '@grpc/grpc-js';
@@ -33,6 +34,18 @@ export async function tempDir(prefix = 'tally-it-'): Promise<string> {
 export async function removeTempDirs(): Promise<void> {
   const dirs = tempDirs.splice(0);
   await Promise.all(dirs.map((d) => fs.promises.rm(d, { recursive: true, force: true })));
+}
+
+/** A port that was free a moment ago (for a node that must restart on the same address). */
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = net.createServer();
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const { port } = server.address() as net.AddressInfo;
+      server.close(() => resolve(port));
+    });
+  });
 }
 
 export interface Exit {

@@ -4,6 +4,8 @@ import type * as grpc from '@grpc/grpc-js'
 import type { MethodDefinition } from '@grpc/proto-loader'
 import type { CheckpointRequest as _tally_v1_CheckpointRequest, CheckpointRequest__Output as _tally_v1_CheckpointRequest__Output } from '../../tally/v1/CheckpointRequest';
 import type { CheckpointResponse as _tally_v1_CheckpointResponse, CheckpointResponse__Output as _tally_v1_CheckpointResponse__Output } from '../../tally/v1/CheckpointResponse';
+import type { PromoteRequest as _tally_v1_PromoteRequest, PromoteRequest__Output as _tally_v1_PromoteRequest__Output } from '../../tally/v1/PromoteRequest';
+import type { PromoteResponse as _tally_v1_PromoteResponse, PromoteResponse__Output as _tally_v1_PromoteResponse__Output } from '../../tally/v1/PromoteResponse';
 import type { StatusRequest as _tally_v1_StatusRequest, StatusRequest__Output as _tally_v1_StatusRequest__Output } from '../../tally/v1/StatusRequest';
 import type { StatusResponse as _tally_v1_StatusResponse, StatusResponse__Output as _tally_v1_StatusResponse__Output } from '../../tally/v1/StatusResponse';
 
@@ -16,6 +18,15 @@ export interface AdminClient extends grpc.Client {
   checkpoint(argument: _tally_v1_CheckpointRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_tally_v1_CheckpointResponse__Output>): grpc.ClientUnaryCall;
   checkpoint(argument: _tally_v1_CheckpointRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_tally_v1_CheckpointResponse__Output>): grpc.ClientUnaryCall;
   checkpoint(argument: _tally_v1_CheckpointRequest, callback: grpc.requestCallback<_tally_v1_CheckpointResponse__Output>): grpc.ClientUnaryCall;
+  
+  Promote(argument: _tally_v1_PromoteRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_tally_v1_PromoteResponse__Output>): grpc.ClientUnaryCall;
+  Promote(argument: _tally_v1_PromoteRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_tally_v1_PromoteResponse__Output>): grpc.ClientUnaryCall;
+  Promote(argument: _tally_v1_PromoteRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_tally_v1_PromoteResponse__Output>): grpc.ClientUnaryCall;
+  Promote(argument: _tally_v1_PromoteRequest, callback: grpc.requestCallback<_tally_v1_PromoteResponse__Output>): grpc.ClientUnaryCall;
+  promote(argument: _tally_v1_PromoteRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_tally_v1_PromoteResponse__Output>): grpc.ClientUnaryCall;
+  promote(argument: _tally_v1_PromoteRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_tally_v1_PromoteResponse__Output>): grpc.ClientUnaryCall;
+  promote(argument: _tally_v1_PromoteRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_tally_v1_PromoteResponse__Output>): grpc.ClientUnaryCall;
+  promote(argument: _tally_v1_PromoteRequest, callback: grpc.requestCallback<_tally_v1_PromoteResponse__Output>): grpc.ClientUnaryCall;
   
   Status(argument: _tally_v1_StatusRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_tally_v1_StatusResponse__Output>): grpc.ClientUnaryCall;
   Status(argument: _tally_v1_StatusRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_tally_v1_StatusResponse__Output>): grpc.ClientUnaryCall;
@@ -31,11 +42,14 @@ export interface AdminClient extends grpc.Client {
 export interface AdminHandlers extends grpc.UntypedServiceImplementation {
   Checkpoint: grpc.handleUnaryCall<_tally_v1_CheckpointRequest__Output, _tally_v1_CheckpointResponse>;
   
+  Promote: grpc.handleUnaryCall<_tally_v1_PromoteRequest__Output, _tally_v1_PromoteResponse>;
+  
   Status: grpc.handleUnaryCall<_tally_v1_StatusRequest__Output, _tally_v1_StatusResponse>;
   
 }
 
 export interface AdminDefinition extends grpc.ServiceDefinition {
   Checkpoint: MethodDefinition<_tally_v1_CheckpointRequest, _tally_v1_CheckpointResponse, _tally_v1_CheckpointRequest__Output, _tally_v1_CheckpointResponse__Output>
+  Promote: MethodDefinition<_tally_v1_PromoteRequest, _tally_v1_PromoteResponse, _tally_v1_PromoteRequest__Output, _tally_v1_PromoteResponse__Output>
   Status: MethodDefinition<_tally_v1_StatusRequest, _tally_v1_StatusResponse, _tally_v1_StatusRequest__Output, _tally_v1_StatusResponse__Output>
 }

@@ -1,6 +1,7 @@
 // Original file: proto/tally/v1/admin.proto
 
 import type { NamespaceStatus as _tally_v1_NamespaceStatus, NamespaceStatus__Output as _tally_v1_NamespaceStatus__Output } from '../../tally/v1/NamespaceStatus';
+import type { ReplicationStatus as _tally_v1_ReplicationStatus, ReplicationStatus__Output as _tally_v1_ReplicationStatus__Output } from '../../tally/v1/ReplicationStatus';
 import type { Long } from '@grpc/proto-loader';
 
 export interface StatusResponse {
@@ -16,6 +17,8 @@ export interface StatusResponse {
   'state'?: (string);
   'version'?: (string);
   'dataDir'?: (string);
+  'epochPrimary'?: (string);
+  'replication'?: (_tally_v1_ReplicationStatus | null);
 }
 
 export interface StatusResponse__Output {
@@ -31,4 +34,6 @@ export interface StatusResponse__Output {
   'state': (string);
   'version': (string);
   'dataDir': (string);
+  'epochPrimary': (string);
+  'replication': (_tally_v1_ReplicationStatus__Output | null);
 }

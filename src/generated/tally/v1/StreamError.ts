@@ -4,9 +4,11 @@
 export interface StreamError {
   'code'?: (number);
   'message'?: (string);
+  'primaryAddress'?: (string);
 }
 
 export interface StreamError__Output {
   'code': (number);
   'message': (string);
+  'primaryAddress': (string);
 }

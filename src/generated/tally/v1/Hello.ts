@@ -1,0 +1,17 @@
+// Original file: proto/tally/v1/replication.proto
+
+import type { Long } from '@grpc/proto-loader';
+
+export interface Hello {
+  'protocolVersion'?: (number);
+  'primaryId'?: (string);
+  'epoch'?: (number | string | Long);
+  'primaryAddress'?: (string);
+}
+
+export interface Hello__Output {
+  'protocolVersion': (number);
+  'primaryId': (string);
+  'epoch': (string);
+  'primaryAddress': (string);
+}

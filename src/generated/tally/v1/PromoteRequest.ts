@@ -1,0 +1,13 @@
+// Original file: proto/tally/v1/admin.proto
+
+import type { Long } from '@grpc/proto-loader';
+
+export interface PromoteRequest {
+  'epoch'?: (number | string | Long);
+  'standby'?: (string);
+}
+
+export interface PromoteRequest__Output {
+  'epoch': (string);
+  'standby': (string);
+}

@@ -1,0 +1,304 @@
+/**
+ * A node's log and the state it produces: WAL + counters + snapshot, whatever the node's role.
+ * Recovery (snapshot, then WAL replay), checkpoints and compaction, and the operations a
+ * standby needs: appending records received from the primary, cutting an unacknowledged
+ * suffix (the counters come down with it), and replacing everything with a snapshot.
+ */
+import * as path from 'node:path';
+import type { Logger } from 'pino';
+import type { Clock } from '../core/clock';
+import { NoSpaceError, StorageFatalError, isErrno, type TallyError } from '../core/errors';
+import type { Metrics } from '../core/metrics';
+import { CounterState } from '../state/counters';
+import { RecordType, type WalRecord } from '../wal/record';
+import { scanSegment } from '../wal/decoder';
+import { walDirName } from '../wal/segment-files';
+import { readSnapshot, snapshotFileName, writeSnapshot, type Snapshot } from '../wal/snapshot';
+import type { Storage } from '../wal/storage';
+import { Wal } from '../wal/wal';
+import type { CheckpointInfo } from './types';
+
+export interface LogStoreOptions {
+  storage: Storage;
+  dataDir: string;
+  segmentSizeBytes: number;
+  logger: Logger;
+  metrics: Metrics;
+  clock: Clock;
+  /** The node has written before: a missing WAL is an error, not a fresh start. */
+  requireExisting: boolean;
+  /** Called when a checkpoint failed in a way that leaves the directory unknown. */
+  onFatal(err: StorageFatalError): void;
+}
+
+/** After a checkpoint failed for lack of space, the next automatic one waits this long. */
+const checkpointRetryMs = 10_000;
+
+export class LogStore {
+  state = new CounterState();
+  /** Last record whose effects are in `state` (acknowledged, on a primary). */
+  appliedIndex = 0;
+  checkpointIndex = 0;
+  checkpointUnixMs = 0;
+  /** Epoch of the record at checkpointIndex. */
+  snapshotEpoch = 0;
+  private bytesSinceCheckpoint = 0;
+  private checkpointRunning: Promise<CheckpointInfo> | null = null;
+  private checkpointNotBeforeMs = 0;
+  private gaugedSegments = 0;
+  private readonly log: Logger;
+
+  private constructor(
+    private readonly opts: LogStoreOptions,
+    public wal: Wal,
+  ) {
+    this.log = opts.logger.child({ module: 'node' });
+  }
+
+  /** Loads the snapshot and replays the WAL after it. */
+  static async open(
+    opts: LogStoreOptions,
+    freshWal = false,
+  ): Promise<{ store: LogStore; lastEpoch: number }> {
+    const started = opts.clock.monotonicMs();
+    const snapshot = await readSnapshot(opts.storage, opts.dataDir);
+    const state = new CounterState();
+    if (snapshot) state.load(snapshot.counters);
+    const fromIndex = snapshot?.index ?? 0;
+    const { wal, recovery } = await Wal.open(
+      LogStore.walOptions(opts, !freshWal && (opts.requireExisting || snapshot !== null)),
+      fromIndex,
+      (record) => applyRecord(state, record),
+    );
+    const store = new LogStore(opts, wal);
+    store.state = state;
+    store.appliedIndex = recovery.lastIndex;
+    store.checkpointIndex = fromIndex;
+    store.checkpointUnixMs = snapshot?.unixMs ?? 0;
+    store.snapshotEpoch = snapshot?.epoch ?? 0;
+    const recoverySeconds = (opts.clock.monotonicMs() - started) / 1000;
+    opts.metrics.recoveryDurationSeconds.set(recoverySeconds);
+    opts.metrics.recoveryRecords.set(recovery.replayed);
+    store.log.info(
+      {
+        snapshotIndex: fromIndex,
+        replayed: recovery.replayed,
+        lastIndex: recovery.lastIndex,
+        recoverySeconds,
+        tornTail: recovery.tornTail,
+      },
+      'node: recovered',
+    );
+    store.updateWalGauges();
+    return { store, lastEpoch: Math.max(snapshot?.epoch ?? 0, recovery.lastEpoch) };
+  }
+
+  private static walOptions(opts: LogStoreOptions, requireExisting: boolean) {
+    return {
+      storage: opts.storage,
+      dir: path.join(opts.dataDir, walDirName),
+      segmentSizeBytes: opts.segmentSizeBytes,
+      logger: opts.logger.child({ module: 'wal' }),
+      clock: opts.clock,
+      requireExisting,
+    };
+  }
+
+  /** Deletes the WAL and the snapshot durably (an interrupted snapshot install). */
+  static async discard(storage: Storage, dataDir: string): Promise<void> {
+    const walDir = path.join(dataDir, walDirName);
+    if (await storage.exists(walDir)) {
+      for (const name of await storage.list(walDir)) await storage.unlink(path.join(walDir, name));
+      await storage.syncDir(walDir);
+    }
+    const snapshotPath = path.join(dataDir, snapshotFileName);
+    if (await storage.exists(snapshotPath)) {
+      await storage.unlink(snapshotPath);
+      await storage.syncDir(dataDir);
+    }
+  }
+
+  /** The last index in the WAL (ahead of appliedIndex while a primary waits for acks). */
+  get lastIndex(): number {
+    return this.wal.nextIndex - 1;
+  }
+
+  /** Epoch of the record at `index`: 0 before the log, the snapshot's at its index. */
+  epochAt(index: number): number | null {
+    if (index === 0) return 0;
+    const inWal = this.wal.epochAt(index);
+    if (inWal !== null) return inWal;
+    return index === this.checkpointIndex ? this.snapshotEpoch : null;
+  }
+
+  /** Appends records received from the primary (verified), fsyncs, applies them. */
+  async appendReceived(records: Buffer, count: number): Promise<void> {
+    const firstIndex = this.wal.nextIndex;
+    let offset = 0;
+    let done = 0;
+    while (done < count) {
+      // A batch may not fit this node's segment: split at record boundaries.
+      const room = this.wal.batchRoomBytes(records.length - offset);
+      let end = offset;
+      let n = 0;
+      while (done + n < count) {
+        const length = records.readUInt32LE(end);
+        if (end + length - offset > room && n > 0) break;
+        end += length;
+        n++;
+      }
+      await this.wal.append(records.subarray(offset, end), end - offset, n);
+      offset = end;
+      done += n;
+    }
+    scanSegment(records, records.length, firstIndex, 0, (record) =>
+      applyRecord(this.state, record),
+    );
+    this.noteDurable(this.wal.nextIndex - 1, records.length);
+  }
+
+  /** After records up to lastIndex took effect: checkpoint when due. */
+  noteDurable(lastIndex: number, bytes: number, canCheckpoint = true): void {
+    this.appliedIndex = lastIndex;
+    if (this.wal.segmentCount !== this.gaugedSegments) this.updateWalGauges();
+    this.bytesSinceCheckpoint += bytes;
+    const due =
+      lastIndex - this.checkpointIndex >= this.checkpointRecords ||
+      this.bytesSinceCheckpoint >= this.checkpointBytes;
+    const backedOff = this.opts.clock.monotonicMs() < this.checkpointNotBeforeMs;
+    if (due && canCheckpoint && !backedOff && this.checkpointRunning === null) {
+      this.checkpoint().catch((err: unknown) =>
+        this.log.error({ err: (err as Error).message }, 'node: automatic checkpoint failed'),
+      );
+    }
+  }
+
+  checkpointRecords = Infinity;
+  checkpointBytes = Infinity;
+
+  /**
+   * Durably removes every record after `index` and rebuilds the counters from the snapshot
+   * and the records that remain, so they come down with the cut.
+   */
+  async truncateAfter(index: number): Promise<number> {
+    await this.checkpointRunning?.catch(() => undefined);
+    const removed = await this.wal.truncateAfter(index);
+    await this.wal.close();
+    const { store } = await LogStore.open({ ...this.opts, requireExisting: true });
+    this.adopt(store);
+    return removed;
+  }
+
+  /** Replaces log and counters with a snapshot at `index`; the WAL restarts after it. */
+  async installSnapshot(index: number, indexEpoch: number, counters: Array<[string, number]>) {
+    await this.checkpointRunning?.catch(() => undefined);
+    await this.wal.close();
+    await LogStore.discard(this.opts.storage, this.opts.dataDir);
+    const snapshot: Snapshot = {
+      index,
+      epoch: indexEpoch,
+      unixMs: this.opts.clock.nowUnixMs(),
+      counters,
+    };
+    await writeSnapshot(this.opts.storage, this.opts.dataDir, snapshot);
+    const { store } = await LogStore.open(this.opts, true);
+    this.adopt(store);
+  }
+
+  private adopt(other: LogStore): void {
+    this.wal = other.wal;
+    this.state = other.state;
+    this.appliedIndex = other.appliedIndex;
+    this.checkpointIndex = other.checkpointIndex;
+    this.checkpointUnixMs = other.checkpointUnixMs;
+    this.snapshotEpoch = other.snapshotEpoch;
+    this.bytesSinceCheckpoint = 0;
+    this.updateWalGauges();
+  }
+
+  /** The newest snapshot for a standby that needs compacted records (index 0 if none). */
+  async snapshotForTransfer(): Promise<{
+    index: number;
+    indexEpoch: number;
+    counters: Array<[string, number]>;
+  }> {
+    const snapshot = await readSnapshot(this.opts.storage, this.opts.dataDir);
+    if (snapshot === null) return { index: 0, indexEpoch: 0, counters: [] };
+    return { index: snapshot.index, indexEpoch: snapshot.epoch, counters: snapshot.counters };
+  }
+
+  /** Snapshot of the applied state, then compaction below it. */
+  checkpoint(): Promise<CheckpointInfo> {
+    this.checkpointRunning ??= this.runCheckpoint().finally(() => (this.checkpointRunning = null));
+    return this.checkpointRunning;
+  }
+
+  private async runCheckpoint(): Promise<CheckpointInfo> {
+    const started = this.opts.clock.monotonicMs();
+    // Taken synchronously so counters and index describe the same moment.
+    const snapshot: Snapshot = {
+      index: this.appliedIndex,
+      epoch: this.epochAt(this.appliedIndex) ?? 0,
+      unixMs: this.opts.clock.nowUnixMs(),
+      counters: this.state.durableEntries(),
+    };
+    const bytesAtStart = this.bytesSinceCheckpoint;
+    const wal = this.wal;
+    try {
+      await writeSnapshot(this.opts.storage, this.opts.dataDir, snapshot);
+    } catch (err) {
+      throw this.checkpointFailed(err);
+    }
+    this.checkpointIndex = snapshot.index;
+    this.checkpointUnixMs = snapshot.unixMs;
+    this.snapshotEpoch = snapshot.epoch;
+    this.bytesSinceCheckpoint -= bytesAtStart;
+    let segmentsRemoved: number;
+    try {
+      segmentsRemoved = await wal.compact(snapshot.index);
+    } catch (err) {
+      throw this.checkpointFailed(err);
+    }
+    this.updateWalGauges();
+    const durationMs = this.opts.clock.monotonicMs() - started;
+    this.opts.metrics.checkpoints.inc();
+    this.opts.metrics.checkpointDurationSeconds.observe(durationMs / 1000);
+    this.log.info(
+      { index: snapshot.index, segmentsRemoved, durationMs },
+      'node: checkpoint written',
+    );
+    return { index: snapshot.index, segmentsRemoved, durationUs: Math.round(durationMs * 1000) };
+  }
+
+  /**
+   * A snapshot that could not be written for lack of space leaves everything as it was (the
+   * WAL still holds every record): refuse and back off. Any other failure leaves the directory
+   * in an unknown state: the node stops.
+   */
+  private checkpointFailed(err: unknown): TallyError {
+    const message = (err as Error).message;
+    if (isErrno(err, 'ENOSPC')) {
+      this.checkpointNotBeforeMs = this.opts.clock.monotonicMs() + checkpointRetryMs;
+      return new NoSpaceError(`node: no space to write a checkpoint: ${message}`, { cause: err });
+    }
+    const fatal = new StorageFatalError(`node: checkpoint failed: ${message}`, { cause: err });
+    this.opts.onFatal(fatal);
+    return fatal;
+  }
+
+  updateWalGauges(): void {
+    this.gaugedSegments = this.wal.segmentCount;
+    this.opts.metrics.walBytes.set(this.wal.diskBytes);
+    this.opts.metrics.walSegments.set(this.wal.segmentCount);
+  }
+
+  async close(): Promise<void> {
+    await this.checkpointRunning?.catch(() => undefined);
+    await this.wal.close().catch(() => undefined);
+  }
+}
+
+function applyRecord(state: CounterState, record: WalRecord): void {
+  if (record.type === RecordType.allocate)
+    state.apply(record.namespace, record.first, record.count);
+}

@@ -1,0 +1,322 @@
+/**
+ * The standby side of replication. One ReceiverSession per stream from a primary; the
+ * Receiver keeps at most one active (a newer Hello that is accepted ends the older session).
+ *
+ * Every check happens before the log is touched: a message from a lower epoch, a gap, a
+ * record that fails its CRC, an oversize batch, or a message out of protocol ends the session
+ * with a status and a log line, and the standby's log stays as it was. Messages of a session
+ * are handled one at a time, in order, under the log's exclusive section (which promotion
+ * also takes), so a promotion never interleaves with an append.
+ */
+import type { Logger } from 'pino';
+import {
+  InvalidArgumentError,
+  ProtocolError,
+  ReplicationAbortedError,
+  StaleEpochError,
+  TallyError,
+  TooLargeError,
+} from '../core/errors';
+import {
+  idMax,
+  namespacePattern,
+  namespacesMax,
+  receiverQueueMax,
+  replicationMessageBytesMax,
+} from '../core/limits';
+import { readU64 } from '../wal/record';
+import { verifyBatch } from '../wal/replication-io';
+import {
+  protocolVersion,
+  type Append,
+  type Channel,
+  type ChannelEvents,
+  type Hello,
+  type InstallSnapshot,
+  type LogShape,
+  type ToPrimary,
+  type ToStandby,
+} from './protocol';
+
+/** What the receiver needs from the standby node's storage. */
+export interface ReplicaLog {
+  readonly nodeId: string;
+  /** Durably accepts (epoch, primaryId), or throws StaleEpochError / WrongRoleError. */
+  acceptEpoch(epoch: number, primaryId: string, primaryAddress: string): Promise<void>;
+  /** True while (epoch, primaryId) is still the identity this node holds. */
+  holdsEpoch(epoch: number, primaryId: string): boolean;
+  shape(): LogShape;
+  /** Epoch of the record at `index` (0 for index 0, the snapshot's at the snapshot index). */
+  epochAt(index: number): number | null;
+  /** Writes verified records (indexes lastIndex+1 ..), fdatasyncs, applies them. */
+  append(records: Buffer, count: number): Promise<void>;
+  /** Durably removes every record after `index` and rebuilds the counters without them. */
+  truncateAfter(index: number): Promise<void>;
+  /** Replaces log and counters with a snapshot at `index` (the WAL restarts after it). */
+  installSnapshot(
+    index: number,
+    indexEpoch: number,
+    counters: Array<[string, number]>,
+  ): Promise<void>;
+  /** The primary's tail as of the last message: for lag and the catching-up flag. */
+  noteProgress(primaryLastIndex: number): Promise<void>;
+  /** Runs fn with no other log operation (another session, a promotion) in between. */
+  exclusive<T>(fn: () => Promise<T>): Promise<T>;
+}
+
+export interface ReceiverMetrics {
+  rejected(reason: string): void;
+}
+
+export class Receiver {
+  private active: ReceiverSession | null = null;
+  private readonly sessions = new Set<ReceiverSession>();
+
+  constructor(
+    readonly log: ReplicaLog,
+    readonly logger: Logger,
+    readonly metrics: ReceiverMetrics,
+  ) {}
+
+  /** A new stream from a primary: returns the handlers for its messages. */
+  open(channel: Channel<ToPrimary>, peer: string): ChannelEvents<ToStandby> {
+    const session = new ReceiverSession(this, channel, peer);
+    this.sessions.add(session);
+    return session;
+  }
+
+  /** The accepted session becomes the only one: an older one (same or older primary) ends. */
+  activate(session: ReceiverSession): void {
+    if (this.active !== null && this.active !== session) {
+      this.active.end(new ReplicationAbortedError('replication: superseded by a newer session'));
+    }
+    this.active = session;
+  }
+
+  forget(session: ReceiverSession): void {
+    this.sessions.delete(session);
+    if (this.active === session) this.active = null;
+  }
+
+  /** Ends every session (promotion, shutdown). */
+  closeAll(err: TallyError): void {
+    for (const session of [...this.sessions]) session.end(err);
+  }
+
+  get activeSession(): ReceiverSession | null {
+    return this.active;
+  }
+}
+
+export class ReceiverSession implements ChannelEvents<ToStandby> {
+  private readonly queue: ToStandby[] = [];
+  private busy = false;
+  private ended = false;
+  private hello: Hello | null = null;
+  private readonly log: ReplicaLog;
+  private readonly logger: Logger;
+
+  constructor(
+    private readonly receiver: Receiver,
+    private readonly channel: Channel<ToPrimary>,
+    readonly peer: string,
+  ) {
+    this.log = receiver.log;
+    this.logger = receiver.logger;
+  }
+
+  get primaryId(): string | null {
+    return this.hello?.primaryId ?? null;
+  }
+
+  onMessage(message: ToStandby): void {
+    if (this.ended) return;
+    if (this.queue.length >= receiverQueueMax) {
+      this.fail(new ProtocolError(`replication: more than ${receiverQueueMax} messages queued`));
+      return;
+    }
+    this.queue.push(message);
+    if (!this.busy) void this.drain();
+  }
+
+  onClose(err: TallyError | null): void {
+    if (this.ended) return;
+    this.ended = true;
+    this.receiver.forget(this);
+    this.logger.warn(
+      { peer: this.peer, primaryId: this.primaryId, err: err?.message },
+      'replication: primary disconnected',
+    );
+  }
+
+  /** Ends the session from this side with `err` as the stream's status. */
+  end(err: TallyError): void {
+    if (this.ended) return;
+    this.ended = true;
+    this.receiver.forget(this);
+    this.channel.close(err);
+  }
+
+  private fail(err: unknown): void {
+    const error =
+      err instanceof TallyError ? err : new ProtocolError(`replication: ${String(err)}`);
+    this.receiver.metrics.rejected(error.name);
+    this.logger.warn(
+      { peer: this.peer, primaryId: this.primaryId, err: error.message },
+      'replication: refused a message from the primary; session ended',
+    );
+    this.end(error);
+  }
+
+  private async drain(): Promise<void> {
+    this.busy = true;
+    while (this.queue.length > 0 && !this.ended) {
+      const message = this.queue.shift() as ToStandby;
+      try {
+        await this.log.exclusive(() => this.handle(message));
+      } catch (err) {
+        this.fail(err);
+      }
+    }
+    this.busy = false;
+  }
+
+  private async handle(message: ToStandby): Promise<void> {
+    if (this.ended) return;
+    if (message.kind === 'hello') return this.onHello(message);
+    const hello = this.hello;
+    if (hello === null) throw new ProtocolError('replication: the first message must be Hello');
+    if (message.epoch !== hello.epoch) {
+      throw new ProtocolError(
+        `replication: message for epoch ${message.epoch} in a session of epoch ${hello.epoch}`,
+      );
+    }
+    if (!this.log.holdsEpoch(hello.epoch, hello.primaryId)) {
+      throw new StaleEpochError(
+        `replication: epoch ${hello.epoch} of ${hello.primaryId} is no longer current here`,
+      );
+    }
+    if (message.kind === 'append') return this.onAppend(message);
+    return this.onInstallSnapshot(message);
+  }
+
+  private async onHello(hello: Hello): Promise<void> {
+    if (this.hello !== null) throw new ProtocolError('replication: Hello sent twice');
+    if (hello.protocolVersion !== protocolVersion) {
+      throw new ProtocolError(
+        `replication: protocol version ${hello.protocolVersion} is not ${protocolVersion}`,
+      );
+    }
+    if (!(hello.epoch >= 1) || hello.primaryId === '') {
+      throw new ProtocolError('replication: Hello needs an epoch >= 1 and a primary id');
+    }
+    if (hello.primaryId === this.log.nodeId) {
+      throw new ProtocolError(`replication: node ${hello.primaryId} cannot replicate to itself`);
+    }
+    await this.log.acceptEpoch(hello.epoch, hello.primaryId, hello.primaryAddress);
+    this.hello = hello;
+    this.receiver.activate(this);
+    const shape = this.log.shape();
+    this.logger.info(
+      { peer: this.peer, primaryId: hello.primaryId, epoch: hello.epoch, ...shapeLog(shape) },
+      'replication: primary connected',
+    );
+    this.channel.send({ kind: 'helloReply', nodeId: this.log.nodeId, ...shape });
+  }
+
+  private async onAppend(append: Append): Promise<void> {
+    const { records, recordCount, prevIndex, prevEpoch } = append;
+    if (records.length > replicationMessageBytesMax) {
+      throw new TooLargeError(
+        `replication: batch of ${records.length} bytes exceeds ${replicationMessageBytesMax}`,
+      );
+    }
+    const batch = verifyBatch(records, records.length, prevIndex + 1, prevEpoch);
+    if (batch.records !== recordCount || batch.lastEpoch > append.epoch) {
+      throw new ProtocolError(
+        `replication: batch holds ${batch.records} records up to epoch ${batch.lastEpoch}, ` +
+          `announced ${recordCount} in epoch ${append.epoch}`,
+      );
+    }
+    const shape = this.log.shape();
+    if (prevIndex > shape.lastIndex) {
+      throw new ReplicationAbortedError(
+        `replication: gap: batch follows index ${prevIndex} but the log ends at ${shape.lastIndex}`,
+      );
+    }
+    const mine = this.log.epochAt(prevIndex);
+    if (mine !== prevEpoch) {
+      throw new ReplicationAbortedError(
+        `replication: log mismatch at index ${prevIndex}: epoch ${String(mine)} here, ${prevEpoch} on the primary`,
+      );
+    }
+    const skip = await this.dropConflicts(records, prevIndex, shape);
+    if (skip.offset < records.length) {
+      await this.log.append(records.subarray(skip.offset), recordCount - skip.records);
+    }
+    await this.log.noteProgress(append.primaryLastIndex);
+    // Only what this batch covers: later records held here may not be the primary's.
+    this.channel.send({ kind: 'ack', durableIndex: prevIndex + recordCount });
+  }
+
+  /**
+   * Records this log already holds with the same epoch are skipped (a resent batch); at the
+   * first one held with another epoch the log is cut (a suffix the primary never had).
+   */
+  private async dropConflicts(
+    records: Buffer,
+    prevIndex: number,
+    shape: LogShape,
+  ): Promise<{ offset: number; records: number }> {
+    let offset = 0;
+    let count = 0;
+    for (let index = prevIndex + 1; index <= shape.lastIndex && offset < records.length; index++) {
+      if (this.log.epochAt(index) !== readU64(records, offset + 8)) {
+        if (index - 1 < shape.snapshotIndex) {
+          throw new ReplicationAbortedError(
+            `replication: log diverges at ${index}, inside the snapshot (index ${shape.snapshotIndex})`,
+          );
+        }
+        await this.log.truncateAfter(index - 1);
+        return { offset, records: count };
+      }
+      offset += records.readUInt32LE(offset);
+      count++;
+    }
+    return { offset, records: count };
+  }
+
+  private async onInstallSnapshot(message: InstallSnapshot): Promise<void> {
+    if (message.counters.length > namespacesMax) {
+      throw new TooLargeError(`replication: snapshot with ${message.counters.length} namespaces`);
+    }
+    for (const [name, lastId] of message.counters) {
+      if (
+        !namespacePattern.test(name) ||
+        !Number.isSafeInteger(lastId) ||
+        lastId < 0 ||
+        lastId > idMax
+      ) {
+        throw new InvalidArgumentError(`replication: snapshot entry ${name}=${lastId} is invalid`);
+      }
+    }
+    if (!Number.isSafeInteger(message.index) || message.index < 0) {
+      throw new ProtocolError(`replication: snapshot index ${message.index} is invalid`);
+    }
+    this.logger.warn(
+      { peer: this.peer, index: message.index, namespaces: message.counters.length },
+      'replication: installing a snapshot from the primary (catch-up)',
+    );
+    await this.log.installSnapshot(message.index, message.indexEpoch, message.counters);
+    this.channel.send({ kind: 'ack', durableIndex: message.index });
+  }
+}
+
+function shapeLog(shape: LogShape): Record<string, number> {
+  return {
+    firstIndex: shape.firstIndex,
+    lastIndex: shape.lastIndex,
+    snapshotIndex: shape.snapshotIndex,
+    epochs: shape.epochs.length,
+  };
+}

@@ -1,0 +1,414 @@
+/**
+ * The primary side of replication: one Sender per primary, one session (stream) at a time.
+ *
+ *   connecting → handshaking (Hello; the standby accepts the epoch and describes its log)
+ *   → catching-up (log matching picks the first record to send; a snapshot first if the
+ *     standby needs records that were compacted away; then the WAL from there, at most
+ *     catchUpInFlightMax Appends unacknowledged)
+ *   → streaming (each group-commit batch is sent as it is written locally).
+ * Any error ends the session; the sender reconnects with jittered backoff and starts again
+ * with Hello. A StaleEpochError (the standby accepted a newer epoch) fences it for good.
+ *
+ * Acknowledgements are cumulative (the standby's last fsynced index), so a lost, repeated or
+ * reordered ack never moves `ackedIndex` backwards. Batches handed over by the committer are
+ * retained until they are durable locally (after that the WAL has them for a resend).
+ */
+import type { Logger } from 'pino';
+import type { Clock } from '../core/clock';
+import { ProtocolError, StaleEpochError, type TallyError } from '../core/errors';
+import { catchUpChunkBytes, catchUpInFlightMax } from '../core/limits';
+import { readU64 } from '../wal/record';
+import { matchIndex } from './match';
+import {
+  protocolVersion,
+  type Channel,
+  type Dialer,
+  type EpochStart,
+  type HelloReply,
+  type ToPrimary,
+  type ToStandby,
+} from './protocol';
+
+/** What the sender needs from the primary's log. */
+export interface PrimaryLog {
+  /** Index after the last locally durable record. */
+  readonly durableNext: number;
+  /** First index still in the local WAL (the ones below were compacted into the snapshot). */
+  readonly firstIndex: number;
+  /** Epoch boundaries of the local WAL, ascending. */
+  epochs(): EpochStart[];
+  /** Epoch of a durable record (0 for index 0, the snapshot's at its index), else null. */
+  epochAt(index: number): number | null;
+  readFrom(index: number, maxBytes: number): Promise<{ buf: Buffer; records: number } | null>;
+  /** The newest snapshot (index 0 and no counters when the WAL still starts at 1). */
+  snapshot(): Promise<{ index: number; indexEpoch: number; counters: Array<[string, number]> }>;
+}
+
+export interface Batch {
+  firstIndex: number;
+  count: number;
+  bytes: Buffer;
+}
+
+export interface SenderMetrics {
+  ackSeconds(seconds: number): void;
+  batchBytes(bytes: number): void;
+  reconnected(): void;
+  catchUpRecords(records: number): void;
+}
+
+export interface SenderOptions {
+  dialer: Dialer;
+  log: PrimaryLog;
+  epoch: number;
+  primaryId: string;
+  primaryAddress: string;
+  logger: Logger;
+  clock: Clock;
+  metrics: SenderMetrics;
+  /** No ack (or Hello reply) for this long ends the session. */
+  ackTimeoutMs?: number;
+  reconnectMinMs?: number;
+  reconnectMaxMs?: number;
+  /** Every advance of ackedIndex. */
+  onAck(index: number): void;
+  /** The first time a standby accepted the epoch. */
+  onAccepted(): void;
+  /** The standby holds a newer epoch: this primary must stop acknowledging. */
+  onFenced(err: StaleEpochError): void;
+}
+
+export type SenderState =
+  'connecting' | 'handshaking' | 'catching-up' | 'streaming' | 'fenced' | 'stopped';
+
+interface Sent {
+  lastIndex: number;
+  sentAtMs: number;
+}
+
+export class Sender {
+  private stateValue: SenderState = 'connecting';
+  private session = 0;
+  private channel: Channel<ToStandby> | null = null;
+  private acked = 0;
+  private accepted = false;
+  /** Next index to send in this session, and the epoch of the record before it. */
+  private nextSend = 1;
+  private prevEpoch = 0;
+  private readonly retained: Batch[] = [];
+  private lastOffered = 0;
+  private sent: Sent[] = [];
+  private pumping = false;
+  private backoffMs: number;
+  private reconnectTimer: NodeJS.Timeout | null = null;
+  private readonly watchdog: NodeJS.Timeout;
+  private standbyLastIndex = 0;
+  private catchUpTarget = 0;
+  private readonly log: Logger;
+
+  constructor(private readonly opts: SenderOptions) {
+    this.backoffMs = opts.reconnectMinMs ?? 50;
+    this.log = opts.logger.child({ standby: opts.dialer.target });
+    const ackTimeoutMs = opts.ackTimeoutMs ?? 3000;
+    this.watchdog = setInterval(() => this.checkTimeout(ackTimeoutMs), ackTimeoutMs / 4);
+    this.watchdog.unref();
+  }
+
+  get state(): SenderState {
+    return this.stateValue;
+  }
+
+  /** Highest index the standby has fsynced (in this epoch's log). */
+  get ackedIndex(): number {
+    return this.acked;
+  }
+
+  /** Unacknowledged records and the age of the oldest unacknowledged send. */
+  lag(nowMs: number): { records: number; seconds: number } {
+    const oldest = this.sent[0];
+    return {
+      records: Math.max(0, this.lastOffered - this.acked),
+      seconds: oldest === undefined ? 0 : (nowMs - oldest.sentAtMs) / 1000,
+    };
+  }
+
+  /** Catch-up progress: the standby's index and the index it is catching up to. */
+  catchUp(): { standbyIndex: number; targetIndex: number } {
+    return {
+      standbyIndex: Math.max(this.acked, this.standbyLastIndex),
+      targetIndex: this.catchUpTarget,
+    };
+  }
+
+  start(lastIndex: number): void {
+    this.lastOffered = lastIndex;
+    this.connect();
+  }
+
+  stop(): void {
+    if (this.stateValue === 'stopped') return;
+    this.stateValue = 'stopped';
+    clearInterval(this.watchdog);
+    if (this.reconnectTimer) clearTimeout(this.reconnectTimer);
+    this.session++;
+    this.channel?.close();
+    this.channel = null;
+    this.opts.dialer.close?.();
+  }
+
+  /** A batch the committer is about to write locally (bytes are the sender's to keep). */
+  offer(batch: Batch): void {
+    this.retained.push(batch);
+    this.lastOffered = batch.firstIndex + batch.count - 1;
+    if (this.stateValue === 'streaming') {
+      if (batch.firstIndex !== this.nextSend) {
+        this.reset(
+          new ProtocolError(`replication: batch at ${batch.firstIndex}, expected ${this.nextSend}`),
+        );
+        return;
+      }
+      this.sendAppend(batch.bytes, batch.count, this.opts.epoch);
+    }
+  }
+
+  /** Batches up to lastIndex are in the local WAL: a resend can read them from there. */
+  localDurable(lastIndex: number): void {
+    while (this.retained.length > 0) {
+      const first = this.retained[0] as Batch;
+      if (first.firstIndex + first.count - 1 > lastIndex) break;
+      this.retained.shift();
+    }
+  }
+
+  private connect(): void {
+    if (this.stateValue === 'stopped' || this.stateValue === 'fenced') return;
+    const session = ++this.session;
+    this.stateValue = 'handshaking';
+    this.sent = [{ lastIndex: 0, sentAtMs: this.opts.clock.monotonicMs() }]; // the Hello
+    this.channel = this.opts.dialer.open({
+      onMessage: (message) => this.onMessage(session, message),
+      onClose: (err) => this.onClose(session, err),
+    });
+    this.channel.send({
+      kind: 'hello',
+      protocolVersion,
+      primaryId: this.opts.primaryId,
+      epoch: this.opts.epoch,
+      primaryAddress: this.opts.primaryAddress,
+    });
+  }
+
+  private onMessage(session: number, message: ToPrimary): void {
+    if (session !== this.session) return;
+    try {
+      if (message.kind === 'helloReply') this.onHelloReply(message);
+      else this.onAck(message.durableIndex);
+    } catch (err) {
+      this.reset(err as TallyError);
+    }
+  }
+
+  private onHelloReply(reply: HelloReply): void {
+    if (this.stateValue !== 'handshaking') {
+      throw new ProtocolError('replication: unexpected Hello reply');
+    }
+    this.sent = [];
+    this.backoffMs = this.opts.reconnectMinMs ?? 50;
+    this.standbyLastIndex = reply.lastIndex;
+    const match = matchIndex(reply, {
+      lastIndex: this.lastOffered,
+      epochs: this.primaryEpochs(),
+      epochAt: (index) => this.primaryEpochAt(index),
+    });
+    this.log.info(
+      {
+        standbyId: reply.nodeId,
+        standbyLastIndex: reply.lastIndex,
+        match,
+        primaryLastIndex: this.lastOffered,
+      },
+      'replication: standby connected',
+    );
+    this.stateValue = 'catching-up';
+    this.catchUpTarget = this.lastOffered;
+    if (!this.accepted) {
+      this.accepted = true;
+      this.opts.onAccepted();
+    }
+    if (match === 'snapshot' || match + 1 < this.opts.log.firstIndex) {
+      void this.installSnapshot(this.session);
+      return;
+    }
+    this.advanceAck(match);
+    // Records the standby holds past the local tail are resent from memory (it skips them):
+    // sending starts at a local batch boundary.
+    this.nextSend = Math.min(match + 1, this.opts.log.durableNext);
+    this.prevEpoch = this.primaryEpochAt(this.nextSend - 1) ?? 0;
+    void this.pump();
+  }
+
+  private async installSnapshot(session: number): Promise<void> {
+    const snapshot = await this.opts.log.snapshot();
+    if (session !== this.session || this.channel === null) return;
+    this.log.warn(
+      { index: snapshot.index, namespaces: snapshot.counters.length },
+      'replication: standby needs compacted records; sending a snapshot',
+    );
+    this.channel.send({ kind: 'installSnapshot', epoch: this.opts.epoch, ...snapshot });
+    this.sent.push({ lastIndex: snapshot.index, sentAtMs: this.opts.clock.monotonicMs() });
+    this.nextSend = snapshot.index + 1;
+    this.prevEpoch = snapshot.indexEpoch;
+    void this.pump();
+  }
+
+  private onAck(index: number): void {
+    if (index >= this.nextSend) {
+      throw new ProtocolError(
+        `replication: ack for ${index}, but only ${this.nextSend - 1} was sent`,
+      );
+    }
+    const now = this.opts.clock.monotonicMs();
+    while (this.sent.length > 0 && (this.sent[0] as Sent).lastIndex <= index) {
+      this.opts.metrics.ackSeconds((now - (this.sent.shift() as Sent).sentAtMs) / 1000);
+    }
+    this.advanceAck(index);
+    if (this.stateValue === 'catching-up') void this.pump();
+  }
+
+  private advanceAck(index: number): void {
+    if (index <= this.acked) return;
+    this.acked = index;
+    this.opts.onAck(index);
+  }
+
+  /** Sends WAL records from nextSend until the local tail, then switches to streaming. */
+  private async pump(): Promise<void> {
+    if (this.pumping) return;
+    this.pumping = true;
+    const session = this.session;
+    try {
+      while (this.stateValue === 'catching-up' && session === this.session) {
+        if (this.nextSend >= this.opts.log.durableNext) {
+          this.startStreaming();
+          break;
+        }
+        if (this.sent.length >= catchUpInFlightMax) break; // resumed by the next ack
+        const read = await this.opts.log.readFrom(this.nextSend, catchUpChunkBytes);
+        if (session !== this.session) break;
+        if (read === null)
+          throw new ProtocolError('replication: records compacted during catch-up');
+        this.opts.metrics.catchUpRecords(read.records);
+        this.sendAppend(read.buf, read.records, lastEpochOf(read.buf));
+      }
+    } catch (err) {
+      if (session === this.session) this.reset(err as TallyError);
+    } finally {
+      this.pumping = false;
+    }
+  }
+
+  private startStreaming(): void {
+    for (const batch of this.retained) {
+      if (batch.firstIndex + batch.count <= this.nextSend) continue;
+      if (batch.firstIndex !== this.nextSend) {
+        throw new ProtocolError(
+          `replication: retained batch at ${batch.firstIndex}, expected ${this.nextSend}`,
+        );
+      }
+      this.sendAppend(batch.bytes, batch.count, this.opts.epoch);
+    }
+    this.stateValue = 'streaming';
+    this.log.info({ nextIndex: this.nextSend }, 'replication: standby caught up; streaming');
+  }
+
+  private sendAppend(records: Buffer, count: number, lastEpoch: number): void {
+    const channel = this.channel;
+    if (channel === null) return;
+    channel.send({
+      kind: 'append',
+      epoch: this.opts.epoch,
+      prevIndex: this.nextSend - 1,
+      prevEpoch: this.prevEpoch,
+      recordCount: count,
+      records,
+      primaryLastIndex: this.lastOffered,
+    });
+    this.nextSend += count;
+    this.prevEpoch = lastEpoch;
+    this.sent.push({ lastIndex: this.nextSend - 1, sentAtMs: this.opts.clock.monotonicMs() });
+    this.opts.metrics.batchBytes(records.length);
+  }
+
+  private primaryEpochs(): EpochStart[] {
+    const epochs = this.opts.log.epochs();
+    const last = epochs[epochs.length - 1];
+    const pending = this.opts.log.durableNext <= this.lastOffered;
+    if (pending && (last === undefined || last.epoch !== this.opts.epoch)) {
+      return [...epochs, { epoch: this.opts.epoch, index: this.opts.log.durableNext }];
+    }
+    return epochs;
+  }
+
+  private primaryEpochAt(index: number): number | null {
+    if (index >= this.opts.log.durableNext && index <= this.lastOffered) return this.opts.epoch;
+    return this.opts.log.epochAt(index);
+  }
+
+  private checkTimeout(ackTimeoutMs: number): void {
+    const oldest = this.sent[0];
+    if (oldest === undefined || this.channel === null) return;
+    if (this.opts.clock.monotonicMs() - oldest.sentAtMs > ackTimeoutMs) {
+      this.reset(
+        new ProtocolError(`replication: no answer from the standby in ${ackTimeoutMs} ms`),
+      );
+    }
+  }
+
+  /** Ends the session from this side and reconnects. */
+  private reset(err: TallyError): void {
+    const session = this.session;
+    this.channel?.close(err);
+    this.onClose(session, err);
+  }
+
+  private onClose(session: number, err: TallyError | null): void {
+    if (session !== this.session) return;
+    this.session++;
+    this.channel = null;
+    this.sent = [];
+    if (this.stateValue === 'stopped') return;
+    if (err instanceof StaleEpochError) {
+      this.stateValue = 'fenced';
+      clearInterval(this.watchdog);
+      this.log.error(
+        { err: err.message },
+        'replication: fenced by the standby; acknowledging nothing more',
+      );
+      this.opts.onFenced(err);
+      return;
+    }
+    this.opts.metrics.reconnected();
+    this.log.warn(
+      { err: err?.message ?? 'stream ended', retryMs: this.backoffMs },
+      'replication: standby disconnected; reconnecting',
+    );
+    this.stateValue = 'connecting';
+    const delay = this.backoffMs * (0.5 + Math.random() * 0.5);
+    this.backoffMs = Math.min(this.backoffMs * 2, this.opts.reconnectMaxMs ?? 1000);
+    this.reconnectTimer = setTimeout(() => {
+      this.reconnectTimer = null;
+      this.connect();
+    }, delay);
+  }
+}
+
+/** Epoch of the last record in a buffer of whole records. */
+function lastEpochOf(buf: Buffer): number {
+  let at = 0;
+  let last = 0;
+  while (at < buf.length) {
+    last = at;
+    at += buf.readUInt32LE(at);
+  }
+  return readU64(buf, last + 8);
+}

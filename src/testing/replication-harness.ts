@@ -1,0 +1,78 @@
+/** A primary and a standby in one process, each on its own fault-injecting disk, joined by a FaultNetwork. */
+import { UnavailableError } from '../core/errors';
+import type { NodeOptions } from '../node/node';
+import { refuseReplication } from '../replication/protocol';
+import type { CounterNode } from '../node/types';
+import { inspectDataDir, type InspectedRecord } from '../wal/inspect';
+import { FaultNetwork, type FaultPlan } from './fault-network';
+import { FaultStorage } from './fault-storage';
+import { openFaultNode, testDataDir } from './node-harness';
+
+export class Pair {
+  readonly primaryDisk = new FaultStorage();
+  standbyDisk = new FaultStorage();
+  primary: CounterNode | null = null;
+  standby: CounterNode | null = null;
+  readonly net: FaultNetwork;
+
+  constructor(
+    seed: number,
+    plan: FaultPlan = {},
+    private readonly extra: Partial<NodeOptions> = {},
+  ) {
+    this.net = new FaultNetwork(seed, plan);
+  }
+
+  async startStandby(extra: Partial<NodeOptions> = {}): Promise<CounterNode> {
+    this.standby = await openFaultNode(this.standbyDisk, {
+      id: 'standby',
+      role: 'standby',
+      ...this.extra,
+      ...extra,
+    });
+    return this.standby;
+  }
+
+  /** Starts the primary (it serves once the standby accepted its epoch; not awaited here). */
+  async startPrimary(extra: Partial<NodeOptions> = {}): Promise<CounterNode> {
+    this.primary = await openFaultNode(this.primaryDisk, {
+      id: 'primary',
+      role: 'primary',
+      standby: 'standby:7401',
+      advertiseAddress: 'primary:7400',
+      dial: (target) => this.net.dialer(target, () => this.accept()),
+      replicationAckTimeoutMs: 400,
+      ackWaitMs: 5000,
+      ...this.extra,
+      ...extra,
+    });
+    return this.primary;
+  }
+
+  private accept() {
+    return (channel: Parameters<CounterNode['openReplication']>[0], peer: string) => {
+      if (this.standby === null) {
+        return refuseReplication(channel, new UnavailableError('harness: connection refused'));
+      }
+      return this.standby.openReplication(channel, peer);
+    };
+  }
+
+  async close(): Promise<void> {
+    await this.primary?.close();
+    await this.standby?.close();
+    this.net.stop();
+  }
+}
+
+/** Every record in a node's WAL (durable view of its disk), in index order. */
+export async function walRecords(disk: FaultStorage): Promise<InspectedRecord[]> {
+  const out: InspectedRecord[] = [];
+  await inspectDataDir(testDataDir, (r) => out.push(r), disk);
+  return out;
+}
+
+/** A record's identity and content, without where it sits on disk. */
+export function recordKey(r: InspectedRecord): string {
+  return `${r.index}/${r.epoch}/${r.type}/${r.namespace ?? r.nodeId}/${r.first ?? ''}/${r.count ?? ''}`;
+}
