@@ -25,8 +25,9 @@ import {
   recordUs,
   repoRoot,
 } from './bench-lib.mjs';
+import { runRedisBench } from './bench-redis-lib.mjs';
 
-const sections = ['stream', 'unary', 'grpcjs', 'baseline', 'recovery'];
+const sections = ['stream', 'unary', 'grpcjs', 'baseline', 'recovery', 'replicated', 'redis'];
 const { values: flags } = parseArgs({
   options: {
     quick: { type: 'boolean', default: false },
@@ -41,6 +42,7 @@ const { values: flags } = parseArgs({
     keep: { type: 'boolean', default: false },
     json: { type: 'string', default: path.join(repoRoot, 'bench-results/latest.json') },
     'self-test': { type: 'boolean', default: false },
+    'redis-clients': { type: 'string', default: '50' },
     help: { type: 'boolean', default: false },
   },
 });
@@ -405,13 +407,62 @@ async function runH2load(server, { inFlight, count }) {
 // ---- one cell = one fresh server on its own temp dir --------------------------------------
 const rssRuns = [];
 
-async function cell(label, engine, fn, serverOpts = {}) {
-  log(`${label}: starting server (${engine})`);
-  const server = await startServer({
-    label: label.replace(/[^a-z0-9]+/gi, '-'),
-    engine,
-    ...serverOpts,
+/** Waits until Admin.Status says serving (a primary: its standby accepted the epoch). */
+async function untilServing(server) {
+  const end = Date.now() + 60_000;
+  while (Date.now() < end) {
+    const status = await adminStatus(server).catch(() => null);
+    if (status?.state === 'serving') return;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  throw new Error(`bench: ${server.label} not serving allocations in 60 s`);
+}
+
+/** A primary replicating to a standby (both on this machine); the standby is started first. */
+async function startReplicatedPair(label, serverOpts) {
+  const standby = await startServer({
+    label: `${label}-standby`,
+    nodeArgs: serverOpts.nodeArgs,
+    extraArgs: ['--role', 'standby', '--id', 'bench-standby'],
   });
+  try {
+    const primary = await startServer({
+      label,
+      ...serverOpts,
+      extraArgs: [
+        ...(serverOpts.extraArgs ?? []),
+        '--role',
+        'primary',
+        '--standby',
+        standby.target,
+      ],
+    });
+    await untilServing(primary);
+    const stop = primary.stop.bind(primary);
+    primary.standby = standby;
+    primary.stop = async (signal) => {
+      const result = await stop(signal);
+      rssRuns.push({
+        run: `${label} (standby)`,
+        engine: 'wal',
+        peakRssBytes: standby.peakRssBytes(),
+      });
+      await standby.stop();
+      return result;
+    };
+    return primary;
+  } catch (err) {
+    await standby.stop();
+    throw err;
+  }
+}
+
+async function cell(label, engine, fn, serverOpts = {}) {
+  log(`${label}: starting server (${engine}${serverOpts.replicated ? ', replicated' : ''})`);
+  const opts = { label: label.replace(/[^a-z0-9]+/gi, '-'), engine, ...serverOpts };
+  const server = serverOpts.replicated
+    ? await startReplicatedPair(opts.label, opts)
+    : await startServer(opts);
   try {
     const result = await fn(server);
     const tally = await serverTally(server);
@@ -451,20 +502,18 @@ function loadLevels() {
   ];
 }
 
-async function streamSection() {
+async function streamSection(replicated = false) {
   const rows = [];
   for (const { inFlight, count } of loadLevels()) {
-    const profile = flags.profile && inFlight === 64 && count === 1;
+    const profile = flags.profile && inFlight === (replicated ? 256 : 64) && count === 1;
     const nodeArgs = profile
       ? ['--cpu-prof', `--cpu-prof-dir=${path.join(repoRoot, 'bench-results/profiles')}`]
       : [];
     const r = await cell(
-      `stream ${inFlight}x${count}`,
+      `${replicated ? 'replicated ' : ''}stream ${inFlight}x${count}`,
       'wal',
       (s) => runGrpcjsLoad(s, { mode: 'stream', inFlight, count }),
-      {
-        nodeArgs,
-      },
+      { nodeArgs, replicated },
     );
     rows.push({ inFlight, count, ...r });
   }
@@ -482,21 +531,27 @@ async function grpcjsUnarySection() {
   return rows;
 }
 
-async function h2loadSection() {
+async function h2loadSection(levels = loadLevels(), replicated = false) {
   const rows = [];
-  for (const { inFlight, count } of loadLevels()) {
-    const r = await cell(`unary h2load ${inFlight}x${count}`, 'wal', async (s) => {
-      const res = await runH2load(s, { inFlight, count });
-      // gRPC errors arrive as HTTP 200 + grpc-status trailer, which h2load counts as success:
-      // the server's own count of acknowledged IDs must cover every "succeeded" request.
-      const tally = await serverTally(s);
-      res.acknowledged = tally.lastId === undefined ? undefined : tally.lastId / count;
-      res.unconfirmed =
-        res.acknowledged === undefined
-          ? undefined
-          : Math.max(0, res.report.succeeded - res.acknowledged);
-      return res;
-    });
+  for (const { inFlight, count } of levels) {
+    const label = `${replicated ? 'replicated ' : ''}unary h2load ${inFlight}x${count}`;
+    const r = await cell(
+      label,
+      'wal',
+      async (s) => {
+        const res = await runH2load(s, { inFlight, count });
+        // gRPC errors arrive as HTTP 200 + grpc-status trailer, which h2load counts as success:
+        // the server's own count of acknowledged IDs must cover every "succeeded" request.
+        const tally = await serverTally(s);
+        res.acknowledged = tally.lastId === undefined ? undefined : tally.lastId / count;
+        res.unconfirmed =
+          res.acknowledged === undefined
+            ? undefined
+            : Math.max(0, res.report.succeeded - res.acknowledged);
+        return res;
+      },
+      { replicated },
+    );
     rows.push({ inFlight, count, ...r });
   }
   return rows;
@@ -728,8 +783,8 @@ function printClientRows(title, rows, note) {
   );
 }
 
-function printH2loadRows(rows) {
-  console.log('\n### Unary `Allocate`, h2load with raw gRPC frames\n');
+function printH2loadRows(rows, title = 'Unary `Allocate`, h2load with raw gRPC frames') {
+  console.log(`\n### ${title}\n`);
   console.log(
     'h2load -t 1, `-c` connections × `-m` streams = in flight. "acknowledged" is the server\'s count of ' +
       'allocations (Admin.Status last ID ÷ count, includes warm-up); "unconfirmed" = h2load 2xx not covered by it.\n',
@@ -1057,6 +1112,64 @@ function printRss() {
   );
 }
 
+/** Redis 7 (primary + replica, appendfsync always, INCR + WAIT 1 1000) beside Tally at the same concurrency. */
+async function redisSection() {
+  const clients = Number(flags['redis-clients']);
+  let redis;
+  try {
+    redis = await runRedisBench({ clients, durationMs, warmupMs, workers: 1, log });
+  } catch (err) {
+    if (err.code !== 'REDIS_MISSING') throw err;
+    log(err.message);
+    return { skipped: err.message };
+  }
+  const stream = await cell(
+    `replicated stream ${clients}x1 (vs redis)`,
+    'wal',
+    (s) => runGrpcjsLoad(s, { mode: 'stream', inFlight: clients, count: 1 }),
+    { replicated: true },
+  );
+  const [unary] = await h2loadSection([{ inFlight: clients, count: 1 }], true);
+  return { clients, redis, stream, unary };
+}
+
+function printRedis(r) {
+  console.log('\n### Tally (replicated) beside Redis 7 (primary + replica)\n');
+  if (r.skipped) {
+    console.log(`Skipped: ${r.skipped}\n`);
+    return;
+  }
+  console.log(
+    `${r.clients} concurrent requests each. Redis: appendonly yes + appendfsync always on both, every client ` +
+      '`INCR` then `WAIT 1 1000` (acknowledged when the replica has received it; Redis 7.0 WAIT does not wait for the ' +
+      "replica's fsync). Tally: acknowledged after both nodes' fdatasync.\n",
+  );
+  const rows = [
+    [
+      'Redis 7 INCR + WAIT',
+      fmtInt(r.redis.incrPerSec),
+      fmtMs(r.redis.p50Ms),
+      fmtMs(r.redis.p99Ms),
+      '1.00×',
+    ],
+    [
+      'Tally AllocateStream',
+      fmtInt(r.stream.reqPerS),
+      fmtMs(r.stream.p50Ms),
+      fmtMs(r.stream.p99Ms),
+      `${(r.stream.reqPerS / r.redis.incrPerSec).toFixed(2)}×`,
+    ],
+    [
+      'Tally unary (h2load)',
+      fmtInt(r.unary.reqPerS),
+      fmtMs(r.unary.p50Ms),
+      fmtMs(r.unary.p99Ms),
+      `${(r.unary.reqPerS / r.redis.incrPerSec).toFixed(2)}×`,
+    ],
+  ];
+  console.log(table(['system', 'increments/s', 'p50 ms', 'p99 ms', 'vs Redis'], rows));
+}
+
 async function main() {
   if (flags['self-test']) return selfTest();
   preflight();
@@ -1091,6 +1204,20 @@ async function main() {
   if (only.has('recovery')) {
     results.recovery = await recoverySection();
     printRecovery(results.recovery);
+  }
+  if (only.has('replicated')) {
+    results.replicatedStream = await streamSection(true);
+    printClientRows(
+      "Replicated: `AllocateStream` to a primary that acknowledges after its own and the standby's fdatasync",
+      results.replicatedStream,
+      `Primary, standby and ${workersMax} client processes on the same machine.`,
+    );
+    results.replicatedUnary = await h2loadSection([{ inFlight: 256, count: 1 }], true);
+    printH2loadRows(results.replicatedUnary, 'Replicated: unary `Allocate`, h2load');
+  }
+  if (only.has('redis')) {
+    results.redis = await redisSection();
+    printRedis(results.redis);
   }
   printRss();
   printTargets(results);

@@ -23,6 +23,11 @@ export interface Append {
   recordCount: number;
   records: Buffer;
   primaryLastIndex: number;
+  /**
+   * Epoch of the last record, as the sender says (lets the standby chain queued Appends
+   * before verifying them; verification still checks every record).
+   */
+  lastEpoch: number;
 }
 
 export interface InstallSnapshot {

@@ -171,7 +171,7 @@ export class ReceiverSession implements ChannelEvents<ToStandby> {
   private async drain(): Promise<void> {
     this.busy = true;
     while (this.queue.length > 0 && !this.ended) {
-      const message = this.queue.shift() as ToStandby;
+      const message = this.takeMessage();
       try {
         await this.log.exclusive(() => this.handle(message));
       } catch (err) {
@@ -179,6 +179,35 @@ export class ReceiverSession implements ChannelEvents<ToStandby> {
       }
     }
     this.busy = false;
+  }
+
+  /**
+   * The next message; Appends that queued up while the last one was being written, each
+   * continuing the one before, are merged into one: one write, one fdatasync, one ack
+   * (group commit on the standby).
+   */
+  private takeMessage(): ToStandby {
+    const first = this.queue.shift() as ToStandby;
+    if (first.kind !== 'append') return first;
+    let merged: Append = first;
+    const parts = [first.records];
+    let bytes = first.records.length;
+    for (;;) {
+      const next = this.queue[0];
+      if (next?.kind !== 'append' || !continues(merged, next)) break;
+      if (bytes + next.records.length > replicationMessageBytesMax) break;
+      this.queue.shift();
+      parts.push(next.records);
+      bytes += next.records.length;
+      merged = {
+        ...merged,
+        recordCount: merged.recordCount + next.recordCount,
+        primaryLastIndex: next.primaryLastIndex,
+        lastEpoch: next.lastEpoch,
+      };
+    }
+    if (parts.length > 1) merged.records = Buffer.concat(parts, bytes);
+    return merged;
   }
 
   private async handle(message: ToStandby): Promise<void> {
@@ -232,10 +261,14 @@ export class ReceiverSession implements ChannelEvents<ToStandby> {
       );
     }
     const batch = verifyBatch(records, records.length, prevIndex + 1, prevEpoch);
-    if (batch.records !== recordCount || batch.lastEpoch > append.epoch) {
+    if (
+      batch.records !== recordCount ||
+      batch.lastEpoch > append.epoch ||
+      batch.lastEpoch !== append.lastEpoch
+    ) {
       throw new ProtocolError(
         `replication: batch holds ${batch.records} records up to epoch ${batch.lastEpoch}, ` +
-          `announced ${recordCount} in epoch ${append.epoch}`,
+          `announced ${recordCount} up to epoch ${append.lastEpoch} in epoch ${append.epoch}`,
       );
     }
     const shape = this.log.shape();
@@ -310,6 +343,15 @@ export class ReceiverSession implements ChannelEvents<ToStandby> {
     await this.log.installSnapshot(message.index, message.indexEpoch, message.counters);
     this.channel.send({ kind: 'ack', durableIndex: message.index });
   }
+}
+
+/** `next` starts right after `prev` ends, in the same epoch's session. */
+function continues(prev: Append, next: Append): boolean {
+  return (
+    next.epoch === prev.epoch &&
+    next.prevIndex === prev.prevIndex + prev.recordCount &&
+    next.prevEpoch === prev.lastEpoch
+  );
 }
 
 function shapeLog(shape: LogShape): Record<string, number> {

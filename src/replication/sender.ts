@@ -332,6 +332,7 @@ export class Sender {
       recordCount: count,
       records,
       primaryLastIndex: this.lastOffered,
+      lastEpoch,
     });
     this.nextSend += count;
     this.prevEpoch = lastEpoch;

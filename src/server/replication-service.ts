@@ -52,6 +52,7 @@ export function fromWireRequest(req: ReplicateRequest__Output): ToStandby {
       recordCount: a.recordCount,
       records: a.records,
       primaryLastIndex: num(a.primaryLastIndex),
+      lastEpoch: num(a.lastEpoch),
     };
   }
   if (req.kind === 'installSnapshot' && req.installSnapshot) {

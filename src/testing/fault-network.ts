@@ -56,23 +56,24 @@ export class FaultNetwork {
     this.stats.streams++;
     let closed = false;
     let standby: ChannelEvents<ToStandby> | null = null;
+    // Like TCP: what was sent before a close still arrives (unless dropped); the close after it.
     const close = (err?: TallyError): void => {
       if (closed) return;
       closed = true;
       this.open.delete(close);
-      this.later(0, () => {
+      this.later(3 * (this.plan.delayMsMax ?? 0) + 1, () => {
         primary.onClose(err ?? null);
         standby?.onClose(err ?? null);
       });
     };
     const toPrimary: Channel<ToPrimary> = {
-      send: (m) => this.deliver(() => !closed && primary.onMessage(m)),
+      send: (m) => !closed && this.deliver(() => primary.onMessage(m)),
       close,
     };
     this.open.add(close);
     if (this.partitioned) close(new UnavailableError('net: partitioned'));
     else standby = accept(toPrimary, 'fault-net');
-    return { send: (m) => this.deliver(() => !closed && standby?.onMessage(m)), close };
+    return { send: (m) => !closed && this.deliver(() => standby?.onMessage(m)), close };
   }
 
   private deliver(fn: () => unknown): void {

@@ -9,7 +9,7 @@ import { FaultStorage } from './fault-storage';
 import { openFaultNode, testDataDir } from './node-harness';
 
 export class Pair {
-  readonly primaryDisk = new FaultStorage();
+  primaryDisk = new FaultStorage();
   standbyDisk = new FaultStorage();
   primary: CounterNode | null = null;
   standby: CounterNode | null = null;

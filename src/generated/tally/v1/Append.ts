@@ -9,6 +9,7 @@ export interface Append {
   'recordCount'?: (number);
   'records'?: (Buffer | Uint8Array | string);
   'primaryLastIndex'?: (number | string | Long);
+  'lastEpoch'?: (number | string | Long);
 }
 
 export interface Append__Output {
@@ -18,4 +19,5 @@ export interface Append__Output {
   'recordCount': (number);
   'records': (Buffer);
   'primaryLastIndex': (string);
+  'lastEpoch': (string);
 }
