@@ -151,7 +151,7 @@ export class LogStore {
       done += n;
     }
     // Verified by the receiver (CRCs, sequence): decode only.
-    for (let at = 0; at < records.length; ) {
+    for (let at = 0; at < records.length;) {
       const length = records.readUInt32LE(at);
       const record = decodeRecord(records, at, length);
       assert(record !== null, 'appendReceived: verified record decodes');
