@@ -2,7 +2,12 @@
  * The node's side of replication: what the standby's Receiver may do to the log (ReplicaLog),
  * what the primary's Sender may read from it (PrimaryLog), and the sender's metrics.
  */
-import { StaleEpochError, WrongRoleError } from '../core/errors';
+import {
+  StaleEpochError,
+  StorageFatalError,
+  WrongRoleError,
+  type TallyError,
+} from '../core/errors';
 import { helloEpochsMax } from '../core/limits';
 import type { Metrics } from '../core/metrics';
 import type { LogShape } from '../replication/protocol';
@@ -18,6 +23,8 @@ export interface ReplicaHost {
   readonly storage: import('../wal/storage').Storage;
   readonly store: LogStore;
   meta: Meta;
+  /** A write or fsync failed: the node stops (never retrying on the same file). */
+  fail(err: TallyError): void;
 }
 
 export class ReplicaLogAdapter implements ReplicaLog {
@@ -79,13 +86,35 @@ export class ReplicaLogAdapter implements ReplicaLog {
     return this.host.store.epochAt(index);
   }
 
-  append(records: Buffer, count: number): Promise<void> {
-    return this.host.store.appendReceived(records, count);
+  async append(records: Buffer, count: number): Promise<void> {
+    try {
+      await this.host.store.appendReceived(records, count);
+    } catch (err) {
+      // A full disk refuses this batch (the primary retries); anything else stops the node.
+      if (err instanceof StorageFatalError) this.host.fail(err);
+      throw err;
+    }
   }
 
   async truncateAfter(index: number): Promise<void> {
-    const removed = await this.host.store.truncateAfter(index);
+    const removed = await this.fatalOnError(() => this.host.store.truncateAfter(index));
     this.host.opts.metrics.replicationTruncatedRecords.inc(removed);
+  }
+
+  /** Truncation and snapshot install replace files and reopen the WAL: a failure halfway is fatal. */
+  private async fatalOnError<T>(fn: () => Promise<T>): Promise<T> {
+    try {
+      return await fn();
+    } catch (err) {
+      const fatal =
+        err instanceof StorageFatalError
+          ? err
+          : new StorageFatalError(`node: log rewrite failed: ${(err as Error).message}`, {
+              cause: err,
+            });
+      this.host.fail(fatal);
+      throw fatal;
+    }
   }
 
   /**
@@ -98,7 +127,7 @@ export class ReplicaLogAdapter implements ReplicaLog {
     counters: Array<[string, number]>,
   ): Promise<void> {
     await this.saveMeta({ snapshotInstall: true, catchingUp: true });
-    await this.host.store.installSnapshot(index, indexEpoch, counters);
+    await this.fatalOnError(() => this.host.store.installSnapshot(index, indexEpoch, counters));
     await this.saveMeta({ snapshotInstall: undefined });
     this.host.opts.metrics.replicationSnapshotInstalls.inc();
   }

@@ -194,6 +194,33 @@ describe('failures of the primary or the link', () => {
     );
   });
 
+  it('a snapshot install interrupted by a crash is discarded at restart and redone', async () => {
+    const small = { segmentSizeBytes: 4096, checkpointRecords: 50 };
+    const pair = await servingPair(19, small);
+    const primary = pair.primary as CounterNode;
+    const acked: AllocateResult[] = [];
+    for (let i = 0; i < 200; i++) acked.push(await alloc(primary, 'ids', 1));
+    await primary.checkpoint(); // compacted: a new standby needs the snapshot
+    await (pair.standby as CounterNode).close();
+    pair.standbyDisk = new (pair.primaryDisk.constructor as new () => typeof pair.standbyDisk)();
+    // The install writes the snapshot, then fails creating the new WAL: the node stops and
+    // its disk "crashes". Restarted, the snapshot without a WAL must not look like a lost log.
+    pair.net.partition();
+    const failing = await pair.startStandby(small);
+    pair.standbyDisk.failOn('create', 'EIO', /\.wal$/, 1);
+    pair.net.heal();
+    await expect(failing.failed).resolves.toBeInstanceOf(Error);
+    await failing.close();
+    pair.standbyDisk = pair.standbyDisk.crash();
+    const standby = await pair.startStandby(small);
+    await alloc(primary, 'ids', 1);
+    await vi.waitFor(() => expect(standby.status().lastIndex).toBe(primary.status().lastIndex), {
+      timeout: 10_000,
+    });
+    expect(standby.status().replication?.catchingUp).toBe(false);
+    expect(standby.status().namespaces).toEqual(primary.status().namespaces);
+  });
+
   it('standby unreachable: requests wait, then UNAVAILABLE, never acknowledged; healed, it resumes', async () => {
     const pair = await servingPair(13, { ackWaitMs: 300 });
     const primary = pair.primary as CounterNode;
