@@ -11,7 +11,7 @@ import { runRedisBench, runRedisWorker, workerFlag } from './bench-redis-lib.mjs
 const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const jsonPath = path.join(repoRoot, 'bench-results/redis.json');
 
-const usage = `usage: node scripts/bench-redis.mjs [--clients 50] [--workers 2] [--duration-s 5]
+const usage = `usage: node scripts/bench-redis.mjs [--clients 50] [--workers 1] [--duration-s 5]
                                    [--warmup-s 1] [--quick] [--pipeline] [--help]
 
 Starts its own redis-server primary + replica on 127.0.0.1 (appendonly yes, appendfsync
@@ -20,7 +20,7 @@ always, fresh temp dirs), runs --clients connections each looping INCR then WAIT
 ${path.relative(process.cwd(), jsonPath) || jsonPath}.
 
   --clients N      concurrent connections (default 50)
-  --workers N      load-generator processes sharing the clients (default 2)
+  --workers N      load-generator processes sharing the clients (default 1: faster on 2 cores)
   --duration-s S   measured window (default 5; --quick: 2)
   --warmup-s S     warm-up before it (default 1; --quick: 0.5)
   --quick          shorter run
@@ -34,7 +34,7 @@ function parseFlags() {
   const { values } = parseArgs({
     options: {
       clients: { type: 'string', default: '50' },
-      workers: { type: 'string', default: '2' },
+      workers: { type: 'string', default: '1' },
       'duration-s': { type: 'string' },
       'warmup-s': { type: 'string' },
       quick: { type: 'boolean', default: false },

@@ -130,6 +130,8 @@ export class TallyNode implements CounterNode {
   private sender: Sender | null = null;
   private receiver: Receiver | null = null;
   private replica: ReplicaLogAdapter | null = null;
+  /** Primary: the standby's address (from --standby, or from a promotion). */
+  private standbyTarget = '';
   private resolveFailed!: (err: Error) => void;
   readonly failed: Promise<Error>;
 
@@ -219,6 +221,7 @@ export class TallyNode implements CounterNode {
    * did) and begins it. Until then the node is `starting` and refuses allocations.
    */
   private startPrimary(epoch: number, standby: string, persisted: boolean): void {
+    this.standbyTarget = standby;
     this.log.info({ epoch, standby }, 'node: primary waiting for the standby to accept the epoch');
     void Promise.resolve(this.opts.advertiseAddress ?? '').then((address) => {
       if (this.stateValue === 'starting') this.startSender(epoch, standby, persisted, address);
@@ -410,7 +413,7 @@ export class TallyNode implements CounterNode {
     if (this.sender !== null) {
       const lag = this.sender.lag(now);
       return {
-        peer: this.opts.standby ?? '',
+        peer: this.standbyTarget,
         state: this.sender.state,
         ackIndex: this.sender.ackedIndex,
         lagRecords: lag.records,

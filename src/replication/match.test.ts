@@ -359,9 +359,7 @@ describe('matchIndex: random logs with a common prefix and divergent suffixes', 
       const common = commonPrefix(standby, primary);
       const ctx = `seed ${seed}: standby [${standby.join(',')}] primary [${primary.join(',')}]`;
       // The generator's own promise, so a broken generator cannot make the test vacuous.
-      expect(common, `${ctx}: generator`).toBe(
-        Math.min(prefix, standby.length, primary.length),
-      );
+      expect(common, `${ctx}: generator`).toBe(Math.min(prefix, standby.length, primary.length));
       for (let k = prefix; k < Math.min(standby.length, primary.length); k++) {
         expect(standby[k], `${ctx}: generator reuses (epoch, index) at ${k + 1}`).not.toBe(
           primary[k],

@@ -231,10 +231,23 @@ describe('failures of the primary or the link', () => {
     );
     expect(during.every((r) => r instanceof UnavailableError)).toBe(true);
     pair.net.heal();
-    const after = await alloc(primary, 'ids', 1);
+    // The primary reconnects with backoff; once it has, allocations are acknowledged again.
+    const after = await vi.waitFor(() => alloc(primary, 'ids', 1), { timeout: 10_000 });
     expect(after.first).toBeGreaterThan(before.first);
     const standby = pair.standby as CounterNode;
     expect(standby.status().lastIndex).toBeGreaterThanOrEqual(after.index);
+  });
+
+  it('a standby promoted with a new standby address reports it and waits for that standby', async () => {
+    const pair = await servingPair(23);
+    const standby = pair.standby as CounterNode;
+    await alloc(pair.primary as CounterNode, 'ids', 1);
+    const promoted = await standby.promote(standby.status().epoch + 1, 'spare:7402');
+    expect(promoted.role).toBe('primary');
+    expect(standby.status().replication?.peer).toBe('spare:7402');
+    // Its standby is not there (the harness routes it back to itself, which refuses): no acks.
+    const refused = await alloc(standby, 'ids', 1).catch((e: unknown) => e);
+    expect(refused).toBeInstanceOf(UnavailableError);
   });
 
   it('after the standby is promoted the old primary is fenced: queued and new requests fail', async () => {

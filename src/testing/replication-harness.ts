@@ -27,6 +27,8 @@ export class Pair {
     this.standby = await openFaultNode(this.standbyDisk, {
       id: 'standby',
       role: 'standby',
+      // Promoted with a standby address, it dials through the same network (to the standby).
+      dial: (target) => this.net.dialer(target, () => this.accept()),
       ...this.extra,
       ...extra,
     });

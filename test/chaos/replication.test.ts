@@ -7,15 +7,17 @@
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import type { StatusResponse__Output } from '../../src/generated/tally/v1/StatusResponse';
 import {
-  adminClient,
   assertBuilt,
   counterClient,
   freePort,
   killChildren,
   removeTempDirs,
+  nodeStatus,
   runCli,
+  sleep,
   startServe,
   tempDir,
+  until,
   type Server,
 } from '../integration/serve-process';
 import { History, checkHistory, type Operation } from './history';
@@ -30,33 +32,10 @@ afterAll(async () => {
   await removeTempDirs();
 });
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-function status(target: string): Promise<StatusResponse__Output> {
-  const admin = adminClient(target);
-  return new Promise<StatusResponse__Output>((resolve, reject) =>
-    admin.status({}, { deadline: Date.now() + 5000 }, (err, res) => {
-      admin.close();
-      if (err || !res) reject(err ?? new Error('test: empty status'));
-      else resolve(res);
-    }),
-  );
-}
-
-async function until<T>(what: string, probe: () => Promise<T | null>, timeoutMs = 30_000) {
-  const end = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await probe().catch(() => null);
-    if (value !== null) return value;
-    if (Date.now() > end) throw new Error(`test: timed out waiting for ${what}`);
-    await sleep(50);
-  }
-}
-
 /** The node answers Status with state `serving` (a primary: its standby accepted the epoch). */
 function serving(node: Server): Promise<StatusResponse__Output> {
   return until(`${node.target} serving`, async () => {
-    const s = await status(node.target);
+    const s = await nodeStatus(node.target);
     return s.state === 'serving' ? s : null;
   });
 }
@@ -169,9 +148,9 @@ describe(`replication with real processes (seed ${seed})`, () => {
     );
     await sleep(500);
     await stopLoad(loads);
-    const p = await status(pair.primary.target);
+    const p = await nodeStatus(pair.primary.target);
     await until('standby at the primary tail', async () =>
-      (await status(standby.target)).lastIndex === p.lastIndex ? true : null,
+      (await nodeStatus(standby.target)).lastIndex === p.lastIndex ? true : null,
     );
     expect(history.ops.filter((op) => op.completedAt !== Infinity).length).toBeGreaterThan(
       failuresBefore,
@@ -200,15 +179,15 @@ describe(`replication with real processes (seed ${seed})`, () => {
     const checkpoint = await runCli(['checkpoint', '--target', pair.primary.target, '--json']);
     expect(checkpoint.code, checkpoint.stderr).toBe(0);
     expect(Number(JSON.parse(checkpoint.stdout).index)).toBeGreaterThan(0);
-    expect(Number((await status(pair.primary.target)).walSegments)).toBeGreaterThan(0);
+    expect(Number((await nodeStatus(pair.primary.target)).walSegments)).toBeGreaterThan(0);
     const wiped = await tempDir('tally-wiped-');
     const standby = await startStandby(wiped, pair.standby.grpcPort, smallLog);
     const loads2 = startLoad(pair.primary.target, history, prng(seed + 3));
     await sleep(500);
     await stopLoad(loads2);
-    const p = await status(pair.primary.target);
+    const p = await nodeStatus(pair.primary.target);
     const caughtUp = await until('wiped standby caught up', async () => {
-      const s = await status(standby.target);
+      const s = await nodeStatus(standby.target);
       return s.lastIndex === p.lastIndex && s.replication?.catchingUp === false ? s : null;
     });
     expect(Number(caughtUp.checkpointIndex)).toBeGreaterThan(0); // it started from a snapshot
@@ -232,7 +211,7 @@ describe(`replication with real processes (seed ${seed})`, () => {
     const rand = prng(seed + 4);
     const oldLoad = startLoad(pair.primary.target, history, rand, 'old');
     await sleep(1000);
-    const before = await status(pair.standby.target);
+    const before = await nodeStatus(pair.standby.target);
     const promote = await runCli([
       'promote',
       '--target',
@@ -253,7 +232,7 @@ describe(`replication with real processes (seed ${seed})`, () => {
     expect(fresh.length).toBeGreaterThan(100);
     // Nothing the clients sent to the old primary after the promotion was acknowledged.
     expect(old.filter((op) => op.invokedAt > promotedAt).length).toBe(0);
-    expect((await status(pair.primary.target)).state).toBe('fenced');
+    expect((await nodeStatus(pair.primary.target)).state).toBe('fenced');
     expect(checkHistory(history.ops).slice(0, 10)).toEqual([]);
     // Every ack of the old primary is in the new primary's log (below its new epoch).
     await stop(pair.primary);

@@ -14,6 +14,7 @@ import type { AdminClient } from '../../src/generated/tally/v1/Admin';
 import type { AllocateRequest } from '../../src/generated/tally/v1/AllocateRequest';
 import type { AllocateResponse__Output } from '../../src/generated/tally/v1/AllocateResponse';
 import type { CounterClient } from '../../src/generated/tally/v1/Counter';
+import type { StatusResponse__Output } from '../../src/generated/tally/v1/StatusResponse';
 
 export const repoRoot = path.join(__dirname, '..', '..');
 export const cliPath = path.join(repoRoot, 'dist', 'cli', 'main.js');
@@ -176,6 +177,35 @@ export function counterClient(target: string): CounterClient {
 
 export function adminClient(target: string): AdminClient {
   return new protos.tally.v1.Admin(target, grpc.credentials.createInsecure());
+}
+
+export const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/** Polls probe until it returns non-null (a failed probe counts as null), at most timeoutMs. */
+export async function until<T>(
+  what: string,
+  probe: () => Promise<T | null>,
+  timeoutMs = 30_000,
+): Promise<T> {
+  const end = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await probe().catch(() => null);
+    if (value !== null) return value;
+    if (Date.now() > end) throw new Error(`test: timed out waiting for ${what}`);
+    await sleep(50);
+  }
+}
+
+/** Admin.Status over gRPC. */
+export function nodeStatus(target: string): Promise<StatusResponse__Output> {
+  const client = adminClient(target);
+  return new Promise((resolve, reject) =>
+    client.status({}, { deadline: Date.now() + 5000 }, (err, res) => {
+      client.close();
+      if (err !== null || res === undefined) reject(err ?? new Error('test: empty status'));
+      else resolve(res);
+    }),
+  );
 }
 
 export function allocate(
