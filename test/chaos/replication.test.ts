@@ -5,7 +5,6 @@
  * standby's WAL (`tally wal dump`) and against the history invariants.
  */
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
-import type { StatusResponse__Output } from '../../src/generated/tally/v1/StatusResponse';
 import {
   assertBuilt,
   counterClient,
@@ -18,6 +17,7 @@ import {
   startServe,
   tempDir,
   until,
+  untilServing,
   type Server,
 } from '../integration/serve-process';
 import { History, checkHistory, type Operation } from './history';
@@ -31,14 +31,6 @@ afterEach(async () => {
 afterAll(async () => {
   await removeTempDirs();
 });
-
-/** The node answers Status with state `serving` (a primary: its standby accepted the epoch). */
-function serving(node: Server): Promise<StatusResponse__Output> {
-  return until(`${node.target} serving`, async () => {
-    const s = await nodeStatus(node.target);
-    return s.state === 'serving' ? s : null;
-  });
-}
 
 interface Pair {
   standby: Server;
@@ -64,7 +56,7 @@ async function startPair(args: string[] = []): Promise<Pair> {
     ['--role', 'primary', '--standby', standby.target, '--standby-wait-ms', '2000', ...args],
     { id: 'primary' },
   );
-  await serving(primary);
+  await untilServing(primary);
   return { standby, primary, standbyDir, primaryDir };
 }
 

@@ -29,6 +29,7 @@ import {
   startServe,
   tempDir,
   until,
+  untilServing,
 } from './serve-process';
 
 const { status: Status } = grpc;
@@ -90,14 +91,6 @@ function startPrimary(dataDir: string, standbyTarget: string): Promise<Server> {
   return startServe(dataDir, ['--role', 'primary', '--standby', standbyTarget], { id: 'primary' });
 }
 
-/** Waits until the node's Status says `serving` (a primary: its standby accepted the epoch). */
-function serving(node: Server): Promise<StatusResponse__Output> {
-  return until(`${node.target} serving`, async () => {
-    const s = await nodeStatus(node.target);
-    return s.state === 'serving' ? s : null;
-  });
-}
-
 interface Pair {
   standby: Server;
   primary: Server;
@@ -110,7 +103,7 @@ async function startPair(): Promise<Pair> {
   const primaryDir = path.join(await tempDir('tally-primary-'), 'data');
   const standby = await startStandby(standbyDir);
   const primary = await startPrimary(primaryDir, standby.target);
-  await serving(primary);
+  await untilServing(primary);
   return { standby, primary, standbyDir, primaryDir };
 }
 
@@ -239,7 +232,7 @@ describe('tally promote', () => {
     // A restarted primary proposes the next epoch: the standby then holds epoch 2.
     await stop(pair.primary);
     pair.primary = await startPrimary(pair.primaryDir, pair.standby.target);
-    await serving(pair.primary);
+    await untilServing(pair.primary);
     const standbyBefore = await until('standby at epoch 2', async () => {
       const s = await nodeStatus(pair.standby.target);
       return s.epoch === '2' ? s : null;
@@ -387,7 +380,7 @@ describe('the standby side of tally.v1.Replication', () => {
     expect(standby.proc.exitCode).toBeNull();
     // A real primary can still pair with it afterwards.
     const primary = await startPrimary(path.join(await tempDir(), 'data'), standby.target);
-    await serving(primary);
+    await untilServing(primary);
     expect((await cliAlloc(primary.target, 'after', 2)).first).toBe(1);
   });
 });

@@ -274,3 +274,11 @@ export async function fetchText(
     body: await res.text(),
   };
 }
+
+/** Waits until the node's Status says `serving` (a primary: its standby accepted the epoch). */
+export function untilServing(node: { target: string }): Promise<StatusResponse__Output> {
+  return until(`${node.target} serving`, async () => {
+    const s = await nodeStatus(node.target);
+    return s.state === 'serving' ? s : null;
+  });
+}
