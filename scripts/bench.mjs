@@ -42,7 +42,7 @@ const { values: flags } = parseArgs({
     keep: { type: 'boolean', default: false },
     json: { type: 'string', default: path.join(repoRoot, 'bench-results/latest.json') },
     'self-test': { type: 'boolean', default: false },
-    'redis-clients': { type: 'string', default: '50' },
+    'redis-clients': { type: 'string', default: '50,256' },
     help: { type: 'boolean', default: false },
   },
 });
@@ -1113,24 +1113,43 @@ function printRss() {
 }
 
 /** Redis 7 (primary + replica, appendfsync always, INCR + WAIT 1 1000) beside Tally at the same concurrency. */
+/**
+ * Redis 7 (primary + replica, appendfsync always, INCR + WAIT 1 1000) beside a replicated
+ * Tally pair at the same concurrency, for each level of --redis-clients.
+ */
 async function redisSection() {
-  const clients = Number(flags['redis-clients']);
-  let redis;
-  try {
-    redis = await runRedisBench({ clients, durationMs, warmupMs, workers: 1, log });
-  } catch (err) {
-    if (err.code !== 'REDIS_MISSING') throw err;
-    log(err.message);
-    return { skipped: err.message };
+  const levels = flags['redis-clients'].split(',').map(Number);
+  const rows = [];
+  for (const clients of levels) {
+    let redis;
+    try {
+      redis = await runRedisBench({ clients, durationMs, warmupMs, workers: 1, log });
+    } catch (err) {
+      if (err.code !== 'REDIS_MISSING') throw err;
+      log(err.message);
+      return { skipped: err.message };
+    }
+    rows.push({ system: 'Redis 7 INCR + WAIT 1 1000', clients, ...pick(redis, 'incrPerSec') });
+    const stream = await cell(
+      `replicated stream ${clients}x1 (vs redis)`,
+      'wal',
+      (s) => runGrpcjsLoad(s, { mode: 'stream', inFlight: clients, count: 1 }),
+      { replicated: true },
+    );
+    rows.push({ system: 'Tally AllocateStream', clients, ...pick(stream, 'reqPerS'), redis });
+    const [unary] = await h2loadSection([{ inFlight: clients, count: 1 }], true);
+    rows.push({
+      system: 'Tally unary Allocate (h2load)',
+      clients,
+      ...pick(unary, 'reqPerS'),
+      redis,
+    });
   }
-  const stream = await cell(
-    `replicated stream ${clients}x1 (vs redis)`,
-    'wal',
-    (s) => runGrpcjsLoad(s, { mode: 'stream', inFlight: clients, count: 1 }),
-    { replicated: true },
-  );
-  const [unary] = await h2loadSection([{ inFlight: clients, count: 1 }], true);
-  return { clients, redis, stream, unary };
+  return { rows };
+}
+
+function pick(r, rateKey) {
+  return { perS: r[rateKey], p50Ms: r.p50Ms, p99Ms: r.p99Ms };
 }
 
 function printRedis(r) {
@@ -1140,34 +1159,21 @@ function printRedis(r) {
     return;
   }
   console.log(
-    `${r.clients} concurrent requests each. Redis: appendonly yes + appendfsync always on both, every client ` +
-      '`INCR` then `WAIT 1 1000` (acknowledged when the replica has received it; Redis 7.0 WAIT does not wait for the ' +
-      "replica's fsync). Tally: acknowledged after both nodes' fdatasync.\n",
+    'Same number of concurrent requests for both. Redis: appendonly yes + appendfsync always on both, ' +
+      'every client `INCR` then `WAIT 1 1000` (acknowledged once the replica has received it; Redis 7.0 ' +
+      "WAIT does not wait for the replica's fsync). Tally: acknowledged after both nodes' fdatasync.\n",
   );
-  const rows = [
-    [
-      'Redis 7 INCR + WAIT',
-      fmtInt(r.redis.incrPerSec),
-      fmtMs(r.redis.p50Ms),
-      fmtMs(r.redis.p99Ms),
-      '1.00×',
-    ],
-    [
-      'Tally AllocateStream',
-      fmtInt(r.stream.reqPerS),
-      fmtMs(r.stream.p50Ms),
-      fmtMs(r.stream.p99Ms),
-      `${(r.stream.reqPerS / r.redis.incrPerSec).toFixed(2)}×`,
-    ],
-    [
-      'Tally unary (h2load)',
-      fmtInt(r.unary.reqPerS),
-      fmtMs(r.unary.p50Ms),
-      fmtMs(r.unary.p99Ms),
-      `${(r.unary.reqPerS / r.redis.incrPerSec).toFixed(2)}×`,
-    ],
-  ];
-  console.log(table(['system', 'increments/s', 'p50 ms', 'p99 ms', 'vs Redis'], rows));
+  const rows = r.rows.map((row) => [
+    row.system,
+    row.clients,
+    fmtInt(row.perS),
+    fmtMs(row.p50Ms),
+    fmtMs(row.p99Ms),
+    row.redis ? `${(row.perS / row.redis.incrPerSec).toFixed(2)}×` : '1.00×',
+  ]);
+  console.log(
+    table(['system', 'concurrent', 'increments/s', 'p50 ms', 'p99 ms', 'vs Redis'], rows),
+  );
 }
 
 async function main() {
