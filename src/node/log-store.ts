@@ -7,7 +7,13 @@
 import * as path from 'node:path';
 import type { Logger } from 'pino';
 import type { Clock } from '../core/clock';
-import { NoSpaceError, StorageFatalError, isErrno, type TallyError } from '../core/errors';
+import {
+  NoSpaceError,
+  StorageFatalError,
+  UnavailableError,
+  isErrno,
+  type TallyError,
+} from '../core/errors';
 import type { Metrics } from '../core/metrics';
 import { CounterState } from '../state/counters';
 import { assert } from '../core/assert';
@@ -33,6 +39,12 @@ export interface LogStoreOptions {
 
 /** After a checkpoint failed for lack of space, the next automatic one waits this long. */
 const checkpointRetryMs = 10_000;
+
+interface PendingCheckpoint {
+  snapshot: Snapshot;
+  /** bytesSinceCheckpoint when the snapshot was captured (what writing it accounts for). */
+  bytesAtCapture: number;
+}
 
 export class LogStore {
   state = new CounterState();
@@ -118,6 +130,12 @@ export class LogStore {
     }
   }
 
+  /** The highest epoch any record in the log (or the snapshot) carries. */
+  get highestEpoch(): number {
+    const epochs = this.wal.epochs();
+    return Math.max(this.snapshotEpoch, epochs[epochs.length - 1]?.epoch ?? 0);
+  }
+
   /** The last index in the WAL (ahead of appliedIndex while a primary waits for acks). */
   get lastIndex(): number {
     return this.wal.nextIndex - 1;
@@ -131,37 +149,54 @@ export class LogStore {
     return index === this.checkpointIndex ? this.snapshotEpoch : null;
   }
 
-  /** Appends records received from the primary (verified), fsyncs, applies them. */
+  /**
+   * Appends records received from the primary (verified), fsyncs, applies them. A batch that
+   * does not fit this node's segment is written in pieces; each piece is applied as soon as
+   * it is durable, so the counters never lag the WAL, even when a later piece fails.
+   */
   async appendReceived(records: Buffer, count: number): Promise<void> {
     let offset = 0;
     let done = 0;
-    while (done < count) {
-      // A batch may not fit this node's segment: split at record boundaries.
-      const room = this.wal.batchRoomBytes(records.length - offset);
-      let end = offset;
-      let n = 0;
-      while (done + n < count) {
-        const length = records.readUInt32LE(end);
-        if (end + length - offset > room && n > 0) break;
-        end += length;
-        n++;
+    try {
+      while (done < count) {
+        const room = this.wal.batchRoomBytes(
+          Math.min(records.length - offset, this.opts.segmentSizeBytes),
+        );
+        let end = offset;
+        let n = 0;
+        while (done + n < count) {
+          const length = records.readUInt32LE(end);
+          if (end + length - offset > room && n > 0) break;
+          end += length;
+          n++;
+        }
+        await this.wal.append(records.subarray(offset, end), end - offset, n);
+        this.applyRange(records, offset, end);
+        this.appliedIndex = this.wal.nextIndex - 1;
+        offset = end;
+        done += n;
       }
-      await this.wal.append(records.subarray(offset, end), end - offset, n);
-      offset = end;
-      done += n;
+    } finally {
+      this.noteDurable(this.appliedIndex, offset);
     }
-    // Verified by the receiver (CRCs, sequence): decode only.
-    for (let at = 0; at < records.length;) {
-      const length = records.readUInt32LE(at);
-      const record = decodeRecord(records, at, length);
+  }
+
+  /** Records in buf[from, to) were verified by the receiver (CRCs, sequence): decode only. */
+  private applyRange(buf: Buffer, from: number, to: number): void {
+    for (let at = from; at < to;) {
+      const length = buf.readUInt32LE(at);
+      const record = decodeRecord(buf, at, length);
       assert(record !== null, 'appendReceived: verified record decodes');
       applyRecord(this.state, record);
       at += length;
     }
-    this.noteDurable(this.wal.nextIndex - 1, records.length);
   }
 
-  /** After records up to lastIndex took effect: checkpoint when due. */
+  /**
+   * After records up to lastIndex took effect: checkpoint when due. With a ceiling (a standby),
+   * the snapshot is captured now but written only once the primary's acknowledged index
+   * covers it, so a standby snapshot never holds a record that may yet be truncated.
+   */
   noteDurable(lastIndex: number, bytes: number, canCheckpoint = true): void {
     this.appliedIndex = lastIndex;
     if (this.wal.segmentCount !== this.gaugedSegments) this.updateWalGauges();
@@ -170,13 +205,55 @@ export class LogStore {
       lastIndex - this.checkpointIndex >= this.checkpointRecords ||
       this.bytesSinceCheckpoint >= this.checkpointBytes;
     const backedOff = this.opts.clock.monotonicMs() < this.checkpointNotBeforeMs;
-    if (due && canCheckpoint && !backedOff && this.checkpointRunning === null) {
-      this.checkpoint().catch((err: unknown) =>
-        this.log.error({ err: (err as Error).message }, 'node: automatic checkpoint failed'),
-      );
+    if (!due || !canCheckpoint || backedOff || this.checkpointRunning !== null) return;
+    if (this.checkpointCeiling === null) {
+      this.checkpoint().catch((err: unknown) => this.autoCheckpointFailed(err));
+      return;
     }
+    this.pendingCheckpoint ??= this.captureSnapshot();
+    this.writePendingCheckpoint();
   }
 
+  /**
+   * Standby: the primary has acknowledged every record up to `index` (so none of them will
+   * ever be truncated). `null` lifts the ceiling (after a promotion the log is this node's).
+   */
+  noteAcknowledged(index: number | null): void {
+    this.checkpointCeiling = index === null ? null : Math.max(this.checkpointCeiling ?? 0, index);
+    this.writePendingCheckpoint();
+  }
+
+  private writePendingCheckpoint(): void {
+    const pending = this.pendingCheckpoint;
+    if (pending === null || this.checkpointRunning !== null) return;
+    if (this.checkpointCeiling !== null && pending.snapshot.index > this.checkpointCeiling) return;
+    this.pendingCheckpoint = null;
+    this.checkpointRunning = this.runCheckpoint(pending).finally(
+      () => (this.checkpointRunning = null),
+    );
+    this.checkpointRunning.catch((err: unknown) => this.autoCheckpointFailed(err));
+  }
+
+  private autoCheckpointFailed(err: unknown): void {
+    this.log.error({ err: (err as Error).message }, 'node: automatic checkpoint failed');
+  }
+
+  /** Counters and index at this moment, taken synchronously so they describe the same point. */
+  private captureSnapshot(): PendingCheckpoint {
+    return {
+      snapshot: {
+        index: this.appliedIndex,
+        epoch: this.epochAt(this.appliedIndex) ?? 0,
+        unixMs: this.opts.clock.nowUnixMs(),
+        counters: this.state.durableEntries(),
+      },
+      bytesAtCapture: this.bytesSinceCheckpoint,
+    };
+  }
+
+  /** Standby: the highest index the primary has acknowledged; null on a primary or standalone. */
+  checkpointCeiling: number | null = null;
+  private pendingCheckpoint: PendingCheckpoint | null = null;
   checkpointRecords = Infinity;
   checkpointBytes = Infinity;
 
@@ -186,6 +263,7 @@ export class LogStore {
    */
   async truncateAfter(index: number): Promise<number> {
     await this.checkpointRunning?.catch(() => undefined);
+    this.pendingCheckpoint = null; // its counters may include what is cut
     const removed = await this.wal.truncateAfter(index);
     await this.wal.close();
     const { store } = await LogStore.open({ ...this.opts, requireExisting: true });
@@ -196,6 +274,7 @@ export class LogStore {
   /** Replaces log and counters with a snapshot at `index`; the WAL restarts after it. */
   async installSnapshot(index: number, indexEpoch: number, counters: Array<[string, number]>) {
     await this.checkpointRunning?.catch(() => undefined);
+    this.pendingCheckpoint = null;
     await this.wal.close();
     await LogStore.discard(this.opts.storage, this.opts.dataDir);
     const snapshot: Snapshot = {
@@ -231,22 +310,31 @@ export class LogStore {
     return { index: snapshot.index, indexEpoch: snapshot.epoch, counters: snapshot.counters };
   }
 
-  /** Snapshot of the applied state, then compaction below it. */
+  /**
+   * Snapshot of the applied state, then compaction below it. A standby refuses while its
+   * applied records are not all acknowledged by the primary (the snapshot is written later).
+   */
   checkpoint(): Promise<CheckpointInfo> {
-    this.checkpointRunning ??= this.runCheckpoint().finally(() => (this.checkpointRunning = null));
+    if (this.checkpointRunning !== null) return this.checkpointRunning;
+    const ceiling = this.checkpointCeiling;
+    if (ceiling !== null && this.appliedIndex > ceiling) {
+      this.pendingCheckpoint ??= this.captureSnapshot();
+      return Promise.reject(
+        new UnavailableError(
+          `node: standby checkpoint at index ${this.pendingCheckpoint.snapshot.index} is written once the primary has acknowledged it (acknowledged up to ${ceiling})`,
+        ),
+      );
+    }
+    this.pendingCheckpoint = null;
+    this.checkpointRunning = this.runCheckpoint(this.captureSnapshot()).finally(
+      () => (this.checkpointRunning = null),
+    );
     return this.checkpointRunning;
   }
 
-  private async runCheckpoint(): Promise<CheckpointInfo> {
+  private async runCheckpoint(pending: PendingCheckpoint): Promise<CheckpointInfo> {
     const started = this.opts.clock.monotonicMs();
-    // Taken synchronously so counters and index describe the same moment.
-    const snapshot: Snapshot = {
-      index: this.appliedIndex,
-      epoch: this.epochAt(this.appliedIndex) ?? 0,
-      unixMs: this.opts.clock.nowUnixMs(),
-      counters: this.state.durableEntries(),
-    };
-    const bytesAtStart = this.bytesSinceCheckpoint;
+    const { snapshot } = pending;
     const wal = this.wal;
     try {
       await writeSnapshot(this.opts.storage, this.opts.dataDir, snapshot);
@@ -256,7 +344,7 @@ export class LogStore {
     this.checkpointIndex = snapshot.index;
     this.checkpointUnixMs = snapshot.unixMs;
     this.snapshotEpoch = snapshot.epoch;
-    this.bytesSinceCheckpoint -= bytesAtStart;
+    this.bytesSinceCheckpoint -= Math.min(this.bytesSinceCheckpoint, pending.bytesAtCapture);
     let segmentsRemoved: number;
     try {
       segmentsRemoved = await wal.compact(snapshot.index);

@@ -31,7 +31,6 @@ import {
 import type { Metrics } from '../core/metrics';
 import { validateAllocation } from '../state/counters';
 import {
-  refuseReplication,
   type Channel,
   type ChannelEvents,
   type Dialer,
@@ -120,6 +119,13 @@ function checkRoleChange(meta: Meta, role: Role, dataDir: string, log: Logger): 
         `instead of starting it as ${role}`,
     );
   }
+  if (meta.role === 'primary' && role === 'standalone') {
+    // Alone it would acknowledge IDs its standby never sees, and that standby could be promoted.
+    throw new DataDirError(
+      `node: ${dataDir} holds a primary (epoch ${meta.epoch}); start it as primary (with its ` +
+        'standby) or as standby, not standalone',
+    );
+  }
   log.warn({ from: meta.role, to: role }, 'node: role changed at start');
 }
 
@@ -202,6 +208,7 @@ export class TallyNode implements CounterNode {
       return;
     }
     this.replica = new ReplicaLogAdapter(this);
+    this.store.checkpointCeiling = 0; // checkpoints only what the primary has acknowledged
     this.receiver = new Receiver(this.replica, this.opts.logger.child({ module: 'replication' }), {
       rejected: (reason) => this.opts.metrics.replicationRejected.inc({ reason }),
     });
@@ -257,18 +264,17 @@ export class TallyNode implements CounterNode {
 
   /** Persists the new epoch as this node's own, then begins it. */
   private async beginEpoch(epoch: number, sender: Sender | null): Promise<void> {
-    const role: Role = sender
-      ? 'primary'
-      : this.meta.role === 'standby'
-        ? 'standalone'
-        : this.meta.role;
-    this.meta = { ...this.meta, epoch, epochPrimary: this.opts.id, role, catchingUp: undefined };
-    await writeMeta(this.storage, this.opts.dataDir, this.meta);
+    const role: Role = sender ? 'primary' : this.meta.role;
+    const meta = { ...this.meta, epoch, epochPrimary: this.opts.id, role, catchingUp: undefined };
+    await writeMeta(this.storage, this.opts.dataDir, meta);
+    this.meta = meta;
+    if (this.stateValue !== 'starting') return; // closed or failed meanwhile: write nothing
     await this.beginCommitter(epoch, sender);
   }
 
   /** Writes the epoch-start record (replicated when there is a standby), then serves. */
   private beginCommitter(epoch: number, sender: Sender | null): Promise<void> {
+    if (this.stateValue !== 'starting') return Promise.resolve(); // closed or failed meanwhile
     this.opts.metrics.epoch.set(epoch);
     const committer = new Committer({
       wal: this.store.wal,
@@ -341,6 +347,8 @@ export class TallyNode implements CounterNode {
         new UnavailableError(`node: cannot checkpoint while ${this.stateValue}`),
       );
     }
+    // On a standby, never while the receiver truncates or installs a snapshot.
+    if (this.replica !== null) return this.replica.exclusive(() => this.store.checkpoint());
     return this.store.checkpoint();
   }
 
@@ -355,9 +363,13 @@ export class TallyNode implements CounterNode {
       throw new ConfigError('node: this node cannot dial a standby');
     }
     return replica.exclusive(async () => {
-      if (!(epoch > this.meta.epoch)) {
+      if (this.stateValue !== 'serving') {
+        throw new UnavailableError(`node: cannot promote while ${this.stateValue}`);
+      }
+      const highest = Math.max(this.meta.epoch, this.store.highestEpoch);
+      if (!(epoch > highest)) {
         throw new StaleEpochError(
-          `node: promote to epoch ${epoch} refused: epoch ${this.meta.epoch} (primary ${this.meta.epochPrimary ?? '?'}) is already accepted here`,
+          `node: promote to epoch ${epoch} refused: epoch ${highest} (primary ${this.meta.epochPrimary ?? '?'}) is already accepted or in the log here`,
         );
       }
       if (this.meta.catchingUp) {
@@ -365,15 +377,25 @@ export class TallyNode implements CounterNode {
           `node: ${this.opts.id} is still catching up (at ${this.store.lastIndex}); promoting it would lose acknowledged IDs`,
         );
       }
+      const role: Role = standby === undefined ? 'standalone' : 'primary';
+      const meta = { ...this.meta, epoch, epochPrimary: this.opts.id, role, catchingUp: undefined };
+      try {
+        await writeMeta(this.storage, this.opts.dataDir, meta);
+      } catch (err) {
+        // Unknown whether the new epoch is on disk: stop rather than serve either epoch.
+        this.fail(
+          new StorageFatalError(`node: promote: meta not written: ${(err as Error).message}`),
+        );
+        throw err;
+      }
       // The fence: from here the old primary's appends are refused and it cannot get acks.
+      this.meta = meta;
       (this.receiver as Receiver).closeAll(
         new StaleEpochError(`node: ${this.opts.id} was promoted to epoch ${epoch}`),
       );
       this.receiver = null;
       this.replica = null;
-      const role: Role = standby === undefined ? 'standalone' : 'primary';
-      this.meta = { ...this.meta, epoch, epochPrimary: this.opts.id, role, catchingUp: undefined };
-      await writeMeta(this.storage, this.opts.dataDir, this.meta);
+      this.store.noteAcknowledged(null); // its log is the authority now
       this.stateValue = 'starting';
       this.setRoleGauge(role);
       this.log.warn({ epoch, standby: standby ?? null }, 'node: promoted');
@@ -385,12 +407,27 @@ export class TallyNode implements CounterNode {
 
   openReplication(channel: Channel<ToPrimary>, peer: string): ChannelEvents<ToStandby> {
     if (this.receiver !== null) return this.receiver.open(channel, peer);
-    return refuseReplication(
-      channel,
-      new WrongRoleError(
-        `node: ${this.opts.id} is ${this.meta.role} (${this.stateValue}, epoch ${this.meta.epoch}), not a standby`,
-      ),
-    );
+    // Not a standby. A Hello from an epoch older than this node's is told so: that primary
+    // learns it was deposed (fenced); anything else is refused as sent to the wrong role.
+    let answered = false;
+    return {
+      onMessage: (message) => {
+        if (answered) return;
+        answered = true;
+        const held = this.meta.epoch;
+        const stale =
+          message.kind === 'hello' &&
+          (message.epoch < held ||
+            (message.epoch === held && message.primaryId !== this.meta.epochPrimary));
+        const why = `node: ${this.opts.id} is ${this.meta.role} (${this.stateValue}) at epoch ${held} of ${this.meta.epochPrimary ?? '?'}`;
+        channel.close(
+          stale
+            ? new StaleEpochError(`${why}; epoch ${message.epoch} is stale`)
+            : new WrongRoleError(`${why}, not a standby`),
+        );
+      },
+      onClose: () => undefined,
+    };
   }
 
   private fence(err: StaleEpochError): void {

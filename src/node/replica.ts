@@ -38,9 +38,11 @@ export class ReplicaLogAdapter implements ReplicaLog {
     return this.host.opts.id;
   }
 
+  /** Durable first, then in memory: a failed write leaves the node as it was. */
   private async saveMeta(changes: Partial<Meta>): Promise<void> {
-    this.host.meta = { ...this.host.meta, ...changes };
-    await writeMeta(this.host.storage, this.host.opts.dataDir, this.host.meta);
+    const meta = { ...this.host.meta, ...changes };
+    await writeMeta(this.host.storage, this.host.opts.dataDir, meta);
+    this.host.meta = meta;
   }
 
   async acceptEpoch(epoch: number, primaryId: string, primaryAddress: string): Promise<void> {
@@ -132,8 +134,9 @@ export class ReplicaLogAdapter implements ReplicaLog {
     this.host.opts.metrics.replicationSnapshotInstalls.inc();
   }
 
-  async noteProgress(primaryLastIndex: number): Promise<void> {
+  async noteProgress(primaryLastIndex: number, commitIndex: number): Promise<void> {
     this.primaryLastIndex = primaryLastIndex;
+    this.host.store.noteAcknowledged(Math.min(commitIndex, this.host.store.lastIndex));
     if (this.host.meta.catchingUp && this.host.store.lastIndex >= primaryLastIndex) {
       await this.saveMeta({ catchingUp: undefined });
       this.host.opts.logger.info(

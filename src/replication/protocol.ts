@@ -28,6 +28,8 @@ export interface Append {
    * before verifying them; verification still checks every record).
    */
   lastEpoch: number;
+  /** Every record up to here is acknowledged by the primary (never truncated). */
+  commitIndex: number;
 }
 
 export interface InstallSnapshot {

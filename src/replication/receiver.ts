@@ -58,8 +58,11 @@ export interface ReplicaLog {
     indexEpoch: number,
     counters: Array<[string, number]>,
   ): Promise<void>;
-  /** The primary's tail as of the last message: for lag and the catching-up flag. */
-  noteProgress(primaryLastIndex: number): Promise<void>;
+  /**
+   * The primary's tail and acknowledged index as of the last message: for lag, the
+   * catching-up flag and how far the standby may checkpoint.
+   */
+  noteProgress(primaryLastIndex: number, commitIndex: number): Promise<void>;
   /** Runs fn with no other log operation (another session, a promotion) in between. */
   exclusive<T>(fn: () => Promise<T>): Promise<T>;
 }
@@ -204,6 +207,7 @@ export class ReceiverSession implements ChannelEvents<ToStandby> {
         recordCount: merged.recordCount + next.recordCount,
         primaryLastIndex: next.primaryLastIndex,
         lastEpoch: next.lastEpoch,
+        commitIndex: Math.max(merged.commitIndex, next.commitIndex),
       };
     }
     if (parts.length > 1) merged.records = Buffer.concat(parts, bytes);
@@ -287,7 +291,7 @@ export class ReceiverSession implements ChannelEvents<ToStandby> {
     if (skip.offset < records.length) {
       await this.log.append(records.subarray(skip.offset), recordCount - skip.records);
     }
-    await this.log.noteProgress(append.primaryLastIndex);
+    await this.log.noteProgress(append.primaryLastIndex, append.commitIndex);
     // Only what this batch covers: later records held here may not be the primary's.
     this.channel.send({ kind: 'ack', durableIndex: prevIndex + recordCount });
   }

@@ -111,6 +111,7 @@ describe('standby refuses bad replication input and leaves its log untouched', (
       records: allocRecords(held.epoch, held.lastIndex + 1, 1),
       primaryLastIndex: held.lastIndex + 1,
       lastEpoch: held.epoch,
+      commitIndex: 0,
     });
     expect(await a.ended()).toBeInstanceOf(ProtocolError);
     const b = rawSession(standby);
@@ -131,6 +132,7 @@ describe('standby refuses bad replication input and leaves its log untouched', (
         records,
         primaryLastIndex: prevIndex + count,
         lastEpoch: held.epoch,
+        commitIndex: 0,
       }) as const;
     const broken = Buffer.from(allocRecords(held.epoch, held.lastIndex + 1, 3));
     const at = broken.length - 20; // inside the last record's body: its CRC fails

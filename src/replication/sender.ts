@@ -98,7 +98,8 @@ export class Sender {
   private readonly retained: Batch[] = [];
   private lastOffered = 0;
   private sent: Sent[] = [];
-  private pumping = false;
+  /** The session whose pump() loop is running (one per session; a stale loop exits itself). */
+  private pumping: number | null = null;
   private backoffMs: number;
   private reconnectTimer: NodeJS.Timeout | null = null;
   private readonly watchdog: NodeJS.Timeout;
@@ -213,7 +214,6 @@ export class Sender {
       throw new ProtocolError('replication: unexpected Hello reply');
     }
     this.sent = [];
-    this.backoffMs = this.opts.reconnectMinMs ?? 50;
     this.standbyLastIndex = reply.lastIndex;
     const match = matchIndex(reply, {
       lastIndex: this.lastOffered,
@@ -272,6 +272,8 @@ export class Sender {
       this.opts.metrics.ackSeconds((now - (this.sent.shift() as Sent).sentAtMs) / 1000);
     }
     this.advanceAck(index);
+    // Backoff resets on real progress, not on a handshake that fails right after.
+    this.backoffMs = this.opts.reconnectMinMs ?? 50;
     if (this.stateValue === 'catching-up') void this.pump();
   }
 
@@ -283,9 +285,9 @@ export class Sender {
 
   /** Sends WAL records from nextSend until the local tail, then switches to streaming. */
   private async pump(): Promise<void> {
-    if (this.pumping) return;
-    this.pumping = true;
     const session = this.session;
+    if (this.pumping === session) return;
+    this.pumping = session;
     try {
       while (this.stateValue === 'catching-up' && session === this.session) {
         if (this.nextSend >= this.opts.log.durableNext) {
@@ -303,7 +305,7 @@ export class Sender {
     } catch (err) {
       if (session === this.session) this.reset(err as TallyError);
     } finally {
-      this.pumping = false;
+      if (this.pumping === session) this.pumping = null;
     }
   }
 
@@ -333,6 +335,7 @@ export class Sender {
       records,
       primaryLastIndex: this.lastOffered,
       lastEpoch,
+      commitIndex: this.acked,
     });
     this.nextSend += count;
     this.prevEpoch = lastEpoch;
@@ -357,7 +360,12 @@ export class Sender {
 
   private checkTimeout(ackTimeoutMs: number): void {
     const oldest = this.sent[0];
-    if (oldest === undefined || this.channel === null) return;
+    if (this.channel === null) return;
+    if (oldest === undefined) {
+      // Catching up with nothing in flight and no loop running: a missed wake-up; resume.
+      if (this.stateValue === 'catching-up' && this.pumping === null) void this.pump();
+      return;
+    }
     if (this.opts.clock.monotonicMs() - oldest.sentAtMs > ackTimeoutMs) {
       this.reset(
         new ProtocolError(`replication: no answer from the standby in ${ackTimeoutMs} ms`),

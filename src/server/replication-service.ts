@@ -53,6 +53,7 @@ export function fromWireRequest(req: ReplicateRequest__Output): ToStandby {
       records: a.records,
       primaryLastIndex: num(a.primaryLastIndex),
       lastEpoch: num(a.lastEpoch),
+      commitIndex: num(a.commitIndex),
     };
   }
   if (req.kind === 'installSnapshot' && req.installSnapshot) {

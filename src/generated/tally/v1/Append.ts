@@ -10,6 +10,7 @@ export interface Append {
   'records'?: (Buffer | Uint8Array | string);
   'primaryLastIndex'?: (number | string | Long);
   'lastEpoch'?: (number | string | Long);
+  'commitIndex'?: (number | string | Long);
 }
 
 export interface Append__Output {
@@ -20,4 +21,5 @@ export interface Append__Output {
   'records': (Buffer);
   'primaryLastIndex': (string);
   'lastEpoch': (string);
+  'commitIndex': (string);
 }

@@ -1,0 +1,293 @@
+/**
+ * Regressions from the replication review: each scenario once broke an invariant or liveness.
+ */
+import pino from 'pino';
+import { afterEach, describe, expect, it, vi } from 'vitest';
+import { systemClock } from '../core/clock';
+import { StaleEpochError, UnavailableError } from '../core/errors';
+import type { AllocateResult, CounterNode } from '../node/types';
+import { FaultStorage } from '../testing/fault-storage';
+import { alloc, openFaultNode, testDataDir } from '../testing/node-harness';
+import { Pair } from '../testing/replication-harness';
+import { inspectDataDir, type InspectedRecord } from '../wal/inspect';
+import { encodeAllocate, encodeEpochStart } from '../wal/record';
+import {
+  protocolVersion,
+  type Append,
+  type ChannelEvents,
+  type ToPrimary,
+  type ToStandby,
+} from './protocol';
+import { Sender } from './sender';
+
+const pairs: Pair[] = [];
+afterEach(async () => {
+  for (const pair of pairs.splice(0)) await pair.close().catch(() => undefined);
+});
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+async function servingPair(seed: number, standby = {}, primary = {}): Promise<Pair> {
+  const pair = new Pair(seed);
+  pairs.push(pair);
+  await pair.startStandby(standby);
+  const p = await pair.startPrimary(primary);
+  await vi.waitFor(() => expect(p.status().state).toBe('serving'), { timeout: 10_000 });
+  return pair;
+}
+
+function records(epoch: number, firstIndex: number, n: number, firstId: number): Buffer {
+  const buf = Buffer.alloc(n * 80);
+  let at = 0;
+  for (let i = 0; i < n; i++) {
+    at += encodeAllocate(buf, at, epoch, firstIndex + i, 'ids', firstId + i, 1);
+  }
+  return buf.subarray(0, at);
+}
+
+function append(epoch: number, prevIndex: number, prevEpoch: number, n: number): Append {
+  return {
+    kind: 'append',
+    epoch,
+    prevIndex,
+    prevEpoch,
+    recordCount: n,
+    records: records(epoch, prevIndex + 1, n, prevIndex + 1),
+    primaryLastIndex: prevIndex + n,
+    lastEpoch: epoch,
+    commitIndex: 0,
+  };
+}
+
+function raw(node: CounterNode) {
+  const replies: ToPrimary[] = [];
+  let closed: unknown;
+  const events = node.openReplication(
+    { send: (m) => replies.push(m), close: (e) => (closed = e ?? null) },
+    'test',
+  );
+  return { replies, send: (m: ToStandby) => events.onMessage(m), closed: () => closed };
+}
+
+const hello = (epoch: number, primaryId = 'A') =>
+  ({ kind: 'hello', protocolVersion, primaryId, epoch, primaryAddress: 'a:1' }) as const;
+
+describe('replication regressions', () => {
+  it('a standby whose disk fills in the middle of an Append never re-issues an acknowledged ID', async () => {
+    const b = Buffer.alloc(1024);
+    const epochStartBytes = encodeEpochStart(b, 0, 1, 1, 'primary');
+    const recordBytes = encodeAllocate(b, 0, 1, 1, 'ids', 1, 1);
+    const pair = new Pair(1);
+    pairs.push(pair);
+    pair.standbyDisk.failOn('create', 'ENOSPC', /next\.tmp/); // no second standby segment
+    await pair.startStandby({ segmentSizeBytes: 8192 });
+    const primary = await pair.startPrimary({ segmentSizeBytes: 65536, ackWaitMs: 30_000 });
+    await vi.waitFor(() => expect(primary.status().state).toBe('serving'), { timeout: 10_000 });
+    const fill = Math.floor((8192 - epochStartBytes - 520) / recordBytes);
+    for (let i = 0; i < fill; i++) await alloc(primary, 'ids', 1);
+    // Written while partitioned, the next records reach the standby as one catch-up chunk that
+    // straddles its segment end: the first part is written, the rollover finds the disk full.
+    pair.net.partition();
+    const acked: AllocateResult[] = [];
+    const pending: Array<Promise<unknown>> = [];
+    for (let i = 0; i < 40; i++) {
+      pending.push(
+        alloc(primary, 'ids', 1).then(
+          (r) => acked.push(r),
+          () => undefined,
+        ),
+      );
+    }
+    await sleep(50);
+    pair.net.heal();
+    await vi.waitFor(() => expect(acked.length).toBeGreaterThan(0), { timeout: 10_000 });
+    const standby = pair.standby as CounterNode;
+    const held = standby.status();
+    // Whatever the standby holds durably, its counters cover it.
+    expect(held.namespaces.find((n) => n.name === 'ids')?.lastId).toBe(held.lastIndex - 1);
+    await primary.close();
+    pair.primary = null;
+    await Promise.allSettled(pending);
+    pair.standbyDisk.clearFaults();
+    await sleep(1100); // the preallocator's back-off after ENOSPC
+    await standby.promote(99);
+    const next = await alloc(standby, 'ids', 1);
+    const highestAcked = Math.max(...acked.map((r) => r.first + r.count - 1));
+    expect(next.first).toBeGreaterThan(highestAcked);
+  });
+
+  it('an Append larger than the standby segment is split, and the standby catches up', async () => {
+    const pair = await servingPair(5, { segmentSizeBytes: 8192 }, { segmentSizeBytes: 1 << 20 });
+    const primary = pair.primary as CounterNode;
+    await alloc(primary, 'ids', 1);
+    pair.net.partition();
+    const pending = Array.from({ length: 600 }, () =>
+      alloc(primary, 'ids', 1).catch(() => undefined),
+    );
+    await sleep(50);
+    pair.net.heal();
+    await Promise.all(pending);
+    const standby = pair.standby as CounterNode;
+    await vi.waitFor(() => expect(standby.status().lastIndex).toBe(primary.status().lastIndex), {
+      timeout: 10_000,
+    });
+    expect(standby.status().walSegments).toBeGreaterThan(2);
+  });
+
+  it('an old primary partitioned during the promotion is fenced when it reconnects', async () => {
+    const pair = await servingPair(3, {}, { ackWaitMs: 1000 });
+    const primary = pair.primary as CounterNode;
+    await alloc(primary, 'ids', 1);
+    pair.net.partition();
+    const standby = pair.standby as CounterNode;
+    await standby.promote(standby.status().epoch + 1);
+    pair.net.heal();
+    await vi.waitFor(() => expect(primary.status().state).toBe('fenced'), { timeout: 10_000 });
+  });
+
+  it('a failed meta write refuses the epoch; a promotion must pass every epoch in the log', async () => {
+    let disk = new FaultStorage();
+    let standby = await openFaultNode(disk, { id: 'B', role: 'standby' });
+    const s1 = raw(standby);
+    s1.send(hello(1));
+    s1.send(append(1, 0, 0, 10));
+    await vi.waitFor(() => expect(s1.replies.length).toBe(2));
+    disk.failOn('datasync', 'EIO', /meta\.tmp$/, 1);
+    const s2 = raw(standby);
+    s2.send(hello(2));
+    await vi.waitFor(() => expect(s2.closed()).toBeDefined());
+    expect(standby.status().epoch).toBe(1); // not accepted in memory either
+    const s3 = raw(standby);
+    s3.send(hello(2)); // now written
+    s3.send(append(2, 10, 1, 10));
+    await vi.waitFor(() => expect(s3.replies.length).toBe(2));
+    expect(standby.status().epoch).toBe(2);
+    await standby.close();
+    disk = disk.crash();
+    standby = await openFaultNode(disk, { id: 'B', role: 'standby' });
+    await expect(standby.promote(2)).rejects.toBeInstanceOf(StaleEpochError);
+    await standby.promote(3);
+    await standby.close();
+    const log: InspectedRecord[] = [];
+    await inspectDataDir(testDataDir, (r) => log.push(r), disk);
+    const starts = log.filter((r) => r.type === 'epoch-start' || r.type === 'epochStart');
+    expect(starts.map((r) => [r.epoch, r.nodeId])).toEqual([[3, 'B']]);
+  });
+
+  it('an admin checkpoint during a standby truncation waits for it; the dir restarts', async () => {
+    let disk = new FaultStorage();
+    const standby = await openFaultNode(disk, {
+      id: 'standby',
+      role: 'standby',
+      segmentSizeBytes: 4096,
+    });
+    const s = raw(standby);
+    s.send(hello(1, 'primary'));
+    for (let k = 0; k < 10; k++) {
+      s.send({ ...append(1, k * 20, k === 0 ? 0 : 1, 20), commitIndex: 200 });
+      await vi.waitFor(() => expect(s.replies.length).toBe(k + 2));
+    }
+    const s2 = raw(standby);
+    s2.send(hello(2, 'primary'));
+    await vi.waitFor(() => expect(s2.replies.length).toBe(1));
+    let checkpoint: Promise<unknown> | null = null;
+    disk.onOp = (op, target) => {
+      if (checkpoint === null && op === 'syncDir' && target.endsWith('/wal')) {
+        checkpoint = standby.checkpoint().catch((e: unknown) => e);
+      }
+    };
+    // The log before this epoch was... only up to 50 on the new primary: 51..200 are cut.
+    s2.send({ ...append(2, 50, 1, 5), commitIndex: 0 });
+    await vi.waitFor(() => expect(s2.replies.length).toBe(2), { timeout: 5000 });
+    await checkpoint;
+    expect(standby.status().lastIndex).toBe(55);
+    await standby.close();
+    disk = disk.crash();
+    const again = await openFaultNode(disk, {
+      id: 'standby',
+      role: 'standby',
+      segmentSizeBytes: 4096,
+    });
+    expect(again.status().lastIndex).toBe(55);
+    await again.close();
+  });
+
+  it('a standby checkpoints only what the primary acknowledged, so a cut never resets it', async () => {
+    const pair = await servingPair(29, { checkpointRecords: 10 });
+    const primary = pair.primary as CounterNode;
+    const standby = pair.standby as CounterNode;
+    for (let i = 0; i < 30; i++) await alloc(primary, 'ids', 1);
+    await vi.waitFor(() => expect(standby.status().checkpointIndex).toBeGreaterThan(0));
+    // The batch the primary never fsynced (its fsync fails, it stops) is on the standby only.
+    pair.primaryDisk.failOn('datasync', 'EIO', /\.wal$/, 1);
+    await alloc(primary, 'ids', 1).catch(() => undefined);
+    await vi.waitFor(() => expect(standby.status().lastIndex).toBe(primary.status().lastIndex + 1));
+    await expect(standby.checkpoint()).rejects.toBeInstanceOf(UnavailableError);
+    expect(standby.status().checkpointIndex).toBeLessThan(standby.status().lastIndex);
+    await primary.close();
+    pair.primaryDisk = pair.primaryDisk.crash();
+    const restarted = await pair.startPrimary();
+    await vi.waitFor(() => expect(restarted.status().state).toBe('serving'), { timeout: 10_000 });
+    // Cut, not reset: the standby kept its log and is not catching up (still promotable).
+    expect(standby.status().replication?.catchingUp).toBe(false);
+    expect(standby.status().namespaces).toEqual(restarted.status().namespaces);
+  });
+});
+
+describe('sender', () => {
+  it('a catch-up read left over from an old session does not stall the new session', async () => {
+    const walBytes = records(1, 1, 10, 1);
+    let releaseRead: (() => void) | null = null;
+    const log = {
+      durableNext: 11,
+      firstIndex: 1,
+      epochs: () => [{ index: 1, epoch: 1 }],
+      epochAt: (i: number) => (i === 0 ? 0 : i <= 10 ? 1 : null),
+      readFrom: async () => {
+        if (releaseRead === null) await new Promise<void>((r) => (releaseRead = r)); // slow disk
+        return { buf: walBytes, records: 10 };
+      },
+      snapshot: () => Promise.resolve({ index: 0, indexEpoch: 0, counters: [] }),
+    };
+    const sessions: Array<{ events: ChannelEvents<ToPrimary>; sent: ToStandby[] }> = [];
+    const sender = new Sender({
+      dialer: {
+        target: 'standby',
+        open: (events) => {
+          const session = { events, sent: [] as ToStandby[] };
+          sessions.push(session);
+          return { send: (m) => session.sent.push(m), close: () => undefined };
+        },
+      },
+      log,
+      epoch: 2,
+      primaryId: 'p',
+      primaryAddress: 'p:1',
+      logger: pino({ level: 'silent' }),
+      clock: systemClock,
+      metrics: { ackSeconds() {}, batchBytes() {}, reconnected() {}, catchUpRecords() {} },
+      ackTimeoutMs: 200,
+      reconnectMinMs: 1,
+      reconnectMaxMs: 2,
+      onAck: () => undefined,
+      onAccepted: () => undefined,
+      onFenced: () => undefined,
+    });
+    const empty: ToPrimary = {
+      kind: 'helloReply',
+      nodeId: 's',
+      firstIndex: 1,
+      lastIndex: 0,
+      epochs: [],
+      snapshotIndex: 0,
+      snapshotEpoch: 0,
+    };
+    sender.start(10);
+    sessions[0]?.events.onMessage(empty); // catch-up from 1; the read hangs
+    sessions[0]?.events.onClose(new UnavailableError('stream broke'));
+    await vi.waitFor(() => expect(sessions.length).toBe(2));
+    sessions[1]?.events.onMessage(empty);
+    (releaseRead as unknown as () => void)();
+    await vi.waitFor(() => expect(sessions[1]?.sent.some((m) => m.kind === 'append')).toBe(true));
+    sender.stop();
+  });
+});
