@@ -6,7 +6,7 @@
 import path from 'node:path';
 import { type Command, InvalidArgumentError, Option } from 'commander';
 import { createMetrics, type Metrics } from '../core/metrics';
-import { segmentSizeBytesMax, segmentSizeBytesMin } from '../core/limits';
+import { segmentSizeBytesMax, segmentSizeBytesMin, standbyWaitMsDefault } from '../core/limits';
 import { openNode, type NodeOptions } from '../node/node';
 import type { CounterNode, Role } from '../node/types';
 import { grpcDialer } from '../server/replication-service';
@@ -280,7 +280,7 @@ export function registerServe(program: Command): void {
         'primary: longest a request waits for the standby (or its deadline, if sooner), then UNAVAILABLE',
         1,
         3_600_000,
-      ).default(10_000),
+      ).default(standbyWaitMsDefault),
     )
     .action(runServe);
 }

@@ -44,6 +44,8 @@ export const replicationMessageBytesMax = 4 * 1024 * 1024;
 export const catchUpChunkBytes = 256 * 1024;
 /** Catch-up Appends sent and not yet acknowledged; the sender waits above it. */
 export const catchUpInFlightMax = 8;
+/** How long a primary holds a request for the standby's ack by default (`--standby-wait-ms`). */
+export const standbyWaitMsDefault = 10_000;
 /** Group-commit batches written locally and waiting for the standby's ack (pipelining bound). */
 export const replicationBatchesInFlightMax = 4;
 /** Messages a standby has received and not yet processed; more ends the session. */

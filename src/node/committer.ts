@@ -21,7 +21,11 @@ import {
   TallyError,
   UnavailableError,
 } from '../core/errors';
-import { batchRecordsMax, replicationBatchesInFlightMax } from '../core/limits';
+import {
+  batchRecordsMax,
+  replicationBatchesInFlightMax,
+  standbyWaitMsDefault,
+} from '../core/limits';
 import type { Metrics } from '../core/metrics';
 import type { CounterState } from '../state/counters';
 import {
@@ -30,6 +34,7 @@ import {
   encodeEpochStart,
   recordBytesMax,
 } from '../wal/record';
+import type { Batch } from '../replication/sender';
 import type { Wal } from '../wal/wal';
 import type { AllocateCallback, AllocateResult } from './types';
 
@@ -57,7 +62,7 @@ interface InFlight {
 
 /** The standby side of a batch, as the committer sees it (replication/sender.ts). */
 export interface Replicator {
-  offer(batch: { firstIndex: number; count: number; bytes: Buffer }): void;
+  offer(batch: Batch): void;
   localDurable(lastIndex: number): void;
   readonly ackedIndex: number;
 }
@@ -106,11 +111,6 @@ export class Committer {
     return this.opts.replicator !== undefined;
   }
 
-  /** Batches written locally and waiting for the standby. */
-  get inFlightBatches(): number {
-    return this.inflight.length;
-  }
-
   /** Queues the epoch-start record; cb is called once it is acknowledged (or fails). */
   submitEpochStart(nodeId: string, cb: AllocateCallback): void {
     if (this.stopped) return cb(this.stopped);
@@ -143,7 +143,7 @@ export class Committer {
     }
     let expiresAtUnixMs = Infinity;
     if (this.replicated) {
-      const waitMax = this.opts.clock.nowUnixMs() + (this.opts.ackWaitMs ?? 10_000);
+      const waitMax = this.opts.clock.nowUnixMs() + (this.opts.ackWaitMs ?? standbyWaitMsDefault);
       expiresAtUnixMs = Math.min(deadlineUnixMs ?? Infinity, waitMax);
     }
     this.push({ namespace, count, deadlineUnixMs, cb, first: 0, expiresAtUnixMs });

@@ -31,6 +31,9 @@ export interface LogStoreOptions {
   logger: Logger;
   metrics: Metrics;
   clock: Clock;
+  /** Automatic checkpoints after this many records or WAL bytes since the last one. */
+  checkpointRecords: number;
+  checkpointBytes: number;
   /** The node has written before: a missing WAL is an error, not a fresh start. */
   requireExisting: boolean;
   /** Called when a checkpoint failed in a way that leaves the directory unknown. */
@@ -202,8 +205,8 @@ export class LogStore {
     if (this.wal.segmentCount !== this.gaugedSegments) this.updateWalGauges();
     this.bytesSinceCheckpoint += bytes;
     const due =
-      lastIndex - this.checkpointIndex >= this.checkpointRecords ||
-      this.bytesSinceCheckpoint >= this.checkpointBytes;
+      lastIndex - this.checkpointIndex >= this.opts.checkpointRecords ||
+      this.bytesSinceCheckpoint >= this.opts.checkpointBytes;
     const backedOff = this.opts.clock.monotonicMs() < this.checkpointNotBeforeMs;
     if (!due || !canCheckpoint || backedOff || this.checkpointRunning !== null) return;
     if (this.checkpointCeiling === null) {
@@ -252,10 +255,8 @@ export class LogStore {
   }
 
   /** Standby: the highest index the primary has acknowledged; null on a primary or standalone. */
-  checkpointCeiling: number | null = null;
+  private checkpointCeiling: number | null = null;
   private pendingCheckpoint: PendingCheckpoint | null = null;
-  checkpointRecords = Infinity;
-  checkpointBytes = Infinity;
 
   /**
    * Durably removes every record after `index` and rebuilds the counters from the snapshot

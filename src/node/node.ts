@@ -152,8 +152,6 @@ export class TallyNode implements CounterNode {
   ) {
     this.log = opts.logger.child({ module: 'node' });
     this.failed = new Promise((resolve) => (this.resolveFailed = resolve));
-    store.checkpointRecords = opts.checkpointRecords ?? checkpointRecordsDefault;
-    store.checkpointBytes = opts.checkpointBytes ?? checkpointBytesDefault;
     opts.metrics.onScrape.refresh = () => this.refreshLagGauges();
   }
 
@@ -182,6 +180,8 @@ export class TallyNode implements CounterNode {
       metrics: opts.metrics,
       clock,
       requireExisting: meta.epoch > 0 && !meta.snapshotInstall,
+      checkpointRecords: opts.checkpointRecords ?? checkpointRecordsDefault,
+      checkpointBytes: opts.checkpointBytes ?? checkpointBytesDefault,
       onFatal: (err) => node?.fail(err),
     });
     if (meta.role !== role || meta.snapshotInstall) {
@@ -208,7 +208,7 @@ export class TallyNode implements CounterNode {
       return;
     }
     this.replica = new ReplicaLogAdapter(this);
-    this.store.checkpointCeiling = 0; // checkpoints only what the primary has acknowledged
+    this.store.noteAcknowledged(0); // checkpoints only what the primary has acknowledged
     this.receiver = new Receiver(this.replica, this.opts.logger.child({ module: 'replication' }), {
       rejected: (reason) => this.opts.metrics.replicationRejected.inc({ reason }),
     });

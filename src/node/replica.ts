@@ -8,19 +8,21 @@ import {
   WrongRoleError,
   type TallyError,
 } from '../core/errors';
+import type { Logger } from 'pino';
 import { helloEpochsMax } from '../core/limits';
 import type { Metrics } from '../core/metrics';
 import type { LogShape } from '../replication/protocol';
 import type { ReplicaLog } from '../replication/receiver';
 import type { PrimaryLog, SenderMetrics } from '../replication/sender';
 import { writeMeta, type Meta } from './data-dir';
+import type { Storage } from '../wal/storage';
 import type { LogStore } from './log-store';
 import type { ReplicationStatus } from './types';
 
 /** The parts of the node a standby's log operations touch. */
 export interface ReplicaHost {
-  readonly opts: { id: string; dataDir: string; metrics: Metrics; logger: import('pino').Logger };
-  readonly storage: import('../wal/storage').Storage;
+  readonly opts: { id: string; dataDir: string; metrics: Metrics; logger: Logger };
+  readonly storage: Storage;
   readonly store: LogStore;
   meta: Meta;
   /** A write or fsync failed: the node stops (never retrying on the same file). */

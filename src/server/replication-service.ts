@@ -31,7 +31,7 @@ type ServerStream = grpc.ServerDuplexStream<ReplicateRequest__Output, unknown>;
 
 const num = (v: string | number | undefined): number => Number(v ?? 0);
 
-export function fromWireRequest(req: ReplicateRequest__Output): ToStandby {
+function fromWireRequest(req: ReplicateRequest__Output): ToStandby {
   if (req.kind === 'hello' && req.hello) {
     const h = req.hello;
     return {
@@ -157,7 +157,7 @@ const errorsByName: Record<string, new (message: string) => TallyError> = {
 };
 
 /** A gRPC status from the standby as the TallyError it was (UNAVAILABLE when unknown). */
-export function fromServiceError(err: grpc.ServiceError, target: string): TallyError {
+function fromServiceError(err: grpc.ServiceError, target: string): TallyError {
   const name = err.metadata?.get(errorNameKey)[0];
   const Known = typeof name === 'string' ? errorsByName[name] : undefined;
   if (Known) return new Known(err.details);

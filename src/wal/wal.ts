@@ -38,6 +38,12 @@ export interface WalOptions {
   requireExisting?: boolean;
 }
 
+/** Where an epoch's records begin in the log. */
+export interface EpochBoundary {
+  index: number;
+  epoch: number;
+}
+
 interface Segment {
   firstIndex: number;
   path: string;
@@ -62,7 +68,7 @@ export class Wal {
   private nextIndexValue = 1;
   private fatal: StorageFatalError | null = null;
   /** Where each epoch's records begin, ascending: answers epochAt() for log matching. */
-  private epochStarts: Array<{ index: number; epoch: number }> = [];
+  private epochStarts: EpochBoundary[] = [];
   private readonly preallocator: Preallocator;
   /** Where the last readFrom() stopped: the next sequential read starts there. */
   private readCursor: { segment: Segment; index: number; offset: number } | null = null;
@@ -300,11 +306,11 @@ export class Wal {
    * Epoch boundaries of the records in the log (firstIndex .. nextIndex-1), ascending; the first
    * entry's index is clamped to firstIndex when its epoch began in a compacted segment.
    */
-  epochs(): Array<{ index: number; epoch: number }> {
+  epochs(): EpochBoundary[] {
     const first = this.firstIndex;
-    const out: Array<{ index: number; epoch: number }> = [];
+    const out: EpochBoundary[] = [];
     for (let k = 0; k < this.epochStarts.length; k++) {
-      const start = this.epochStarts[k] as { index: number; epoch: number };
+      const start = this.epochStarts[k] as EpochBoundary;
       const next = this.epochStarts[k + 1];
       if (next !== undefined && next.index <= first) continue;
       if (start.index >= this.nextIndexValue) break;
@@ -352,7 +358,7 @@ export class Wal {
     // Boundaries wholly below the log are forgotten (the one still covering firstIndex stays).
     while (
       this.epochStarts.length > 1 &&
-      (this.epochStarts[1] as { index: number }).index <= this.firstIndex
+      (this.epochStarts[1] as EpochBoundary).index <= this.firstIndex
     ) {
       this.epochStarts.shift();
     }
