@@ -1,5 +1,6 @@
 // A load-generator worker, forked by scripts/bench.mjs. Protocol over the IPC channel:
-//   parent → {type:'run', mode:'stream'|'unary', target, namespace, count, inFlight, streams}
+//   parent → {type:'run', mode:'stream'|'grpcjs-stream'|'unary', target, namespace, count,
+//             inFlight, streams}
 //   child  → {type:'ready'} once connected
 //   parent → {type:'go', warmupMs, durationMs}
 //   child  → {type:'result', ok, ids, errors, windowMs, histogram} after the in-flight drain
@@ -13,12 +14,27 @@
 //   child  → {type:'rate', perS}
 // Closed loop: every completion immediately issues the next request, keeping `inFlight`
 // requests outstanding; latency is measured per request from send to reply.
+// Modes: 'stream' is AllocateStream from the lean client below (one node:http2 session,
+// hand-rolled protobuf: bench-lib.mjs); 'grpcjs-stream' is AllocateStream from a grpc-js client
+// and 'unary' unary Allocate from a grpc-js client, both kept for comparison (grpc-js costs so
+// much CPU per message that on a small box the generator, not the server, limits the rate).
 import * as fs from 'node:fs';
+import * as http2 from 'node:http2';
 import { createRequire } from 'node:module';
 import * as path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import * as grpc from '@grpc/grpc-js';
-import { histogramToJson, loadTallyProto, newHistogram, recordUs } from './bench-lib.mjs';
+import {
+  GrpcFrameSplitter,
+  allocateRequestFrameMax,
+  decodeAllocateResponse,
+  histogramToJson,
+  loadTallyProto,
+  newAllocateResponse,
+  newHistogram,
+  recordUs,
+  writeAllocateRequestFrame,
+} from './bench-lib.mjs';
 
 let run = null;
 
@@ -38,14 +54,9 @@ function die(err) {
 }
 
 function startRun(cfg) {
-  const proto = grpc.loadPackageDefinition(loadTallyProto());
-  const Counter = proto.tally.v1.Counter;
-  const client = new Counter(cfg.target, grpc.credentials.createInsecure(), {
-    'grpc.max_receive_message_length': 4 * 1024 * 1024,
-  });
   const state = {
     cfg,
-    client,
+    close: null,
     measuring: false,
     stopping: false,
     outstanding: 0,
@@ -55,14 +66,13 @@ function startRun(cfg) {
     hist: newHistogram(),
     onDrained: null,
   };
-  client.waitForReady(Date.now() + 10_000, (err) => {
-    if (err) die(err);
-    else process.send({ type: 'ready' });
-  });
+  let start;
+  if (cfg.mode === 'stream') start = connectLean(state);
+  else if (cfg.mode === 'grpcjs-stream' || cfg.mode === 'unary') start = connectGrpcjs(state);
+  else die(new Error(`unknown mode ${cfg.mode}`));
   return {
     go: ({ warmupMs, durationMs }) => {
-      const issue = cfg.mode === 'stream' ? streamIssuers(state) : unaryIssuer(state);
-      for (let i = 0; i < cfg.inFlight; i++) issue[i % issue.length]();
+      start();
       setTimeout(() => {
         state.measuring = true;
         const startMs = performance.now();
@@ -87,7 +97,7 @@ function report(state, windowMs) {
     windowMs,
     histogram: histogramToJson(state.hist),
   });
-  state.client.close();
+  state.close();
 }
 
 function completed(state, startMs, err, count) {
@@ -108,8 +118,191 @@ function completed(state, startMs, err, count) {
   return true;
 }
 
+// ---- lean AllocateStream client: node:http2 + hand-rolled protobuf -------------------------
+const allocateStreamHeaders = {
+  ':method': 'POST',
+  ':path': '/tally.v1.Counter/AllocateStream',
+  'content-type': 'application/grpc',
+  te: 'trailers',
+};
+
+/** One http2 session; says ready once connected. Returns the function that starts the load. */
+function connectLean(state) {
+  const { cfg } = state;
+  const session = http2.connect(`http://${cfg.target}`);
+  let ready = false;
+  const timer = setTimeout(
+    () => die(new Error(`no http2 session to ${cfg.target} in 10 s`)),
+    10_000,
+  );
+  session.once('connect', () => {
+    clearTimeout(timer);
+    ready = true;
+    process.send({ type: 'ready' });
+  });
+  // After ready, a session error closes its streams, and each fails what it had out.
+  session.on('error', (err) => {
+    if (!ready) die(err);
+  });
+  state.close = () => session.close();
+  return () => {
+    const streams = Math.min(Math.max(1, cfg.streams), cfg.inFlight);
+    const ns = Buffer.from(cfg.namespace, 'utf8');
+    for (let s = 0; s < streams; s++) {
+      const share = Math.floor(cfg.inFlight / streams) + (s < cfg.inFlight % streams ? 1 : 0);
+      leanStream(state, session, ns, share);
+    }
+  };
+}
+
+/**
+ * One AllocateStream call with `inFlight` requests kept outstanding on it. Requests go out in
+ * one write per batch: the initial ones together, then, per 'data' chunk, one follow-up for
+ * every response the chunk completed.
+ */
+function leanStream(state, session, ns, inFlight) {
+  const { cfg } = state;
+  const frameMax = allocateRequestFrameMax(ns.length);
+  /** correlation id → send time (ms) */
+  const sent = new Map();
+  let nextId = 1;
+  let owed = 0;
+  let grpcStatus = null;
+  let grpcMessage = '';
+  let streamError = null;
+  const res = newAllocateResponse();
+  const req = session.request(allocateStreamHeaders);
+
+  const send = (k) => {
+    const buf = Buffer.allocUnsafe(k * frameMax);
+    let at = 0;
+    const now = performance.now();
+    for (let i = 0; i < k; i++) {
+      const id = nextId++;
+      sent.set(id, now);
+      at = writeAllocateRequestFrame(buf, at, ns, cfg.count, id);
+    }
+    state.outstanding += k;
+    req.write(buf.subarray(0, at));
+  };
+
+  const splitter = new GrpcFrameSplitter((buf, start, end) => {
+    decodeAllocateResponse(buf, start, end, res);
+    const startMs = sent.get(res.correlationId);
+    if (startMs === undefined) return die(new Error(`unknown correlation id ${res.correlationId}`));
+    sent.delete(res.correlationId);
+    const err = res.error === null ? null : codeName(res.error.code);
+    if (err === null && res.count !== cfg.count)
+      return die(new Error(`short allocation ${res.count}`));
+    if (completed(state, startMs, err, res.count)) owed++;
+    else if (sent.size === 0) req.end();
+  });
+
+  const onStatus = (headers) => {
+    if (headers['grpc-status'] === undefined) return;
+    grpcStatus = Number(headers['grpc-status']);
+    grpcMessage = percentDecode(String(headers['grpc-message'] ?? '')); // only logged
+  };
+  req.on('response', (headers) => {
+    const httpStatus = headers[':status'];
+    if (httpStatus !== 200 && headers['grpc-status'] === undefined) {
+      grpcStatus = httpToGrpcStatus(httpStatus);
+      grpcMessage = `HTTP ${httpStatus}`;
+    } else onStatus(headers); // a trailers-only response carries its status here
+  });
+  req.on('trailers', onStatus);
+  req.on('data', (chunk) => {
+    owed = 0;
+    try {
+      splitter.push(chunk);
+    } catch (err) {
+      die(err);
+    }
+    if (owed > 0) send(owed);
+  });
+  req.on('error', (err) => {
+    streamError = err;
+  });
+  // The call is over once the server's side ends (after its trailers) or the stream closes
+  // (reset, lost connection): whatever is still out on it failed with the stream's status.
+  const finish = () => {
+    if (sent.size === 0) return;
+    const code = streamFailure(grpcStatus, req.rstCode, session.destroyed);
+    const why =
+      grpcMessage ||
+      streamError?.message ||
+      (session.destroyed ? 'connection lost' : `rst code ${req.rstCode}`);
+    process.stderr.write(
+      `[bench-client] stream ended with ${sent.size} requests out: ${code} ${why}\n`,
+    );
+    for (const startMs of sent.values()) completed(state, startMs, code, 0);
+    sent.clear();
+  };
+  req.on('end', () => {
+    finish();
+    // Like grpc-js: a call the server has finished is closed on our side too (RST_STREAM
+    // NO_ERROR if we had not half-closed), or the server would wait for our END_STREAM.
+    req.close(http2.constants.NGHTTP2_NO_ERROR);
+  });
+  req.on('close', finish);
+  send(inFlight);
+}
+
+/** The status that fails a stream's outstanding requests, mapped as grpc-js maps it. */
+function streamFailure(grpcStatus, rstCode, connectionLost) {
+  if (grpcStatus !== null && grpcStatus !== 0) return codeName(grpcStatus);
+  if (grpcStatus === 0) return 'INTERNAL'; // OK trailers with requests unanswered
+  if (connectionLost) return 'UNAVAILABLE'; // the session's streams are reset as CANCEL
+  const c = http2.constants;
+  if (rstCode === c.NGHTTP2_REFUSED_STREAM) return 'UNAVAILABLE';
+  if (rstCode === c.NGHTTP2_CANCEL) return 'CANCELLED';
+  if (rstCode === c.NGHTTP2_ENHANCE_YOUR_CALM) return 'RESOURCE_EXHAUSTED';
+  if (rstCode !== undefined && rstCode !== c.NGHTTP2_NO_ERROR) return 'INTERNAL';
+  return 'UNAVAILABLE';
+}
+
+/** grpc-message is percent-encoded. */
+function percentDecode(text) {
+  try {
+    return decodeURIComponent(text);
+  } catch {
+    return text;
+  }
+}
+
+/** gRPC's mapping of a non-200 HTTP status without grpc-status. */
+function httpToGrpcStatus(httpStatus) {
+  const s = grpc.status;
+  if (httpStatus === 400) return s.INTERNAL;
+  if (httpStatus === 401) return s.UNAUTHENTICATED;
+  if (httpStatus === 403) return s.PERMISSION_DENIED;
+  if (httpStatus === 404) return s.UNIMPLEMENTED;
+  if ([429, 502, 503, 504].includes(httpStatus)) return s.UNAVAILABLE;
+  return s.UNKNOWN;
+}
+
+// ---- grpc-js clients (grpcjs-stream, unary), for comparison --------------------------------
+function connectGrpcjs(state) {
+  const { cfg } = state;
+  const proto = grpc.loadPackageDefinition(loadTallyProto());
+  const Counter = proto.tally.v1.Counter;
+  const client = new Counter(cfg.target, grpc.credentials.createInsecure(), {
+    'grpc.max_receive_message_length': 4 * 1024 * 1024,
+  });
+  state.client = client;
+  state.close = () => client.close();
+  client.waitForReady(Date.now() + 10_000, (err) => {
+    if (err) die(err);
+    else process.send({ type: 'ready' });
+  });
+  return () => {
+    const issue = cfg.mode === 'grpcjs-stream' ? grpcjsStreamIssuers(state) : unaryIssuer(state);
+    for (let i = 0; i < cfg.inFlight; i++) issue[i % issue.length]();
+  };
+}
+
 /** One issuer per stream: a function that sends one more request on that stream. */
-function streamIssuers(state) {
+function grpcjsStreamIssuers(state) {
   const { cfg } = state;
   const issuers = [];
   for (let s = 0; s < Math.max(1, cfg.streams); s++) {

@@ -10,6 +10,10 @@ import { performance } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
 import * as grpc from '@grpc/grpc-js';
 import {
+  GrpcFrameSplitter,
+  allocateRequestFrameMax,
+  decodeAllocateResponse,
+  decodeStreamError,
   encodeAllocateRequest,
   fromJson,
   grpcFrame,
@@ -24,6 +28,7 @@ import {
   percentileUs,
   recordUs,
   repoRoot,
+  writeAllocateRequestFrame,
 } from './bench-lib.mjs';
 import { runRedisBench } from './bench-redis-lib.mjs';
 
@@ -247,7 +252,9 @@ async function serverTally(server) {
   return out;
 }
 
-// ---- grpc-js client cells (stream and unary) ----------------------------------------------
+// ---- load-generator worker cells (bench-client.mjs) ---------------------------------------
+// Modes: 'stream' = AllocateStream from the lean client (node:http2, hand-rolled protobuf);
+// 'grpcjs-stream' = AllocateStream from grpc-js; 'unary' = unary Allocate from grpc-js.
 function splitEvenly(total, parts) {
   return Array.from(
     { length: parts },
@@ -286,8 +293,8 @@ function forkClient() {
   return child;
 }
 
-async function runGrpcjsLoad(server, { mode, inFlight, count }) {
-  const workers = Math.min(inFlight, workersMax);
+async function runClientLoad(server, { mode, inFlight, count, processes = workersMax }) {
+  const workers = Math.min(inFlight, processes);
   const shares = splitEvenly(inFlight, workers);
   const clients = shares.map(() => forkClient());
   try {
@@ -512,7 +519,7 @@ async function streamSection(replicated = false) {
     const r = await cell(
       `${replicated ? 'replicated ' : ''}stream ${inFlight}x${count}`,
       'wal',
-      (s) => runGrpcjsLoad(s, { mode: 'stream', inFlight, count }),
+      (s) => runClientLoad(s, { mode: 'stream', inFlight, count }),
       { nodeArgs, replicated },
     );
     rows.push({ inFlight, count, ...r });
@@ -524,11 +531,20 @@ async function grpcjsUnarySection() {
   const rows = [];
   for (const { inFlight, count } of loadLevels()) {
     const r = await cell(`grpc-js unary ${inFlight}x${count}`, 'wal', (s) =>
-      runGrpcjsLoad(s, { mode: 'unary', inFlight, count }),
+      runClientLoad(s, { mode: 'unary', inFlight, count }),
     );
     rows.push({ inFlight, count, ...r });
   }
   return rows;
+}
+
+/** AllocateStream from grpc-js clients at one level, beside the lean client's stream rows. */
+async function grpcjsStreamSection() {
+  const inFlight = inFlightLevels.includes(64) ? 64 : inFlightLevels[inFlightLevels.length - 1];
+  const r = await cell(`grpc-js stream ${inFlight}x1`, 'wal', (s) =>
+    runClientLoad(s, { mode: 'grpcjs-stream', inFlight, count: 1 }),
+  );
+  return [{ inFlight, count: 1, ...r }];
 }
 
 async function h2loadSection(levels = loadLevels(), replicated = false) {
@@ -579,7 +595,7 @@ async function baselineSection() {
   for (let round = 1; round <= compareRounds; round++) {
     for (const engine of ['baseline', 'wal']) {
       const r = await cell(`compare ${engine} stream ${inFlight}x1 #${round}`, engine, (s) =>
-        runGrpcjsLoad(s, { mode: 'stream', inFlight, count: 1 }),
+        runClientLoad(s, { mode: 'stream', inFlight, count: 1 }),
       );
       rows.push({ engine, round, inFlight, ...r });
     }
@@ -886,6 +902,7 @@ function selfTest() {
       'frame',
     );
   }
+  selfTestStreamCodec(pkg, check);
   const h = newHistogram();
   for (let i = 1; i <= 10_000; i++) recordUs(h, i);
   for (const q of [0.5, 0.9, 0.99]) {
@@ -924,6 +941,141 @@ tally_recovery_records 1000000`;
   console.log('bench self-test: ok');
 }
 
+/** The lean stream client's codec (bench-lib.mjs) against protobufjs. */
+function selfTestStreamCodec(pkg, check) {
+  const method = pkg['tally.v1.Counter'].AllocateStream;
+  const throws = (fn) => {
+    try {
+      fn();
+    } catch {
+      return true;
+    }
+    return false;
+  };
+  // Requests: uint64 correlation ids, also above 2^32, framed back to back in one buffer.
+  const ns = Buffer.from('bench', 'utf8');
+  const ids = [1, 127, 128, 300, 2 ** 32 - 1, 2 ** 32, 2 ** 32 + 7, 2 ** 40 + 3, 2 ** 53 - 1];
+  const batch = Buffer.alloc(ids.length * allocateRequestFrameMax(ns.length));
+  let at = 0;
+  for (const id of ids) {
+    const start = at;
+    at = writeAllocateRequestFrame(batch, at, ns, 100, id);
+    const msg = batch.subarray(start + 5, at);
+    check(batch[start] === 0 && batch.readUInt32BE(start + 1) === msg.length, `frame of id ${id}`);
+    check(
+      msg.equals(method.requestSerialize({ namespace: 'bench', count: 100, correlation_id: id })),
+      `request encoding with correlation id ${id}`,
+    );
+    const back = method.requestDeserialize(msg);
+    check(back.correlation_id === id && back.count === 100, `request round trip of id ${id}`);
+  }
+  // Responses: everything protobufjs writes, decoded back.
+  const responses = [
+    { first: 1, count: 1, correlation_id: 1, epoch: 1, index: 1 },
+    { first: 2 ** 53 - 100, count: 100, correlation_id: 2 ** 32 + 1, epoch: 3, index: 2 ** 40 },
+    {
+      correlation_id: 2 ** 53 - 1,
+      error: { code: 8, message: 'overloaded: ü', primary_address: '' },
+    },
+    { correlation_id: 7, error: { code: 9, message: 'standby', primary_address: '10.0.0.1:7400' } },
+    { correlation_id: 8, error: { code: -1, message: '' } },
+    {},
+  ];
+  const encoded = responses.map((r) => method.responseSerialize(r));
+  const same = (got, want, what) => {
+    check(
+      got.first === (want.first ?? 0) &&
+        got.count === (want.count ?? 0) &&
+        got.correlationId === (want.correlation_id ?? 0),
+      `${what}: ${JSON.stringify(got)}`,
+    );
+    if (want.error === undefined) return check(got.error === null, `${what}: error set`);
+    check(
+      got.error !== null &&
+        got.error.code === want.error.code &&
+        got.error.message === want.error.message &&
+        got.error.primaryAddress === (want.error.primary_address ?? ''),
+      `${what}: error ${JSON.stringify(got.error)}`,
+    );
+  };
+  encoded.forEach((msg, i) =>
+    same(decodeAllocateResponse(msg, 0, msg.length), responses[i], `response ${i}`),
+  );
+  // Unknown fields of every wire type, before and after the known ones, and inside the error.
+  const unknown = Buffer.from(
+    [
+      '38ffffffffffffffffff01', // field 7, varint (10 bytes)
+      '410102030405060708', // field 8, fixed64
+      '4a03616263', // field 9, length-delimited "abc"
+      '5501020304', // field 10, fixed32
+      'c03e05', // field 1000, varint (two-byte key)
+    ].join(''),
+    'hex',
+  );
+  const withUnknown = Buffer.concat([unknown, encoded[1], unknown]);
+  same(decodeAllocateResponse(withUnknown, 0, withUnknown.length), responses[1], 'unknown fields');
+  const error = Buffer.concat([
+    Buffer.from([0x22, 1, 0x78, 0x08, 14]),
+    unknown,
+    Buffer.from([0x12, 1, 0x78]),
+  ]);
+  const withError = Buffer.concat([Buffer.from([0x18, 5, 0x32, error.length]), error]);
+  same(
+    decodeAllocateResponse(withError, 0, withError.length),
+    { correlation_id: 5, error: { code: 14, message: 'x', primary_address: '' } },
+    'unknown fields in the error',
+  );
+  check(decodeStreamError(error, 0, error.length).code === 14, 'StreamError alone');
+  // A decode into a reused target forgets the previous response.
+  const reused = decodeAllocateResponse(encoded[3], 0, encoded[3].length);
+  same(decodeAllocateResponse(encoded[0], 0, encoded[0].length, reused), responses[0], 'reused');
+  // Bytes that are not an AllocateResponse.
+  for (const [hex, what] of [
+    ['1880', 'cut-off varint'],
+    ['4a0501', 'length past the end'],
+    ['1a00', 'correlation_id with the wrong wire type'],
+    ['0b', 'group wire type'],
+    ['0001', 'field number 0'],
+    ['32021203', 'error message past its end'],
+  ]) {
+    const bad = Buffer.from(hex, 'hex');
+    check(
+      throws(() => decodeAllocateResponse(bad, 0, bad.length)),
+      what,
+    );
+  }
+  // Frame splitting: several messages per chunk, messages split across chunks, at every cut.
+  const stream = Buffer.concat(encoded.map(grpcFrame));
+  const splitInto = (chunks) => {
+    const got = [];
+    const splitter = new GrpcFrameSplitter((buf, start, end) =>
+      got.push(Buffer.from(buf.subarray(start, end))),
+    );
+    for (const c of chunks) splitter.push(c);
+    const ok = splitter.atBoundary && got.length === encoded.length;
+    return ok && got.every((m, i) => m.equals(encoded[i]));
+  };
+  check(splitInto([stream]), 'frames in one chunk');
+  for (let cut = 0; cut <= stream.length; cut++) {
+    check(splitInto([stream.subarray(0, cut), stream.subarray(cut)]), `frames cut at ${cut}`);
+  }
+  for (let a = 1; a < stream.length; a += 3) {
+    for (let b = a; b < stream.length; b += 5) {
+      const chunks = [stream.subarray(0, a), stream.subarray(a, b), stream.subarray(b)];
+      check(splitInto(chunks), `frames cut at ${a} and ${b}`);
+    }
+  }
+  const bytes = [...stream].map((b) => Buffer.from([b]));
+  check(splitInto(bytes), 'frames one byte per chunk');
+  const partial = new GrpcFrameSplitter(() => {});
+  partial.push(stream.subarray(0, 7));
+  check(!partial.atBoundary, 'partial frame not at a boundary');
+  check(
+    throws(() => new GrpcFrameSplitter(() => {}).push(Buffer.from([1, 0, 0, 0, 0]))),
+    'compressed',
+  );
+}
+
 // ---- main ----------------------------------------------------------------------------------
 async function cleanup() {
   for (const [pid, proc] of children) {
@@ -955,7 +1107,7 @@ function printTargets(results) {
   if (results.stream) {
     const best = Math.max(...results.stream.filter((r) => r.count === 1).map((r) => r.reqPerS));
     rows.push([
-      'stream single-ID allocations/s (best in-flight level)',
+      'stream single-ID allocations/s, lean client (best in-flight level)',
       '≥ 25,000',
       fmtInt(best),
       mark(best >= 25_000),
@@ -1035,7 +1187,7 @@ function printHeader(machine, command) {
 
 function printBaseline(b) {
   console.log(
-    '\n### Group commit vs checkpoint-per-write baseline (stream, 64 in flight, count 1)\n',
+    '\n### Group commit vs checkpoint-per-write baseline (stream, 64 in flight, count 1, lean client)\n',
   );
   console.log(
     table(
@@ -1117,13 +1269,22 @@ function printRss() {
  * Redis 7 (primary + replica, appendfsync always, INCR + WAIT 1 1000) beside a replicated
  * Tally pair at the same concurrency, for each level of --redis-clients.
  */
+/** Load processes on each side of the Redis comparison: the same for both (one is faster on 2 cores). */
+const redisCompareProcesses = 1;
+
 async function redisSection() {
   const levels = flags['redis-clients'].split(',').map(Number);
   const rows = [];
   for (const clients of levels) {
     let redis;
     try {
-      redis = await runRedisBench({ clients, durationMs, warmupMs, workers: 1, log });
+      redis = await runRedisBench({
+        clients,
+        durationMs,
+        warmupMs,
+        workers: redisCompareProcesses,
+        log,
+      });
     } catch (err) {
       if (err.code !== 'REDIS_MISSING') throw err;
       log(err.message);
@@ -1133,10 +1294,21 @@ async function redisSection() {
     const stream = await cell(
       `replicated stream ${clients}x1 (vs redis)`,
       'wal',
-      (s) => runGrpcjsLoad(s, { mode: 'stream', inFlight: clients, count: 1 }),
+      (s) =>
+        runClientLoad(s, {
+          mode: 'stream',
+          inFlight: clients,
+          count: 1,
+          processes: redisCompareProcesses,
+        }),
       { replicated: true },
     );
-    rows.push({ system: 'Tally AllocateStream', clients, ...pick(stream, 'reqPerS'), redis });
+    rows.push({
+      system: 'Tally AllocateStream (lean http2 client)',
+      clients,
+      ...pick(stream, 'reqPerS'),
+      redis,
+    });
     const [unary] = await h2loadSection([{ inFlight: clients, count: 1 }], true);
     rows.push({
       system: 'Tally unary Allocate (h2load)',
@@ -1159,7 +1331,8 @@ function printRedis(r) {
     return;
   }
   console.log(
-    'Same number of concurrent requests for both. Redis: appendonly yes + appendfsync always on both, ' +
+    `Same number of concurrent requests and of load processes (${redisCompareProcesses}) for both ` +
+      '(h2load for the unary rows). Redis: appendonly yes + appendfsync always on both, ' +
       'every client `INCR` then `WAIT 1 1000` (acknowledged once the replica has received it; Redis 7.0 ' +
       "WAIT does not wait for the replica's fsync). Tally: acknowledged after both nodes' fdatasync.\n",
   );
@@ -1186,9 +1359,12 @@ async function main() {
   if (only.has('stream')) {
     results.stream = await streamSection();
     printClientRows(
-      '`AllocateStream` (bidi, pipelined), grpc-js client processes',
+      '`AllocateStream` (bidi, pipelined), lean client processes (node:http2, no grpc-js)',
       results.stream,
-      `${workersMax} client processes × 1 stream each, in-flight split between them.`,
+      `${workersMax} client processes × 1 http2 session × 1 stream each, in-flight split between ` +
+        'them; the client is `node:http2` with hand-rolled protobuf, because grpc-js clients ' +
+        'cost so much CPU per message that they, not the node, limit the rate on a small box ' +
+        '(grpc-js stream figures: the grpcjs section).',
     );
   }
   if (only.has('unary')) {
@@ -1201,6 +1377,12 @@ async function main() {
       'Unary `Allocate`, grpc-js client processes (for comparison)',
       results.grpcjsUnary,
       `${workersMax} client processes.`,
+    );
+    results.grpcjsStream = await grpcjsStreamSection();
+    printClientRows(
+      '`AllocateStream`, grpc-js client processes (for comparison with the lean client)',
+      results.grpcjsStream,
+      `${workersMax} grpc-js client processes × 1 stream each, in-flight split between them.`,
     );
   }
   if (only.has('baseline')) {
@@ -1216,7 +1398,7 @@ async function main() {
     printClientRows(
       "Replicated: `AllocateStream` to a primary that acknowledges after its own and the standby's fdatasync",
       results.replicatedStream,
-      `Primary, standby and ${workersMax} client processes on the same machine.`,
+      `Primary, standby and ${workersMax} lean client processes (node:http2, no grpc-js) on the same machine.`,
     );
     results.replicatedUnary = await h2loadSection([{ inFlight: 256, count: 1 }], true);
     printH2loadRows(results.replicatedUnary, 'Replicated: unary `Allocate`, h2load');

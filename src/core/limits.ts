@@ -35,8 +35,8 @@ export const snapshotBytesMax = 64 * 1024 * 1024;
 export const receiveMessageBytesMax = 64 * 1024;
 /** Requests of one AllocateStream handed to the node and unanswered; reading pauses above it. */
 export const streamInFlightMax = 1024;
-/** Responses of one stream buffered for a slow reader; reading pauses above it. */
-export const streamPendingWritesMax = 1024;
+/** Response bytes of one stream buffered for a slow reader; reading pauses above it. */
+export const streamPendingWriteBytesMax = 256 * 1024;
 
 /** Largest replication message (records of one Append, or one InstallSnapshot). */
 export const replicationMessageBytesMax = 4 * 1024 * 1024;

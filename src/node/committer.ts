@@ -1,15 +1,16 @@
 /**
- * Group commit. Requests queue while a batch is being written; when the write+fdatasync
+ * Group commit. Requests queue while a batch is being written; when its durable write
  * finishes, everything queued (up to batchRecordsMax records / one batch buffer) becomes the
  * next batch: IDs are reserved in arrival order, records encoded into one reused buffer, one
- * append (write + fdatasync), then every request in it is acknowledged.
+ * append (one O_DSYNC write), then every request in it is acknowledged.
  *
- * With a standby (a Replicator), each batch is handed to the replicator once its local write()
- * succeeded, so the standby's fsync runs alongside the local one, and a batch is acknowledged
- * only when it is durable locally AND the standby's ack covers it. Up to
- * replicationBatchesInFlightMax batches may be written locally and waiting for that ack
- * (pipelining). Requests waiting for the standby past their deadline (or ackWaitMs without
- * one) are answered UNAVAILABLE: never acknowledged without the standby.
+ * With a standby (a Replicator), each batch is handed to the replicator just before its local
+ * write starts (after any rollover, which may still refuse it), so the standby's write and
+ * fsync run alongside the local one; from then on a failed local write stops the node (see
+ * Wal.append). A batch is acknowledged only when it is durable locally AND the standby's ack
+ * covers it. Up to replicationBatchesInFlightMax batches may be written locally and waiting
+ * for that ack (pipelining). Requests waiting for the standby past their deadline (or
+ * ackWaitMs without one) are answered UNAVAILABLE: never acknowledged without the standby.
  */
 import type { Logger } from 'pino';
 import type { Clock } from '../core/clock';

@@ -1,4 +1,4 @@
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import {
   ConfigError,
   CounterExhaustedError,
@@ -15,6 +15,8 @@ import { alloc, openFaultNode } from '../testing/node-harness';
 import { writeSnapshot } from '../wal/snapshot';
 import { noSpaceRetryMs } from '../wal/segment-files';
 import { FakeClock } from '../testing/fake-clock';
+import { Pair } from '../testing/replication-harness';
+import type { CounterNode } from './types';
 
 /** A node dir whose counters start from `counters` (a real WAL, then a snapshot over it). */
 async function seededStorage(counters: Array<[string, number]>): Promise<FaultStorage> {
@@ -296,5 +298,30 @@ describe('node options', () => {
     expect(checkpointIndex).toBeGreaterThan(30);
     expect(await storage.exists('/data/snapshot')).toBe(true);
     await node.close();
+  });
+});
+
+describe('node with a standby', () => {
+  it('a local WAL write that fails with ENOSPC after the batch went to the standby stops the primary', async () => {
+    const pair = new Pair(11);
+    try {
+      await pair.startStandby();
+      const primary = await pair.startPrimary();
+      await vi.waitFor(() => expect(primary.status().state).toBe('serving'), { timeout: 10_000 });
+      const first = await alloc(primary, 'a', 1);
+      pair.primaryDisk.failOn('write', 'ENOSPC', /\.wal$/, 1);
+      await expect(alloc(primary, 'a', 1)).rejects.toBeInstanceOf(UnavailableError);
+      expect(await primary.failed).toBeInstanceOf(StorageFatalError);
+      // Space is back, but the primary never writes another record at that index in this epoch.
+      await expect(alloc(primary, 'a', 1)).rejects.toBeInstanceOf(UnavailableError);
+      expect(primary.status().lastIndex).toBe(first.index);
+      // The standby got the batch that was never written locally: why a retry would be unsafe.
+      const standby = pair.standby as CounterNode;
+      await vi.waitFor(() => expect(standby.status().lastIndex).toBe(first.index + 1), {
+        timeout: 10_000,
+      });
+    } finally {
+      await pair.close();
+    }
   });
 });

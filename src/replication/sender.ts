@@ -5,7 +5,7 @@
  *   → catching-up (log matching picks the first record to send; a snapshot first if the
  *     standby needs records that were compacted away; then the WAL from there, at most
  *     catchUpInFlightMax Appends unacknowledged)
- *   → streaming (each group-commit batch is sent as it is written locally).
+ *   → streaming (each group-commit batch is sent just before it is written locally).
  * Any error ends the session; the sender reconnects with jittered backoff and starts again
  * with Hello. A StaleEpochError (the standby accepted a newer epoch) fences it for good.
  *

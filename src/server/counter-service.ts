@@ -1,31 +1,48 @@
 /**
- * tally.v1.Counter: unary Allocate and pipelined AllocateStream. This is the hot path: no
- * info-level logging, no sync I/O, and per request nothing beyond the node callback and the
- * response object. Range and namespace checks live in the node (InvalidArgumentError); the
- * handlers only make sure the fields have the right types before passing them on.
+ * tally.v1.Counter: unary Allocate and pipelined AllocateStream. This is the hot path, so it is
+ * served on Node's http2 streams directly, with the gRPC framing and protobuf done by hand
+ * (grpc-wire.ts): grpc-js costs several times more CPU per message than the allocation itself.
+ * The grpc-js server still owns the port, the sessions, keepalive and the other services; it
+ * hands Counter's streams over by path (server.ts). Per request: no info-level logging, no
+ * sync I/O, one small object; responses completed together leave in one write per stream.
+ *
+ * Range and namespace checks live in the node (InvalidArgumentError); the handlers only check
+ * that the bytes are a well-formed request.
  */
-import {
-  type ServerDuplexStream,
-  type ServerUnaryCall,
-  type MethodDefinition,
-  type ServiceDefinition,
-  type sendUnaryData,
-} from '@grpc/grpc-js';
+import type * as http2 from 'node:http2';
 import { status as GrpcStatus } from '@grpc/grpc-js';
 import type { Logger } from 'pino';
-import { receiveMessageBytesMax, streamInFlightMax, streamPendingWritesMax } from '../core/limits';
-import type { Metrics } from '../core/metrics';
-import type { AllocateCallback, AllocateResult, CounterNode } from '../node/types';
 import type { TallyError } from '../core/errors';
-import type { AllocateRequest__Output } from '../generated/tally/v1/AllocateRequest';
-import type { AllocateResponse } from '../generated/tally/v1/AllocateResponse';
-import type { CounterHandlers } from '../generated/tally/v1/Counter';
+import {
+  receiveMessageBytesMax,
+  streamInFlightMax,
+  streamPendingWriteBytesMax,
+} from '../core/limits';
+import type { Metrics } from '../core/metrics';
+import type { AllocateResult, CounterNode } from '../node/types';
+import {
+  type AllocateRequestView,
+  decodeAllocateRequest,
+  encodeResponseFrames,
+  FrameReader,
+  type FrameSink,
+  parseGrpcTimeoutMs,
+  type ResponseFields,
+} from './grpc-wire';
 import { type GrpcError, statusName, toGrpcError } from './status';
 
 export const drainingMessage = 'server: draining, retry on another node';
 
-type UnaryCall = ServerUnaryCall<AllocateRequest__Output, AllocateResponse>;
-type DuplexCall = ServerDuplexStream<AllocateRequest__Output, AllocateResponse>;
+export const counterPaths = {
+  allocate: '/tally.v1.Counter/Allocate',
+  allocateStream: '/tally.v1.Counter/AllocateStream',
+} as const;
+
+/** Handles one incoming http2 stream whose :path this service owns. */
+export type StreamRoute = (
+  stream: http2.ServerHttp2Stream,
+  headers: http2.IncomingHttpHeaders,
+) => void;
 
 export interface CounterServiceOptions {
   node: CounterNode;
@@ -33,56 +50,87 @@ export interface CounterServiceOptions {
   metrics: Metrics;
 }
 
-/** grpc-js reports "no deadline" as Infinity; the node wants undefined. */
-function deadlineUnixMs(call: { getDeadline(): Date | number }): number | undefined {
-  const deadline = call.getDeadline();
-  const ms = deadline instanceof Date ? deadline.getTime() : deadline;
-  return Number.isFinite(ms) ? ms : undefined;
+const responseHeaders: http2.OutgoingHttpHeaders = Object.freeze({
+  ':status': 200,
+  'content-type': 'application/grpc+proto',
+  'grpc-accept-encoding': 'identity',
+});
+const okTrailers: http2.OutgoingHttpHeaders = Object.freeze({ 'grpc-status': '0' });
+
+const errors = {
+  tooLarge: {
+    code: GrpcStatus.RESOURCE_EXHAUSTED,
+    details: `server: request larger than ${receiveMessageBytesMax} bytes`,
+  },
+  undecodable: {
+    code: GrpcStatus.INVALID_ARGUMENT,
+    details: 'server: request is not a valid tally.v1.AllocateRequest',
+  },
+  compressed: {
+    code: GrpcStatus.UNIMPLEMENTED,
+    details: 'server: compressed messages are not supported (grpc-accept-encoding: identity)',
+  },
+  notOneMessage: {
+    code: GrpcStatus.INVALID_ARGUMENT,
+    details: 'server: unary Allocate takes exactly one request message',
+  },
+  cutOff: {
+    code: GrpcStatus.INVALID_ARGUMENT,
+    details: 'server: the request stream ended inside a message',
+  },
+  draining: { code: GrpcStatus.UNAVAILABLE, details: drainingMessage },
+} satisfies Record<string, GrpcError>;
+
+/** Status trailers (or trailers-only headers) for an error, with its metadata. */
+function statusHeaders(err: GrpcError): http2.OutgoingHttpHeaders {
+  let message: string;
+  try {
+    message = encodeURI(err.details); // what grpc-js clients decode (decodeURI)
+  } catch {
+    message = 'server%20error';
+  }
+  return {
+    ...err.metadata?.toHttp2Headers(),
+    'grpc-status': String(err.code),
+    'grpc-message': message,
+  };
 }
 
-/** Stands in for a request whose bytes are not a valid AllocateRequest (see tolerantRequests). */
-const undecodable = Object.freeze({}) as AllocateRequest__Output;
-/** Stands in for a request above receiveMessageBytesMax (the server's own limit is higher). */
-const oversized = Object.freeze({}) as AllocateRequest__Output;
+function closed(stream: http2.ServerHttp2Stream): boolean {
+  return stream.destroyed || stream.closed;
+}
+
+/** Answers a call that has sent nothing yet with a status alone (gRPC "trailers-only"). */
+function respondTrailersOnly(stream: http2.ServerHttp2Stream, err: GrpcError): void {
+  if (closed(stream) || stream.headersSent) return;
+  stream.respond({ ...responseHeaders, ...statusHeaders(err) }, { endStream: true });
+}
 
 /**
- * The Counter service definition with request decoding that cannot fail: bytes that are not a
- * valid AllocateRequest reach the handler as `undecodable` and get INVALID_ARGUMENT (grpc-js
- * would answer INTERNAL, and on a stream end the whole call).
+ * The request headers every call checks. Returns the call's deadline (undefined: none), or
+ * null once the call was refused (not gRPC, or an invalid grpc-timeout).
  */
-export function tolerantRequests(definition: ServiceDefinition): ServiceDefinition {
-  const tolerant = (
-    method: MethodDefinition<unknown, unknown>,
-  ): MethodDefinition<unknown, unknown> => ({
-    ...method,
-    requestDeserialize: (bytes: Buffer) => {
-      if (bytes.length > receiveMessageBytesMax) return oversized;
-      try {
-        return method.requestDeserialize(bytes);
-      } catch {
-        return undecodable;
-      }
-    },
-  });
-  return Object.fromEntries(Object.entries(definition).map(([name, m]) => [name, tolerant(m)]));
-}
-
-/** Only the field types: everything about values is the node's to judge. */
-function malformed(req: AllocateRequest__Output): GrpcError | null {
-  if (req === oversized) {
-    return {
-      code: GrpcStatus.RESOURCE_EXHAUSTED,
-      details: `server: request larger than ${receiveMessageBytesMax} bytes`,
-    };
+function openCall(
+  stream: http2.ServerHttp2Stream,
+  headers: http2.IncomingHttpHeaders,
+): { deadlineUnixMs: number | undefined } | null {
+  stream.on('error', () => undefined); // a reset stream: 'close' does the cleanup
+  const contentType = headers['content-type'];
+  if (typeof contentType !== 'string' || !contentType.startsWith('application/grpc')) {
+    if (!closed(stream)) stream.respond({ ':status': 415 }, { endStream: true });
+    return null;
   }
-  if (req === undecodable) {
-    return {
+  const timeout = headers['grpc-timeout'];
+  if (typeof timeout !== 'string') return { deadlineUnixMs: undefined };
+  const ms = parseGrpcTimeoutMs(timeout);
+  if (ms === null) {
+    respondTrailersOnly(stream, {
       code: GrpcStatus.INVALID_ARGUMENT,
-      details: 'server: request is not a valid tally.v1.AllocateRequest',
-    };
+      details: `server: invalid grpc-timeout header "${timeout.slice(0, 32)}"`,
+    });
+    return null;
   }
-  if (typeof req.namespace === 'string' && typeof req.count === 'number') return null;
-  return { code: GrpcStatus.INVALID_ARGUMENT, details: 'server: namespace and count are required' };
+  return { deadlineUnixMs: Date.now() + ms };
 }
 
 /** Per-method metric children, resolved once so the hot path does no label lookups. */
@@ -109,22 +157,39 @@ export class MethodMetrics {
   }
 }
 
-function okResponse(result: AllocateResult, correlationId: string): AllocateResponse {
+function okFields(result: AllocateResult, correlationId: Buffer | null): ResponseFields {
   return {
     first: result.first,
     count: result.count,
-    correlationId,
     epoch: result.epoch,
     index: result.index,
+    correlationId,
+    error: null,
+  };
+}
+
+function errorFields(correlationId: Buffer | null, status: GrpcError): ResponseFields {
+  return {
+    first: 0,
+    count: 0,
+    epoch: 0,
+    index: 0,
+    correlationId,
+    error: {
+      code: status.code,
+      message: status.details,
+      primaryAddress: status.primaryAddress ?? '',
+    },
   };
 }
 
 export class CounterService {
-  readonly handlers: CounterHandlers;
   readonly node: CounterNode;
   readonly logger: Logger;
   readonly unaryMetrics: MethodMetrics;
   readonly streamMetrics: MethodMetrics;
+  /** The http2 stream handlers, by :path. */
+  readonly routes: ReadonlyMap<string, StreamRoute>;
   private readonly streams = new Set<AllocationStream>();
   private drainingFlag = false;
 
@@ -133,10 +198,10 @@ export class CounterService {
     this.logger = opts.logger;
     this.unaryMetrics = new MethodMetrics(opts.metrics, 'Allocate');
     this.streamMetrics = new MethodMetrics(opts.metrics, 'AllocateStream');
-    this.handlers = {
-      Allocate: (call, callback) => this.allocate(call, callback),
-      AllocateStream: (call) => this.openStream(call),
-    };
+    this.routes = new Map<string, StreamRoute>([
+      [counterPaths.allocate, (stream, headers) => this.allocate(stream, headers)],
+      [counterPaths.allocateStream, (stream, headers) => this.openStream(stream, headers)],
+    ]);
   }
 
   get draining(): boolean {
@@ -160,86 +225,132 @@ export class CounterService {
     this.streams.delete(stream);
   }
 
-  private allocate(call: UnaryCall, callback: sendUnaryData<AllocateResponse>): void {
+  /** The status a failed allocation gets (logs unexpected errors). */
+  statusOf(err: TallyError | null): GrpcError {
+    return toGrpcError(err, this.logger);
+  }
+
+  private allocate(stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders): void {
     const startMs = performance.now();
-    const bad = malformed(call.request);
-    if (bad !== null) {
-      this.unaryMetrics.failed(startMs, bad.code);
-      callback(bad);
-      return;
-    }
-    const req = call.request;
-    this.node.allocate(req.namespace, req.count, deadlineUnixMs(call), (err, result) => {
-      if (call.cancelled) {
-        // The client is gone or grpc-js already sent DEADLINE_EXCEEDED: nobody to answer.
-        this.unaryMetrics.failed(startMs, GrpcStatus.CANCELLED);
-      } else if (err === null && result !== undefined) {
-        this.unaryMetrics.succeeded(startMs, result.count);
-        callback(null, okResponse(result, '0'));
-      } else {
-        const status = toGrpcError(err, this.logger);
-        this.unaryMetrics.failed(startMs, status.code);
-        callback(status);
-      }
+    const call = openCall(stream, headers);
+    if (call === null) return;
+    let request: AllocateRequestView | null = null;
+    let messages = 0;
+    let answered = false;
+    const refuse = (err: GrpcError): void => {
+      if (answered) return;
+      answered = true;
+      this.unaryMetrics.failed(startMs, err.code);
+      respondTrailersOnly(stream, err);
+    };
+    const reader = new FrameReader(receiveMessageBytesMax, {
+      message: (buf, start, end) => {
+        messages++;
+        if (messages === 1) request = decodeAllocateRequest(buf, start, end);
+      },
+      oversized: () => refuse(errors.tooLarge),
+      compressed: () => refuse(errors.compressed),
+    });
+    stream.on('data', (chunk: Buffer) => {
+      if (!answered) reader.push(chunk);
+    });
+    stream.on('end', () => {
+      if (answered) return;
+      if (messages !== 1 || !reader.atBoundary) return refuse(errors.notOneMessage);
+      if (request === null) return refuse(errors.undecodable);
+      if (this.drainingFlag) return refuse(errors.draining);
+      answered = true;
+      this.node.allocate(request.namespace, request.count, call.deadlineUnixMs, (err, result) => {
+        if (closed(stream)) {
+          // The client is gone (cancelled, or its deadline passed): nobody to answer.
+          this.unaryMetrics.failed(startMs, GrpcStatus.CANCELLED);
+        } else if (err === null && result !== undefined) {
+          this.unaryMetrics.succeeded(startMs, result.count);
+          stream.respond(responseHeaders, { waitForTrailers: true });
+          stream.once('wantTrailers', () => stream.sendTrailers(okTrailers));
+          stream.end(encodeResponseFrames([okFields(result, null)]));
+        } else {
+          const status = this.statusOf(err);
+          this.unaryMetrics.failed(startMs, status.code);
+          respondTrailersOnly(stream, status);
+        }
+      });
     });
   }
 
-  private openStream(call: DuplexCall): void {
-    this.streams.add(new AllocationStream(call, this));
+  private openStream(stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders): void {
+    const call = openCall(stream, headers);
+    if (call === null) return;
+    this.streams.add(new AllocationStream(stream, this, call.deadlineUnixMs));
   }
 }
 
 /**
  * One AllocateStream call. Every request read is handed to the node and answered exactly
  * once, in completion order, unless the call ended first (then the result is dropped: the
- * IDs stay allocated but unacknowledged, which the invariants allow).
+ * IDs stay allocated but unacknowledged, which the invariants allow). Responses completed in
+ * the same tick are framed into one buffer and written once.
  */
-class AllocationStream {
+class AllocationStream implements FrameSink {
   private inFlight = 0;
   private readPaused = false;
   private writeBlocked = false;
+  /** No more requests are read: the client half-closed, or its input was unreadable. */
   private halfClosed = false;
-  /** Set once the call is ended by us or cancelled by the peer: never write again. */
+  /** Why reading stopped early; the call ends with this status once in-flight work is done. */
+  private closing: GrpcError | null = null;
+  /** Set once the call is ended by us or reset by the peer: never write again. */
   private finished = false;
-  private readonly deadlineUnixMs: number | undefined;
+  private pending: ResponseFields[] = [];
+  private flushScheduled = false;
+  private trailers = okTrailers;
+  private readonly reader = new FrameReader(receiveMessageBytesMax, this);
+  private readonly flushBound = (): void => this.flush();
 
   constructor(
-    private readonly call: DuplexCall,
+    private readonly stream: http2.ServerHttp2Stream,
     private readonly service: CounterService,
+    private readonly deadlineUnixMs: number | undefined,
   ) {
-    this.deadlineUnixMs = deadlineUnixMs(call);
-    call.on('data', (req: AllocateRequest__Output) => this.onRequest(req));
-    call.on('end', () => {
+    stream.on('data', (chunk: Buffer) => {
+      if (!this.finished && !this.halfClosed) this.reader.push(chunk);
+    });
+    stream.on('end', () => {
+      if (!this.reader.atBoundary) this.stopReading(errors.cutOff);
       this.halfClosed = true;
       this.maybeFinish();
     });
-    call.on('cancelled', () => this.abandon());
-    call.on('close', () => this.abandon());
-    // Errors after cancellation (writes racing a reset) carry nothing to act on.
-    call.on('error', () => this.abandon());
+    stream.on('close', () => this.abandon());
   }
 
-  private onRequest(req: AllocateRequest__Output): void {
-    if (this.finished) return;
+  /** FrameSink: one request. */
+  message(buf: Buffer, start: number, end: number): void {
     const startMs = performance.now();
-    const correlationId = req.correlationId;
-    const bad = this.service.draining
-      ? { code: GrpcStatus.UNAVAILABLE, details: drainingMessage }
-      : malformed(req);
-    if (bad !== null) {
-      this.answerError(startMs, correlationId, bad);
-      return;
-    }
+    const req = decodeAllocateRequest(buf, start, end);
+    if (req === null) return this.answerError(startMs, null, errors.undecodable);
+    if (this.service.draining) return this.answerError(startMs, req.correlationId, errors.draining);
     this.inFlight++;
     if (this.inFlight >= streamInFlightMax) this.pauseReading();
-    const done: AllocateCallback = (err, result) =>
-      this.onResult(startMs, correlationId, err, result);
-    this.service.node.allocate(req.namespace, req.count, this.deadlineUnixMs, done);
+    const correlationId = req.correlationId;
+    this.service.node.allocate(req.namespace, req.count, this.deadlineUnixMs, (err, result) =>
+      this.onResult(startMs, correlationId, err, result),
+    );
+  }
+
+  /** FrameSink: a request above the size limit (its correlation id is unknown). */
+  oversized(): void {
+    this.answerError(performance.now(), null, errors.tooLarge);
+  }
+
+  /** FrameSink: compression was not negotiated, so the stream cannot be read on. */
+  compressed(): void {
+    this.stopReading(errors.compressed);
+    this.maybeFinish();
   }
 
   private onResult(
     startMs: number,
-    correlationId: string,
+    correlationId: Buffer | null,
     err: TallyError | null,
     result: AllocateResult | undefined,
   ): void {
@@ -250,34 +361,46 @@ class AllocationStream {
     }
     if (err === null && result !== undefined) {
       this.service.streamMetrics.succeeded(startMs, result.count);
-      this.write(okResponse(result, correlationId));
+      this.queue(okFields(result, correlationId));
     } else {
-      this.answerError(startMs, correlationId, toGrpcError(err, this.service.logger));
+      this.answerError(startMs, correlationId, this.service.statusOf(err));
     }
     this.maybeResume();
     this.maybeFinish();
   }
 
-  private answerError(startMs: number, correlationId: string, status: GrpcError): void {
+  private answerError(startMs: number, correlationId: Buffer | null, status: GrpcError): void {
     this.service.streamMetrics.failed(startMs, status.code);
-    this.write({
-      correlationId,
-      error: {
-        code: status.code,
-        message: status.details,
-        primaryAddress: status.primaryAddress ?? '',
-      },
-    });
+    this.queue(errorFields(correlationId, status));
   }
 
-  private write(response: AllocateResponse): void {
-    this.call.write(response);
-    if (!this.writeBlocked && this.call.writableLength >= streamPendingWritesMax) {
-      // write() has returned false by now (the buffer is far above its high-water mark), so
-      // 'drain' will come once grpc-js has flushed to the socket.
+  private queue(fields: ResponseFields): void {
+    this.pending.push(fields);
+    if (!this.flushScheduled) {
+      this.flushScheduled = true;
+      queueMicrotask(this.flushBound);
+    }
+  }
+
+  /** Writes every queued response in one buffer (headers first, once). */
+  private flush(): void {
+    this.flushScheduled = false;
+    if (this.pending.length === 0 || closed(this.stream)) {
+      this.pending.length = 0;
+      return;
+    }
+    if (!this.stream.headersSent) {
+      this.stream.respond(responseHeaders, { waitForTrailers: true });
+      this.stream.once('wantTrailers', () => this.stream.sendTrailers(this.trailers));
+    }
+    const frames = encodeResponseFrames(this.pending);
+    this.pending.length = 0;
+    this.stream.write(frames);
+    if (!this.writeBlocked && this.stream.writableLength >= streamPendingWriteBytesMax) {
+      // A reader that does not keep up: stop reading its requests until its buffer drains.
       this.writeBlocked = true;
       this.pauseReading();
-      this.call.once('drain', () => {
+      this.stream.once('drain', () => {
         this.writeBlocked = false;
         this.maybeResume();
       });
@@ -287,29 +410,42 @@ class AllocationStream {
   private pauseReading(): void {
     if (this.readPaused) return;
     this.readPaused = true;
-    this.call.pause();
+    this.stream.pause();
   }
 
   private maybeResume(): void {
     if (!this.readPaused || this.writeBlocked || this.finished) return;
     if (this.inFlight > streamInFlightMax / 2) return;
     this.readPaused = false;
-    this.call.resume();
+    this.stream.resume();
   }
 
   /** Ends the call once nothing is in flight and the client or the server is done. */
   maybeFinish(): void {
     if (this.finished || this.inFlight > 0) return;
-    if (this.halfClosed) {
-      this.finished = true;
-      this.service.forget(this);
-      this.call.end();
-    } else if (this.service.draining) {
-      this.finished = true;
-      this.service.forget(this);
-      // grpc-js turns an 'error' event on a server stream into the call's final status.
-      this.call.emit('error', { code: GrpcStatus.UNAVAILABLE, details: drainingMessage });
+    if (this.halfClosed) this.end(this.closing === null ? okTrailers : statusHeaders(this.closing));
+    else if (this.service.draining) this.end(statusHeaders(errors.draining));
+  }
+
+  /** Reads no more requests; the call ends with `err` once those in flight are answered. */
+  private stopReading(err: GrpcError): void {
+    if (this.halfClosed) return;
+    this.service.logger.debug({ code: err.code, details: err.details }, 'server: stream refused');
+    this.halfClosed = true;
+    this.closing = err;
+  }
+
+  private end(trailers: http2.OutgoingHttpHeaders): void {
+    this.finished = true;
+    this.service.forget(this);
+    if (closed(this.stream)) return;
+    this.flush();
+    if (!this.stream.headersSent) {
+      this.stream.respond({ ...responseHeaders, ...trailers }, { endStream: true });
+      return;
     }
+    this.trailers = trailers;
+    this.stream.end();
   }
 
   private abandon(): void {

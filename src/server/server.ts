@@ -1,8 +1,11 @@
 /**
- * The node's gRPC server: Counter, Admin, grpc.health.v1 Health and server reflection on
- * one port. Shutdown is graceful: health flips to NOT_SERVING, streams drain, no new calls
- * are accepted, in-flight calls finish; the caller closes the node afterwards.
+ * The node's gRPC server: Counter, Admin, Replication, grpc.health.v1 Health and server
+ * reflection on one port. grpc-js owns the port and the HTTP/2 sessions; Counter's calls are
+ * taken off it by path and served on the raw http2 streams (counter-service.ts). Shutdown is
+ * graceful: health flips to NOT_SERVING, streams drain, no new calls are accepted, in-flight
+ * calls finish; the caller closes the node afterwards.
  */
+import type * as http2 from 'node:http2';
 import * as grpc from '@grpc/grpc-js';
 import { ReflectionService } from '@grpc/reflection';
 import { HealthImplementation } from 'grpc-health-check';
@@ -11,7 +14,7 @@ import { replicationMessageBytesMax } from '../core/limits';
 import type { Metrics } from '../core/metrics';
 import type { CounterNode } from '../node/types';
 import { createAdminHandlers } from './admin-service';
-import { CounterService, tolerantRequests } from './counter-service';
+import { CounterService, type StreamRoute } from './counter-service';
 import { parseHostPort } from './listen';
 import { createReplicationHandlers } from './replication-service';
 import { loadProtos } from './proto';
@@ -27,7 +30,40 @@ export const serverOptions: grpc.ServerOptions = {
   // Ping idle clients so half-open connections (peer host gone) are found and closed.
   'grpc.keepalive_time_ms': 30_000,
   'grpc.keepalive_timeout_ms': 10_000,
+  // Per-call bookkeeping nobody reads; off, grpc-js uses its plain stream handler.
+  'grpc.enable_channelz': 0,
 };
+
+/** grpc-js's per-stream entry points (1.14); each is looked up when the port is bound. */
+const streamHandlerNames = ['_streamHandler', '_channelzHandler'] as const;
+
+type GrpcStreamHandler = (
+  this: grpc.Server,
+  extraInterceptors: unknown,
+  stream: http2.ServerHttp2Stream,
+  headers: http2.IncomingHttpHeaders,
+) => void;
+
+/**
+ * Serves the streams whose :path is in `routes` itself, and leaves every other stream to
+ * grpc-js. grpc-js has no public hook for this, so its per-stream handlers are wrapped on this
+ * instance (before bindAsync, which binds them). Fails loudly if a grpc-js upgrade renamed
+ * them, rather than leaving Counter unserved.
+ */
+export function routeStreams(server: grpc.Server, routes: ReadonlyMap<string, StreamRoute>): void {
+  const internals = server as unknown as Record<string, GrpcStreamHandler | undefined>;
+  for (const name of streamHandlerNames) {
+    const original = internals[name];
+    if (typeof original !== 'function') {
+      throw new Error(`server: @grpc/grpc-js has no Server.${name}; update routeStreams()`);
+    }
+    internals[name] = function (this: grpc.Server, extraInterceptors, stream, headers) {
+      const route = routes.get(headers[':path'] ?? '');
+      if (route !== undefined) route(stream, headers);
+      else original.call(this, extraInterceptors, stream, headers);
+    };
+  }
+}
 
 export interface StartServerOptions {
   node: CounterNode;
@@ -84,7 +120,7 @@ export async function startServer(opts: StartServerOptions): Promise<RunningServ
   const { packageDefinition, tally } = loadProtos();
   const server = new grpc.Server(serverOptions);
   const counter = new CounterService({ node: opts.node, logger, metrics: opts.metrics });
-  server.addService(tolerantRequests(tally.v1.Counter.service), counter.handlers);
+  routeStreams(server, counter.routes);
   server.addService(tally.v1.Admin.service, createAdminHandlers(opts.node, logger));
   server.addService(
     tally.v1.Replication.service,

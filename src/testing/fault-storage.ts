@@ -1,6 +1,7 @@
 /**
  * An in-memory Storage that models what a crash does to a real disk:
- *   - file contents: only what was fdatasynced survives crash();
+ *   - file contents: only what was fdatasynced, or written by a writeDurable() that resolved,
+ *     survives crash();
  *   - directory entries (create, rename, unlink): only what was followed by syncDir();
  *   - crash({ tearLastWriteAt: k }): the newest un-synced write reaches the disk up to byte k;
  *   - flipBit(): damages bytes already on "disk";
@@ -46,12 +47,50 @@ class FaultFile implements StorageFile {
   ) {}
 
   async write(buf: Uint8Array, offset: number, length: number, position: number): Promise<void> {
+    this.writePending(buf, offset, length, position);
+  }
+
+  /**
+   * O_DSYNC: a write whose own bytes are durable once it resolves. Modelled as a write (the
+   * 'write' fault op) that is un-synced for a moment — a crash taken at its 'datasync' op
+   * drops or tears it like any pending write — and then made durable ('datasync' fault op:
+   * failing there leaves it written but not durable, as a failed fdatasync would). Unlike
+   * datasync(), earlier pending writes to the file stay pending.
+   */
+  async writeDurable(
+    buf: Uint8Array,
+    offset: number,
+    length: number,
+    position: number,
+  ): Promise<void> {
+    const pending = this.writePending(buf, offset, length, position);
+    this.owner.check('datasync', this.path);
+    const inode = this.inode;
+    const end = position + length;
+    if (inode.durable.length < end) {
+      const bigger = Buffer.alloc(Math.max(end, inode.durableSize * 2));
+      inode.durable.copy(bigger, 0, 0, inode.durableSize);
+      inode.durable = bigger;
+    }
+    pending.bytes.copy(inode.durable, position);
+    inode.durableSize = Math.max(inode.durableSize, end);
+    this.owner.madeDurable(pending);
+  }
+
+  private writePending(
+    buf: Uint8Array,
+    offset: number,
+    length: number,
+    position: number,
+  ): PendingWrite {
     this.owner.check('write', this.path);
     const bytes = Buffer.from(buf.subarray(offset, offset + length));
     this.inode.data = grow(this.inode.data, position + length);
     bytes.copy(this.inode.data, position);
     this.inode.size = Math.max(this.inode.size, position + length);
-    this.owner.recordWrite({ inode: this.inode, position, bytes });
+    const pending = { inode: this.inode, position, bytes };
+    this.owner.recordWrite(pending);
+    return pending;
   }
 
   async read(buf: Uint8Array, offset: number, length: number, position: number): Promise<number> {
@@ -108,6 +147,23 @@ export class FaultStorage implements Storage {
 
   forgetWrites(inode: Inode): void {
     this.pending = this.pending.filter((w) => w.inode !== inode);
+  }
+
+  /**
+   * A writeDurable() finished: it is no longer pending, and older pending writes it overlaps
+   * now carry its bytes there (the page cache holds the newest data, so tearing an older write
+   * later can never bring back what the durable one replaced).
+   */
+  madeDurable(done: PendingWrite): void {
+    this.pending = this.pending.filter((w) => w !== done);
+    const doneEnd = done.position + done.bytes.length;
+    for (const w of this.pending) {
+      if (w.inode !== done.inode) continue;
+      const from = Math.max(w.position, done.position);
+      const to = Math.min(w.position + w.bytes.length, doneEnd);
+      if (from < to)
+        done.bytes.copy(w.bytes, from - w.position, from - done.position, to - done.position);
+    }
   }
 
   /** Bytes of the newest un-synced write (for tearing it at every offset). */

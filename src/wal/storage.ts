@@ -5,11 +5,18 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import { assert } from '../core/assert';
 
 export interface StorageFile {
   readonly path: string;
   /** Writes all `length` bytes at `position` (loops over short writes). */
   write(buf: Uint8Array, offset: number, length: number, position: number): Promise<void>;
+  /**
+   * Like write(), but the bytes are durable when it resolves: the guarantee of write() +
+   * datasync() in one call (O_DSYNC), cheaper on the hot path. Only these bytes: earlier
+   * write()s still need a datasync(). A failure leaves the range's durable state unknown.
+   */
+  writeDurable(buf: Uint8Array, offset: number, length: number, position: number): Promise<void>;
   read(buf: Uint8Array, offset: number, length: number, position: number): Promise<number>;
   datasync(): Promise<void>;
   size(): Promise<number>;
@@ -37,24 +44,69 @@ const openFlags: Record<OpenMode, number> = {
   create: fs.constants.O_RDWR | fs.constants.O_CREAT | fs.constants.O_EXCL,
 };
 
+/** Undefined on a platform without it: writeDurable() then refuses instead of losing durability. */
+const dsyncFlag: number | undefined = fs.constants.O_DSYNC;
+
+/** Writes all `length` bytes at `position` on `fd`, looping over short writes. */
+function writeAll(
+  fd: number,
+  buf: Uint8Array,
+  offset: number,
+  length: number,
+  position: number,
+): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const step = (off: number, len: number, pos: number): void => {
+      fs.write(fd, buf, off, len, pos, (err, written) => {
+        if (err) return reject(err);
+        if (written === len) return resolve();
+        step(off + written, len - written, pos + written);
+      });
+    };
+    step(offset, length, position);
+  });
+}
+
+function closeFd(fd: number): Promise<void> {
+  return new Promise((resolve, reject) => fs.close(fd, (err) => (err ? reject(err) : resolve())));
+}
+
 /** Callback-based fs calls wrapped once per batch, not per request. */
 class NodeFile implements StorageFile {
+  /** The O_DSYNC descriptor behind writeDurable(), opened on first use. */
+  private dsyncFd: number | null = null;
+  private dsyncOpening: Promise<number> | null = null;
+
   constructor(
     readonly path: string,
     private readonly fd: number,
+    private readonly writable: boolean,
   ) {}
 
   write(buf: Uint8Array, offset: number, length: number, position: number): Promise<void> {
-    return new Promise((resolve, reject) => {
-      const step = (off: number, len: number, pos: number): void => {
-        fs.write(this.fd, buf, off, len, pos, (err, written) => {
-          if (err) return reject(err);
-          if (written === len) return resolve();
-          step(off + written, len - written, pos + written);
-        });
-      };
-      step(offset, length, position);
-    });
+    return writeAll(this.fd, buf, offset, length, position);
+  }
+
+  writeDurable(buf: Uint8Array, offset: number, length: number, position: number): Promise<void> {
+    if (this.dsyncFd !== null) return writeAll(this.dsyncFd, buf, offset, length, position);
+    return this.openDsync().then((fd) => writeAll(fd, buf, offset, length, position));
+  }
+
+  /** Same file, O_WRONLY | O_DSYNC: each write returns once its data is on stable storage. */
+  private openDsync(): Promise<number> {
+    this.dsyncOpening ??= new Promise<number>((resolve, reject) => {
+      assert(this.writable, `storage: writeDurable on ${this.path}, opened read-only`);
+      assert(dsyncFlag !== undefined, 'storage: this platform has no O_DSYNC');
+      const flags = fs.constants.O_WRONLY | dsyncFlag;
+      fs.open(this.path, flags, (err, fd) => (err ? reject(err) : resolve(fd)));
+    }).then(
+      (fd) => (this.dsyncFd = fd),
+      (err: unknown) => {
+        this.dsyncOpening = null; // a later call may try again
+        throw err;
+      },
+    );
+    return this.dsyncOpening;
   }
 
   read(buf: Uint8Array, offset: number, length: number, position: number): Promise<number> {
@@ -75,10 +127,16 @@ class NodeFile implements StorageFile {
     );
   }
 
-  close(): Promise<void> {
-    return new Promise((resolve, reject) =>
-      fs.close(this.fd, (err) => (err ? reject(err) : resolve())),
-    );
+  /** Closes both descriptors (waiting for an O_DSYNC open in flight); the first error wins. */
+  async close(): Promise<void> {
+    const dsyncFd = this.dsyncOpening ? await this.dsyncOpening.catch(() => null) : null;
+    this.dsyncOpening = null;
+    this.dsyncFd = null;
+    const results = await Promise.allSettled([
+      closeFd(this.fd),
+      dsyncFd === null ? undefined : closeFd(dsyncFd),
+    ]);
+    for (const r of results) if (r.status === 'rejected') throw r.reason;
   }
 }
 
@@ -87,7 +145,7 @@ export class NodeStorage implements Storage {
     const fd = await new Promise<number>((resolve, reject) =>
       fs.open(filePath, openFlags[mode], 0o644, (err, f) => (err ? reject(err) : resolve(f))),
     );
-    return new NodeFile(filePath, fd);
+    return new NodeFile(filePath, fd, mode !== 'read');
   }
 
   readFile(filePath: string): Promise<Buffer> {

@@ -6,7 +6,7 @@ import { inspectDataDir } from './inspect';
 import { encodeAllocate } from './record';
 import { Wal } from './wal';
 import { FakeClock } from '../testing/fake-clock';
-import { noSpaceRetryMs } from './segment-files';
+import { noSpaceRetryMs, segmentName } from './segment-files';
 
 const logger = pino({ level: 'silent' });
 const dir = '/d/wal';
@@ -22,12 +22,12 @@ async function openWal(storage: FaultStorage, fromIndex = 0, clock = new FakeClo
   return { wal, recovery, indexes };
 }
 
-async function appendBatch(wal: Wal, records: number): Promise<void> {
+async function appendBatch(wal: Wal, records: number, beforeWrite?: () => void): Promise<void> {
   const buf = Buffer.alloc(records * 64);
   let at = 0;
   for (let i = 0; i < records; i++)
     at += encodeAllocate(buf, at, 1, wal.nextIndex + i, 'ns', 1 + i, 1);
-  await wal.append(buf, at, records);
+  await wal.append(buf, at, records, beforeWrite);
 }
 
 describe('wal', () => {
@@ -105,13 +105,73 @@ describe('wal', () => {
     await reopened.wal.close();
   });
 
-  it('an ENOSPC from fsync is fatal too, and every later append is refused', async () => {
+  it('an ENOSPC from the fsync that zeroes the leftovers of a refused write is fatal, and every later append is refused', async () => {
     const storage = new FaultStorage();
     const { wal } = await openWal(storage);
+    storage.failOn('write', 'ENOSPC', /\.wal$/, 1);
+    await expect(appendBatch(wal, 10)).rejects.toBeInstanceOf(NoSpaceError);
     storage.failOn('datasync', 'ENOSPC', /\.wal$/, 1);
     await expect(appendBatch(wal, 10)).rejects.toBeInstanceOf(StorageFatalError);
     await expect(appendBatch(wal, 1)).rejects.toBeInstanceOf(StorageFatalError);
     expect(wal.nextIndex).toBe(1);
+    await wal.close();
+  });
+
+  it('with a beforeWrite hook (replicated), an ENOSPC from the write after the hook ran is fatal and every later append is refused', async () => {
+    const storage = new FaultStorage();
+    const { wal } = await openWal(storage);
+    await appendBatch(wal, 2);
+    let handedOver = 0;
+    storage.failOn('write', 'ENOSPC', /\.wal$/, 1);
+    await expect(appendBatch(wal, 10, () => handedOver++)).rejects.toBeInstanceOf(
+      StorageFatalError,
+    );
+    expect(handedOver).toBe(1);
+    // The disk has room again, yet indexes 3.. are never written with other records.
+    await expect(appendBatch(wal, 1, () => handedOver++)).rejects.toBeInstanceOf(StorageFatalError);
+    await expect(appendBatch(wal, 1)).rejects.toBeInstanceOf(StorageFatalError);
+    expect(handedOver).toBe(1);
+    expect(wal.nextIndex).toBe(3);
+    await wal.close();
+  });
+
+  it('with a beforeWrite hook, a disk found full at rollover refuses the batch (NoSpaceError) before the hook runs', async () => {
+    const storage = new FaultStorage();
+    const { wal } = await openWal(storage);
+    storage.failOn('create', 'ENOSPC', /next\.tmp/);
+    let handedOver = 0;
+    let refused = 0;
+    for (let i = 0; i < 30; i++) {
+      try {
+        await appendBatch(wal, 10, () => handedOver++);
+      } catch (err) {
+        expect(err).toBeInstanceOf(NoSpaceError);
+        refused++;
+      }
+    }
+    expect(refused).toBeGreaterThan(10);
+    expect(handedOver).toBe(30 - refused);
+    await wal.close();
+  });
+
+  it('runs beforeWrite before the batch reaches the segment, then writes it durably', async () => {
+    const storage = new FaultStorage();
+    const { wal } = await openWal(storage);
+    await appendBatch(wal, 2);
+    const segment = `${dir}/${segmentName(1)}`;
+    const before = storage.contents(segment);
+    const ops: string[] = [];
+    storage.onOp = (op, target) => void (target === segment && ops.push(op));
+    await appendBatch(wal, 3, () => {
+      ops.push('beforeWrite');
+      expect(storage.contents(segment)).toEqual(before);
+    });
+    expect(ops).toEqual(['beforeWrite', 'write', 'datasync']);
+    expect(storage.contents(segment)).not.toEqual(before);
+    // Durable once append resolved: a crash right after it keeps all five records.
+    const reopened = await openWal(storage.crash());
+    expect(reopened.indexes).toEqual([1, 2, 3, 4, 5]);
+    await reopened.wal.close();
     await wal.close();
   });
 
@@ -126,6 +186,24 @@ describe('wal', () => {
     const report = await inspectDataDir('/d', undefined, storage.crash());
     expect(report.corruption).toBeNull();
     expect(report.lastIndex).toBe(3);
+  });
+
+  it('without a hook, an ENOSPC reported by the durable write itself stays retryable and its bytes are zeroed before the next batch', async () => {
+    const storage = new FaultStorage();
+    const { wal } = await openWal(storage);
+    await appendBatch(wal, 2);
+    // O_DSYNC reports a failed flush as the write's own error: written, not durable.
+    storage.failOn('datasync', 'ENOSPC', /\.wal$/, 1);
+    await expect(appendBatch(wal, 10)).rejects.toBeInstanceOf(NoSpaceError);
+    expect(wal.nextIndex).toBe(3);
+    await appendBatch(wal, 1);
+    await wal.close();
+    // Neither what the disk holds now nor what survives a crash shows records 4.. of the refusal.
+    for (const image of [storage, storage.crash()]) {
+      const report = await inspectDataDir('/d', undefined, image);
+      expect(report.corruption).toBeNull();
+      expect(report.lastIndex).toBe(3);
+    }
   });
 
   it('an fsync error is fatal (StorageFatalError), never retried as success', async () => {

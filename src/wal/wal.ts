@@ -4,7 +4,8 @@
  *
  * open() verifies every segment, replays records after the snapshot index, and cuts off a torn
  * tail of the last segment (zeroing it durably so later appends cannot leave stale bytes behind).
- * append() writes one encoded batch and fdatasyncs it: one write + one fdatasync per batch.
+ * append() writes one encoded batch durably: one O_DSYNC write per batch (writeDurable), where
+ * write + fdatasync would cost two system calls and a second wait on the disk.
  */
 import * as path from 'node:path';
 import type { Logger } from 'pino';
@@ -251,26 +252,45 @@ export class Wal {
 
   /**
    * Writes `count` records already encoded in buf[0, length) — indexes nextIndex .. +count-1 —
-   * and makes them durable. `beforeSync` runs once the write() succeeded, before the fsync
-   * (replication sends the batch then, so both nodes fsync at the same time). Throws NoSpaceError when a write() or a new segment found the disk
-   * full (nothing durable, nothing advanced; the next append may succeed), or StorageFatalError
-   * for anything else, fsync errors included. After a fatal error every append fails: the
-   * file's durable state is unknown and an fsync is never retried on the same descriptor.
+   * with one durable write (StorageFile.writeDurable: O_DSYNC, no separate fdatasync).
+   * Rollover and zeroing a refused write's leftovers come first; then `beforeWrite` runs, then
+   * the write. Replication hands the batch to the standby in `beforeWrite`, before the local
+   * write starts, so the standby's write and fsync overlap the local one.
+   *
+   * Errors: NoSpaceError when the disk was full before anything was handed over (nothing
+   * written, nothing advanced; the next append may succeed), StorageFatalError for anything
+   * else. After a fatal error every append fails: the file's durable state is unknown and a
+   * failed durable write is never retried on the same descriptor.
+   *
+   * Once `beforeWrite` has run, any failure of the local write is fatal, ENOSPC included: the
+   * standby may already hold these records, and a retryable refusal would let the next batch
+   * reuse the same indexes in the same epoch with different records — log matching would then
+   * take the standby's records for the primary's. Without a hook (a standalone node, a standby
+   * appending what it received) an ENOSPC from the write stays a NoSpaceError: its bytes are
+   * zeroed before the next append, which may succeed.
    */
-  async append(buf: Buffer, length: number, count: number, beforeSync?: () => void): Promise<void> {
+  async append(
+    buf: Buffer,
+    length: number,
+    count: number,
+    beforeWrite?: () => void,
+  ): Promise<void> {
     assert(length > 0 && count > 0, 'append: non-empty batch');
     assert(length <= this.opts.segmentSizeBytes, 'append: batch fits one segment');
     if (this.fatal) throw this.fatal;
+    let handedOver = false;
     try {
       if (this.dirtyBytes > 0) await this.zeroDirty();
       if (this.segmentFull || length > this.segmentRemainingBytes) await this.rollover();
-      await this.writeAtOffset(buf, length);
-      // The write went through: only the fsync is left, and its failure is fatal.
-      beforeSync?.();
-      await (this.file as StorageFile).datasync();
+      if (beforeWrite) {
+        handedOver = true; // before the call: a hook that throws may have sent part of it
+        beforeWrite();
+      }
+      await this.writeDurableAtOffset(buf, length);
     } catch (err) {
-      if (err instanceof NoSpaceError) throw err;
-      this.fatal = new StorageFatalError(`wal: write or fsync failed: ${(err as Error).message}`, {
+      if (err instanceof NoSpaceError && !handedOver) throw err;
+      const what = handedOver ? 'write of a batch already handed to the standby' : 'write';
+      this.fatal = new StorageFatalError(`wal: ${what} failed: ${(err as Error).message}`, {
         cause: err,
       });
       throw this.fatal;
@@ -319,22 +339,37 @@ export class Wal {
     return out;
   }
 
-  /** A write() refused for lack of space changed nothing durable: remember what to zero. */
-  private async writeAtOffset(buf: Buffer, length: number): Promise<void> {
+  /** The batch at the write offset, durable when it resolves. */
+  private async writeDurableAtOffset(buf: Buffer, length: number): Promise<void> {
     try {
-      await (this.file as StorageFile).write(buf, 0, length, this.offset);
+      await (this.file as StorageFile).writeDurable(buf, 0, length, this.offset);
     } catch (err) {
-      if (!isErrno(err, 'ENOSPC')) throw err;
-      this.dirtyBytes = Math.max(this.dirtyBytes, length);
-      throw new NoSpaceError('wal: no space left on device', { cause: err });
+      throw this.noSpace(err, length);
     }
   }
 
   /** Zeroes what a refused write may have left, so a shorter batch cannot leave it behind. */
   private async zeroDirty(): Promise<void> {
-    await this.writeAtOffset(Buffer.alloc(this.dirtyBytes), this.dirtyBytes);
-    await (this.file as StorageFile).datasync();
+    const file = this.file as StorageFile;
+    try {
+      await file.write(Buffer.alloc(this.dirtyBytes), 0, this.dirtyBytes, this.offset);
+    } catch (err) {
+      throw this.noSpace(err, this.dirtyBytes);
+    }
+    await file.datasync();
     this.dirtyBytes = 0;
+  }
+
+  /**
+   * A write refused for lack of space advanced nothing, but may have left part of its bytes
+   * (a short write before the ENOSPC): remember how much to zero before the next append and
+   * refuse with NoSpaceError (append() makes that fatal once the batch was handed over).
+   * Any other error is returned as it is.
+   */
+  private noSpace(err: unknown, length: number): unknown {
+    if (!isErrno(err, 'ENOSPC')) return err;
+    this.dirtyBytes = Math.max(this.dirtyBytes, length);
+    return new NoSpaceError('wal: no space left on device', { cause: err });
   }
 
   private async rollover(): Promise<void> {

@@ -1,0 +1,315 @@
+/**
+ * The gRPC wire format of tally.v1.Counter, by hand: length-prefixed message frames, and the
+ * protobuf encoding of AllocateRequest / AllocateResponse (proto/tally/v1/counter.proto).
+ * The Counter service is the hot path and is served on Node's http2 directly (see
+ * counter-service.ts); these helpers are pure and unit-tested against protobufjs.
+ *
+ * Decoding follows protobuf rules: fields in any order, the last occurrence wins, unknown
+ * fields of every wire type are skipped. A known field with the wrong wire type, a varint
+ * longer than 10 bytes or a length past the end makes the message invalid.
+ */
+
+/** The 5-byte prefix of every gRPC message: compressed flag, then the length (uint32 BE). */
+export const frameHeaderBytes = 5;
+
+/**
+ * A decoded AllocateRequest. correlationId is a copy of the raw varint bytes, echoed back
+ * unchanged (a uint64: no precision is lost, whatever its value).
+ */
+export interface AllocateRequestView {
+  namespace: string;
+  count: number;
+  correlationId: Buffer | null;
+}
+
+/** Field numbers and wire types of tally.v1.AllocateRequest / AllocateResponse / StreamError. */
+const wire = { varint: 0, fixed64: 1, bytes: 2, fixed32: 5 } as const;
+const tag = (field: number, type: number): number => (field << 3) | type;
+
+/** Where a varint at buf[at] ends (exclusive), or -1 if it is longer than 10 bytes or cut off. */
+function varintEnd(buf: Buffer, at: number, end: number): number {
+  for (let i = 0; i < 10 && at + i < end; i++) {
+    if (((buf[at + i] as number) & 0x80) === 0) return at + i + 1;
+  }
+  return -1;
+}
+
+/** The low 32 bits of the varint in buf[at, stop) (protobuf's uint32 reading). */
+function varintLow32(buf: Buffer, at: number, stop: number): number {
+  let value = 0;
+  for (let i = 0; i < 5 && at + i < stop; i++) {
+    value |= ((buf[at + i] as number) & 0x7f) << (7 * i);
+  }
+  return value >>> 0;
+}
+
+/** The value of a varint known to be below 2^53 (lengths, tags). */
+function varintSmall(buf: Buffer, at: number, stop: number): number {
+  let value = 0;
+  let scale = 1;
+  for (let i = at; i < stop; i++) {
+    value += ((buf[i] as number) & 0x7f) * scale;
+    scale *= 128;
+  }
+  return value;
+}
+
+/**
+ * Decodes buf[start, end) as an AllocateRequest; null when the bytes are not a valid one.
+ * Missing fields take proto3 defaults ('' and 0), which the node then refuses.
+ */
+export function decodeAllocateRequest(
+  buf: Buffer,
+  start: number,
+  end: number,
+): AllocateRequestView | null {
+  let namespace = '';
+  let count = 0;
+  let correlationId: Buffer | null = null;
+  let at = start;
+  while (at < end) {
+    const tagEnd = varintEnd(buf, at, end);
+    if (tagEnd < 0) return null;
+    const key = varintSmall(buf, at, tagEnd);
+    at = tagEnd;
+    const type = key % 8;
+    const field = Math.floor(key / 8);
+    if (field === 0) return null;
+    if (type === wire.varint) {
+      const valueEnd = varintEnd(buf, at, end);
+      if (valueEnd < 0) return null;
+      if (field === 2) count = varintLow32(buf, at, valueEnd);
+      else if (field === 3) correlationId = Buffer.from(buf.subarray(at, valueEnd));
+      else if (field === 1) return null;
+      at = valueEnd;
+    } else if (type === wire.bytes) {
+      const lenEnd = varintEnd(buf, at, end);
+      if (lenEnd < 0) return null;
+      const len = varintSmall(buf, at, lenEnd);
+      if (len > end - lenEnd) return null;
+      if (field === 1) namespace = buf.toString('utf8', lenEnd, lenEnd + len);
+      else if (field === 2 || field === 3) return null;
+      at = lenEnd + len;
+    } else if (type === wire.fixed64 || type === wire.fixed32) {
+      if (field <= 3) return null;
+      at += type === wire.fixed64 ? 8 : 4;
+      if (at > end) return null;
+    } else {
+      return null; // groups (3, 4) and the undefined wire types 6, 7
+    }
+  }
+  return { namespace, count, correlationId };
+}
+
+/** Bytes of `value` as a varint (value < 2^53). */
+function varintBytes(value: number): number {
+  let n = 1;
+  while (value >= 128) {
+    value = Math.floor(value / 128);
+    n++;
+  }
+  return n;
+}
+
+function writeVarint(buf: Buffer, at: number, value: number): number {
+  while (value >= 128) {
+    buf[at++] = (value % 128) | 0x80;
+    value = Math.floor(value / 128);
+  }
+  buf[at++] = value;
+  return at;
+}
+
+/** One AllocateResponse to encode: a success (first..) or an error (code, message). */
+export interface ResponseFields {
+  first: number;
+  count: number;
+  epoch: number;
+  index: number;
+  correlationId: Buffer | null;
+  error: { code: number; message: string; primaryAddress: string } | null;
+}
+
+function stringField(field: number, value: string): number {
+  if (value.length === 0) return 0;
+  const len = Buffer.byteLength(value);
+  return 1 + varintBytes(len) + len;
+}
+
+function errorBodyBytes(e: NonNullable<ResponseFields['error']>): number {
+  // int32 code is sign-extended to 10 bytes when negative (protobuf rules); ours never are.
+  return (
+    (e.code === 0 ? 0 : 1 + varintBytes(e.code)) +
+    stringField(2, e.message) +
+    stringField(3, e.primaryAddress)
+  );
+}
+
+/** Upper bound of the framed size of one response (exact for errors, ≤ for successes). */
+export function responseFrameBytes(r: ResponseFields): number {
+  const correlation = r.correlationId === null ? 0 : 1 + r.correlationId.length;
+  if (r.error !== null) {
+    const body = errorBodyBytes(r.error);
+    return frameHeaderBytes + correlation + 1 + varintBytes(body) + body;
+  }
+  // first, epoch, index < 2^53 → ≤ 8 varint bytes each; count is a uint32 → ≤ 5.
+  return frameHeaderBytes + correlation + 3 * (1 + 8) + (1 + 5);
+}
+
+function writeString(buf: Buffer, at: number, field: number, value: string): number {
+  if (value.length === 0) return at;
+  buf[at++] = tag(field, wire.bytes);
+  at = writeVarint(buf, at, Buffer.byteLength(value));
+  return at + buf.write(value, at, 'utf8');
+}
+
+/** Writes one framed AllocateResponse at buf[at]; returns the end. */
+export function writeResponseFrame(buf: Buffer, at: number, r: ResponseFields): number {
+  const start = at;
+  at += frameHeaderBytes;
+  const uint = (field: number, value: number): void => {
+    if (value === 0) return;
+    buf[at++] = tag(field, wire.varint);
+    at = writeVarint(buf, at, value);
+  };
+  if (r.error === null) {
+    uint(1, r.first);
+    uint(2, r.count);
+  }
+  if (r.correlationId !== null) {
+    buf[at++] = tag(3, wire.varint);
+    at += r.correlationId.copy(buf, at);
+  }
+  if (r.error === null) {
+    uint(4, r.epoch);
+    uint(5, r.index);
+  } else {
+    buf[at++] = tag(6, wire.bytes);
+    at = writeVarint(buf, at, errorBodyBytes(r.error));
+    uint(1, r.error.code);
+    at = writeString(buf, at, 2, r.error.message);
+    at = writeString(buf, at, 3, r.error.primaryAddress);
+  }
+  buf[start] = 0;
+  buf.writeUInt32BE(at - start - frameHeaderBytes, start + 1);
+  return at;
+}
+
+/** Frames `responses` into one buffer: one write per batch of responses. */
+export function encodeResponseFrames(responses: readonly ResponseFields[]): Buffer {
+  let bound = 0;
+  for (const r of responses) bound += responseFrameBytes(r);
+  const buf = Buffer.allocUnsafe(bound);
+  let at = 0;
+  for (const r of responses) at = writeResponseFrame(buf, at, r);
+  return buf.subarray(0, at);
+}
+
+/** What a FrameReader hands over for each gRPC message it completes or skips. */
+export interface FrameSink {
+  /** A whole message; `buf[start, end)` is only valid during the call. */
+  message(buf: Buffer, start: number, end: number): void;
+  /** A message above the size limit: its bytes were skipped, never buffered. */
+  oversized(length: number): void;
+  /** A message with the compressed flag set (the server offers no compression). */
+  compressed(): void;
+}
+
+/**
+ * Splits an http2 DATA stream into gRPC messages across chunk boundaries. Messages above
+ * `maxMessageBytes` are skipped without buffering them. Per chunk, complete messages are
+ * handed over in place; only a message cut by a chunk boundary is copied.
+ */
+export class FrameReader {
+  private header = Buffer.alloc(frameHeaderBytes);
+  private headerHave = 0;
+  /** The message being assembled across chunks (or being skipped if oversized). */
+  private partial: Buffer | null = null;
+  private partialHave = 0;
+  private skipRemaining = 0;
+
+  constructor(
+    private readonly maxMessageBytes: number,
+    private readonly sink: FrameSink,
+  ) {}
+
+  /** True between messages: no header or body bytes are pending. */
+  get atBoundary(): boolean {
+    return this.headerHave === 0 && this.partial === null && this.skipRemaining === 0;
+  }
+
+  push(chunk: Buffer): void {
+    let at = 0;
+    const end = chunk.length;
+    while (at < end) {
+      if (this.skipRemaining > 0) {
+        const n = Math.min(this.skipRemaining, end - at);
+        this.skipRemaining -= n;
+        at += n;
+        continue;
+      }
+      if (this.partial !== null) {
+        const n = Math.min(this.partial.length - this.partialHave, end - at);
+        chunk.copy(this.partial, this.partialHave, at, at + n);
+        this.partialHave += n;
+        at += n;
+        if (this.partialHave === this.partial.length) {
+          const message = this.partial;
+          this.partial = null;
+          this.sink.message(message, 0, message.length);
+        }
+        continue;
+      }
+      // A header: in place when the chunk holds all of it, else assembled.
+      let flag: number;
+      let length: number;
+      if (this.headerHave === 0 && end - at >= frameHeaderBytes) {
+        flag = chunk[at] as number;
+        length = chunk.readUInt32BE(at + 1);
+        at += frameHeaderBytes;
+      } else {
+        const n = Math.min(frameHeaderBytes - this.headerHave, end - at);
+        chunk.copy(this.header, this.headerHave, at, at + n);
+        this.headerHave += n;
+        at += n;
+        if (this.headerHave < frameHeaderBytes) return;
+        this.headerHave = 0;
+        flag = this.header[0] as number;
+        length = this.header.readUInt32BE(1);
+      }
+      if (flag !== 0) {
+        this.skipRemaining = length;
+        this.sink.compressed();
+        continue;
+      }
+      if (length > this.maxMessageBytes) {
+        this.skipRemaining = length;
+        this.sink.oversized(length);
+        continue;
+      }
+      if (end - at >= length) {
+        this.sink.message(chunk, at, at + length);
+        at += length;
+      } else {
+        this.partial = Buffer.allocUnsafe(length);
+        this.partialHave = 0;
+      }
+    }
+  }
+}
+
+/** Parses a grpc-timeout header value ("100m", "5S", ...) into milliseconds; null if invalid. */
+export function parseGrpcTimeoutMs(value: string): number | null {
+  const match = /^(\d{1,8})([HMSmun])$/.exec(value);
+  if (match === null) return null;
+  const amount = Number(match[1]);
+  const unitMs: Record<string, number> = {
+    H: 3_600_000,
+    M: 60_000,
+    S: 1000,
+    m: 1,
+    u: 0.001,
+    n: 0.000001,
+  };
+  return amount * (unitMs[match[2] as string] as number);
+}
