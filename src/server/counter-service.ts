@@ -281,6 +281,7 @@ export class CounterService {
   private openStream(stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders): void {
     const call = openCall(stream, headers);
     if (call === null) return;
+    if (this.drainingFlag) return respondTrailersOnly(stream, errors.draining);
     this.streams.add(new AllocationStream(stream, this, call.deadlineUnixMs));
   }
 }
@@ -325,6 +326,7 @@ class AllocationStream implements FrameSink {
 
   /** FrameSink: one request. */
   message(buf: Buffer, start: number, end: number): void {
+    if (this.halfClosed || this.finished) return; // the rest of a chunk after reading stopped
     const startMs = performance.now();
     const req = decodeAllocateRequest(buf, start, end);
     if (req === null) return this.answerError(startMs, null, errors.undecodable);
@@ -339,6 +341,7 @@ class AllocationStream implements FrameSink {
 
   /** FrameSink: a request above the size limit (its correlation id is unknown). */
   oversized(): void {
+    if (this.halfClosed || this.finished) return;
     this.answerError(performance.now(), null, errors.tooLarge);
   }
 

@@ -101,6 +101,7 @@ describe('decodeAllocateRequest', () => {
       'group wire type': [0x23, 0x24],
       'wire type 7': [0x27, 1],
       'fixed32 past the end': [0x3d, 1, 2],
+      'correlation id above 64 bits': [0x18, ...Array<number>(9).fill(0xff), 0x02],
     };
     for (const [why, bytes] of Object.entries(invalid)) {
       expect(decode(bytes), why).toBeNull();

@@ -79,8 +79,12 @@ export function decodeAllocateRequest(
       const valueEnd = varintEnd(buf, at, end);
       if (valueEnd < 0) return null;
       if (field === 2) count = varintLow32(buf, at, valueEnd);
-      else if (field === 3) correlationId = Buffer.from(buf.subarray(at, valueEnd));
-      else if (field === 1) return null;
+      else if (field === 3) {
+        // A uint64 has at most 64 bits: a 10th byte above 1 does not fit, and strict
+        // decoders would refuse the response that echoes it.
+        if (valueEnd - at === 10 && (buf[at + 9] as number) > 1) return null;
+        correlationId = Buffer.from(buf.subarray(at, valueEnd));
+      } else if (field === 1) return null;
       at = valueEnd;
     } else if (type === wire.bytes) {
       const lenEnd = varintEnd(buf, at, end);

@@ -58,6 +58,8 @@ export function routeStreams(server: grpc.Server, routes: ReadonlyMap<string, St
       throw new Error(`server: @grpc/grpc-js has no Server.${name}; update routeStreams()`);
     }
     internals[name] = function (this: grpc.Server, extraInterceptors, stream, headers) {
+      // Routed streams skip grpc-js's per-call bookkeeping, including onStreamOpened (only
+      // used by grpc.max_connection_idle_ms, which Tally does not set).
       const route = routes.get(headers[':path'] ?? '');
       if (route !== undefined) route(stream, headers);
       else original.call(this, extraInterceptors, stream, headers);

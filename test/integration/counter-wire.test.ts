@@ -170,6 +170,12 @@ describe('Counter on the wire', () => {
       expect(out.grpcStatus, callPath).toBe('12');
       expect(out.headers['grpc-accept-encoding']).toBe('identity');
     }
+    // A request after the compressed one, in the same DATA frame, is not read at all.
+    const after = request('zip-after', 1, '2');
+    const out = await rawCall(server.target, streamPath, [Buffer.concat([body, after])]);
+    expect(out.grpcStatus).toBe('12');
+    expect(out.responses).toEqual([]);
+    expect(await lastId(server.target, 'zip-after')).toBe(0);
   });
 
   it('answers a content type that is not gRPC with HTTP 415', async () => {
