@@ -25,7 +25,6 @@ import * as path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import * as grpc from '@grpc/grpc-js';
 import {
-  GrpcFrameSplitter,
   allocateRequestFrameMax,
   decodeAllocateResponse,
   histogramToJson,
@@ -33,8 +32,14 @@ import {
   newAllocateResponse,
   newHistogram,
   recordUs,
+  repoRoot,
   writeAllocateRequestFrame,
 } from './bench-lib.mjs';
+
+/** The server's gRPC frame splitter (built: `npm run bench` builds first). */
+const { FrameReader } = createRequire(import.meta.url)(
+  path.join(repoRoot, 'dist/server/grpc-wire.js'),
+);
 
 let run = null;
 
@@ -186,7 +191,7 @@ function leanStream(state, session, ns, inFlight) {
     req.write(buf.subarray(0, at));
   };
 
-  const splitter = new GrpcFrameSplitter((buf, start, end) => {
+  const onMessage = (buf, start, end) => {
     decodeAllocateResponse(buf, start, end, res);
     const startMs = sent.get(res.correlationId);
     if (startMs === undefined) return die(new Error(`unknown correlation id ${res.correlationId}`));
@@ -196,6 +201,11 @@ function leanStream(state, session, ns, inFlight) {
       return die(new Error(`short allocation ${res.count}`));
     if (completed(state, startMs, err, res.count)) owed++;
     else if (sent.size === 0) req.end();
+  };
+  const splitter = new FrameReader(4 * 1024 * 1024, {
+    message: onMessage,
+    oversized: (length) => die(new Error(`gRPC message of ${length} bytes`)),
+    compressed: () => die(new Error('gRPC message with the compressed flag set')),
   });
 
   const onStatus = (headers) => {

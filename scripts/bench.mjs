@@ -10,7 +10,6 @@ import { performance } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
 import * as grpc from '@grpc/grpc-js';
 import {
-  GrpcFrameSplitter,
   allocateRequestFrameMax,
   decodeAllocateResponse,
   decodeStreamError,
@@ -1044,36 +1043,7 @@ function selfTestStreamCodec(pkg, check) {
       what,
     );
   }
-  // Frame splitting: several messages per chunk, messages split across chunks, at every cut.
-  const stream = Buffer.concat(encoded.map(grpcFrame));
-  const splitInto = (chunks) => {
-    const got = [];
-    const splitter = new GrpcFrameSplitter((buf, start, end) =>
-      got.push(Buffer.from(buf.subarray(start, end))),
-    );
-    for (const c of chunks) splitter.push(c);
-    const ok = splitter.atBoundary && got.length === encoded.length;
-    return ok && got.every((m, i) => m.equals(encoded[i]));
-  };
-  check(splitInto([stream]), 'frames in one chunk');
-  for (let cut = 0; cut <= stream.length; cut++) {
-    check(splitInto([stream.subarray(0, cut), stream.subarray(cut)]), `frames cut at ${cut}`);
-  }
-  for (let a = 1; a < stream.length; a += 3) {
-    for (let b = a; b < stream.length; b += 5) {
-      const chunks = [stream.subarray(0, a), stream.subarray(a, b), stream.subarray(b)];
-      check(splitInto(chunks), `frames cut at ${a} and ${b}`);
-    }
-  }
-  const bytes = [...stream].map((b) => Buffer.from([b]));
-  check(splitInto(bytes), 'frames one byte per chunk');
-  const partial = new GrpcFrameSplitter(() => {});
-  partial.push(stream.subarray(0, 7));
-  check(!partial.atBoundary, 'partial frame not at a boundary');
-  check(
-    throws(() => new GrpcFrameSplitter(() => {}).push(Buffer.from([1, 0, 0, 0, 0]))),
-    'compressed',
-  );
+  // Frame splitting is the server's FrameReader (dist/server/grpc-wire.js), unit-tested there.
 }
 
 // ---- main ----------------------------------------------------------------------------------

@@ -33,7 +33,7 @@ import { type GrpcError, statusName, toGrpcError } from './status';
 
 export const drainingMessage = 'server: draining, retry on another node';
 
-export const counterPaths = {
+const counterPaths = {
   allocate: '/tally.v1.Counter/Allocate',
   allocateStream: '/tally.v1.Counter/AllocateStream',
 } as const;

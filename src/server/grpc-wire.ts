@@ -134,7 +134,8 @@ export interface ResponseFields {
   error: { code: number; message: string; primaryAddress: string } | null;
 }
 
-function stringField(field: number, value: string): number {
+/** Bytes of a non-empty string field with a one-byte tag (0 when empty: not written). */
+function stringFieldBytes(value: string): number {
   if (value.length === 0) return 0;
   const len = Buffer.byteLength(value);
   return 1 + varintBytes(len) + len;
@@ -144,8 +145,8 @@ function errorBodyBytes(e: NonNullable<ResponseFields['error']>): number {
   // int32 code is sign-extended to 10 bytes when negative (protobuf rules); ours never are.
   return (
     (e.code === 0 ? 0 : 1 + varintBytes(e.code)) +
-    stringField(2, e.message) +
-    stringField(3, e.primaryAddress)
+    stringFieldBytes(e.message) +
+    stringFieldBytes(e.primaryAddress)
   );
 }
 

@@ -5,7 +5,6 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { assert } from '../core/assert';
 
 export interface StorageFile {
   readonly path: string;
@@ -44,9 +43,6 @@ const openFlags: Record<OpenMode, number> = {
   create: fs.constants.O_RDWR | fs.constants.O_CREAT | fs.constants.O_EXCL,
 };
 
-/** Undefined on a platform without it: writeDurable() then refuses instead of losing durability. */
-const dsyncFlag: number | undefined = fs.constants.O_DSYNC;
-
 /** Writes all `length` bytes at `position` on `fd`, looping over short writes. */
 function writeAll(
   fd: number,
@@ -67,20 +63,29 @@ function writeAll(
   });
 }
 
+/** Each write on a descriptor with it returns once its data is on stable storage (Linux, macOS). */
+const dsyncFlag = fs.constants.O_DSYNC;
+
+function openFd(filePath: string, flags: number): Promise<number> {
+  return new Promise((resolve, reject) =>
+    fs.open(filePath, flags, 0o644, (err, fd) => (err ? reject(err) : resolve(fd))),
+  );
+}
+
 function closeFd(fd: number): Promise<void> {
   return new Promise((resolve, reject) => fs.close(fd, (err) => (err ? reject(err) : resolve())));
 }
 
 /** Callback-based fs calls wrapped once per batch, not per request. */
 class NodeFile implements StorageFile {
-  /** The O_DSYNC descriptor behind writeDurable(), opened on first use. */
-  private dsyncFd: number | null = null;
-  private dsyncOpening: Promise<number> | null = null;
-
+  /**
+   * @param dsyncFd the same file opened O_WRONLY | O_DSYNC, behind writeDurable(); null when
+   *   the file was opened read-only. Opened with the file, so a hot-path write never opens.
+   */
   constructor(
     readonly path: string,
     private readonly fd: number,
-    private readonly writable: boolean,
+    private readonly dsyncFd: number | null,
   ) {}
 
   write(buf: Uint8Array, offset: number, length: number, position: number): Promise<void> {
@@ -88,25 +93,10 @@ class NodeFile implements StorageFile {
   }
 
   writeDurable(buf: Uint8Array, offset: number, length: number, position: number): Promise<void> {
-    if (this.dsyncFd !== null) return writeAll(this.dsyncFd, buf, offset, length, position);
-    return this.openDsync().then((fd) => writeAll(fd, buf, offset, length, position));
-  }
-
-  /** Same file, O_WRONLY | O_DSYNC: each write returns once its data is on stable storage. */
-  private openDsync(): Promise<number> {
-    this.dsyncOpening ??= new Promise<number>((resolve, reject) => {
-      assert(this.writable, `storage: writeDurable on ${this.path}, opened read-only`);
-      assert(dsyncFlag !== undefined, 'storage: this platform has no O_DSYNC');
-      const flags = fs.constants.O_WRONLY | dsyncFlag;
-      fs.open(this.path, flags, (err, fd) => (err ? reject(err) : resolve(fd)));
-    }).then(
-      (fd) => (this.dsyncFd = fd),
-      (err: unknown) => {
-        this.dsyncOpening = null; // a later call may try again
-        throw err;
-      },
-    );
-    return this.dsyncOpening;
+    if (this.dsyncFd === null) {
+      return Promise.reject(new Error(`storage: writeDurable on ${this.path}, opened read-only`));
+    }
+    return writeAll(this.dsyncFd, buf, offset, length, position);
   }
 
   read(buf: Uint8Array, offset: number, length: number, position: number): Promise<number> {
@@ -127,14 +117,11 @@ class NodeFile implements StorageFile {
     );
   }
 
-  /** Closes both descriptors (waiting for an O_DSYNC open in flight); the first error wins. */
+  /** Closes both descriptors; the first error wins. */
   async close(): Promise<void> {
-    const dsyncFd = this.dsyncOpening ? await this.dsyncOpening.catch(() => null) : null;
-    this.dsyncOpening = null;
-    this.dsyncFd = null;
     const results = await Promise.allSettled([
       closeFd(this.fd),
-      dsyncFd === null ? undefined : closeFd(dsyncFd),
+      this.dsyncFd === null ? undefined : closeFd(this.dsyncFd),
     ]);
     for (const r of results) if (r.status === 'rejected') throw r.reason;
   }
@@ -142,10 +129,15 @@ class NodeFile implements StorageFile {
 
 export class NodeStorage implements Storage {
   async open(filePath: string, mode: OpenMode): Promise<StorageFile> {
-    const fd = await new Promise<number>((resolve, reject) =>
-      fs.open(filePath, openFlags[mode], 0o644, (err, f) => (err ? reject(err) : resolve(f))),
-    );
-    return new NodeFile(filePath, fd, mode !== 'read');
+    const fd = await openFd(filePath, openFlags[mode]);
+    if (mode === 'read') return new NodeFile(filePath, fd, null);
+    try {
+      // After the first open, so 'create' has made the file and O_EXCL applied.
+      return new NodeFile(filePath, fd, await openFd(filePath, fs.constants.O_WRONLY | dsyncFlag));
+    } catch (err) {
+      await closeFd(fd).catch(() => undefined);
+      throw err;
+    }
   }
 
   readFile(filePath: string): Promise<Buffer> {

@@ -16,18 +16,13 @@ import {
   assertBuilt,
   counterClient,
   killChildren,
-  nodeStatus,
+  lastIdOf,
   removeTempDirs,
   type Server,
   sleep,
   startServe,
   tempDir,
 } from './serve-process';
-
-async function lastId(target: string, namespace: string): Promise<number> {
-  const status = await nodeStatus(target);
-  return Number(status.namespaces.find((ns) => ns.name === namespace)?.lastId ?? 0);
-}
 
 const streamPath = '/tally.v1.Counter/AllocateStream';
 const unaryPath = '/tally.v1.Counter/Allocate';
@@ -175,7 +170,7 @@ describe('Counter on the wire', () => {
     const out = await rawCall(server.target, streamPath, [Buffer.concat([body, after])]);
     expect(out.grpcStatus).toBe('12');
     expect(out.responses).toEqual([]);
-    expect(await lastId(server.target, 'zip-after')).toBe(0);
+    expect(await lastIdOf(server.target, 'zip-after')).toBe(0);
   });
 
   it('answers a content type that is not gRPC with HTTP 415', async () => {
@@ -225,7 +220,7 @@ describe('Counter on the wire', () => {
       let allocated = -1;
       for (let still = 0; still < 3;) {
         await sleep(100);
-        const now = await lastId(server.target, 'slow-reader');
+        const now = await lastIdOf(server.target, 'slow-reader');
         still = now === allocated ? still + 1 : 0;
         allocated = now;
       }

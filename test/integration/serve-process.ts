@@ -208,6 +208,12 @@ export function nodeStatus(target: string): Promise<StatusResponse__Output> {
   );
 }
 
+/** The last ID handed out in `namespace` on the node at target (0 if none), from Admin.Status. */
+export async function lastIdOf(target: string, namespace: string): Promise<number> {
+  const status = await nodeStatus(target);
+  return Number(status.namespaces.find((ns) => ns.name === namespace)?.lastId ?? 0);
+}
+
 export function allocate(
   client: CounterClient,
   namespace: string,

@@ -11,9 +11,7 @@ import { protoPath as healthProtoPath } from 'grpc-health-check';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { AllocateResponse__Output } from '../../src/generated/tally/v1/AllocateResponse';
 import type { CounterClient } from '../../src/generated/tally/v1/Counter';
-import type { StatusResponse__Output } from '../../src/generated/tally/v1/StatusResponse';
 import {
-  adminClient,
   allocate,
   allocateCode,
   allocateStream,
@@ -21,6 +19,7 @@ import {
   counterClient,
   fetchText,
   killChildren,
+  lastIdOf,
   removeTempDirs,
   repoRoot,
   runCli,
@@ -31,21 +30,6 @@ import {
 } from './serve-process';
 
 const { status: Status } = grpc;
-
-function nodeStatus(target: string): Promise<StatusResponse__Output> {
-  const client = adminClient(target);
-  return new Promise((resolve, reject) =>
-    client.status({}, { deadline: Date.now() + 10_000 }, (err, res) => {
-      client.close();
-      if (err !== null || res === undefined) reject(err ?? new Error('test: empty status'));
-      else resolve(res);
-    }),
-  );
-}
-
-function lastId(status: StatusResponse__Output, namespace: string): number {
-  return Number(status.namespaces.find((ns) => ns.name === namespace)?.lastId ?? 0);
-}
 
 /** Sends raw bytes as an Allocate request, bypassing the client's protobuf encoder. */
 function rawAllocate(target: string, bytes: Buffer): Promise<grpc.ServiceError | null> {
@@ -177,9 +161,8 @@ describe('one tally serve process', () => {
     }
     expect((await statusSeen).code).toBe(Status.CANCELLED);
     const after = await allocate(client, 'cancelled', 1);
-    const status = await nodeStatus(server.target);
     // Everything the node allocated before stays below what it hands out next.
-    expect(Number(after.first)).toBe(lastId(status, 'cancelled'));
+    expect(Number(after.first)).toBe(await lastIdOf(server.target, 'cancelled'));
     expect(server.proc.exitCode).toBeNull();
   });
 
@@ -312,9 +295,8 @@ describe('tally serve lifecycle', () => {
     // After a restart the node's counters equal what clients were told: no allocation was
     // made durable and then dropped unanswered at shutdown.
     const again = await startServe(dataDir);
-    const status = await nodeStatus(again.target);
-    expect(lastId(status, 'term-unary')).toBe(unaryOk.length);
-    expect(lastId(status, 'term-stream')).toBe(streamOk.length);
+    expect(await lastIdOf(again.target, 'term-unary')).toBe(unaryOk.length);
+    expect(await lastIdOf(again.target, 'term-stream')).toBe(streamOk.length);
   });
 
   it('logs nothing per request at LOG_LEVEL=info (only start-up lines)', async () => {
