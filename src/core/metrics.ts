@@ -3,12 +3,14 @@
  * and the simulator get their own). Modules receive this object; none imports a global.
  */
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { HotCounter, HotHistogram } from './hot-metrics';
 
 export interface Metrics {
   registry: Registry;
-  requests: Counter<'method' | 'code'>;
-  idsAllocated: Counter;
-  requestDurationSeconds: Histogram<'method'>;
+  /** Per-request metrics are hot-metrics (no label hashing per call); resolve children once. */
+  requests: HotCounter<'method' | 'code'>;
+  idsAllocated: HotCounter;
+  requestDurationSeconds: HotHistogram<'method'>;
   fsyncDurationSeconds: Histogram;
   batchRecords: Histogram;
   walBytes: Gauge;
@@ -43,18 +45,18 @@ export function createMetrics(opts: { defaults?: boolean } = {}): Metrics {
   const fast = [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1];
   return {
     registry,
-    requests: new Counter({
+    requests: new HotCounter({
       name: 'tally_requests_total',
       help: 'Allocation requests finished, by method and gRPC status code name',
       labelNames: ['method', 'code'],
       registers,
     }),
-    idsAllocated: new Counter({
+    idsAllocated: new HotCounter({
       name: 'tally_ids_allocated_total',
       help: 'IDs handed out in acknowledged allocations',
       registers,
     }),
-    requestDurationSeconds: new Histogram({
+    requestDurationSeconds: new HotHistogram({
       name: 'tally_request_duration_seconds',
       help: 'Allocation latency from receipt to reply',
       labelNames: ['method'],

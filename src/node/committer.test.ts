@@ -69,16 +69,25 @@ describe('committer', () => {
     const replicator = new FakeReplicator();
     const { wal, alloc } = await committerOn(storage, replicator);
     const ops: string[] = [];
-    storage.onOp = (op, target) => void (target === segment && ops.push(op));
     replicator.onOffer = (batch) => {
       ops.push(`offer ${batch.firstIndex}`);
       // None of the batch's bytes are in the segment yet.
       expect(storage.contents(segment).indexOf(batch.bytes)).toBe(-1);
     };
-    const results = await Promise.all(Array.from({ length: 20 }, () => alloc('a', 1)));
+    // 5 requests in one tick share the first batch; 15 more that arrive while it is being
+    // written share the second.
+    const later: Array<Promise<AllocateResult>> = [];
+    const first = Array.from({ length: 5 }, () => alloc('a', 1));
+    storage.onOp = (op, target) => {
+      if (target !== segment) return;
+      ops.push(op);
+      if (op === 'write' && later.length === 0)
+        for (let i = 0; i < 15; i++) later.push(alloc('a', 1));
+    };
+    const results = await Promise.all(first);
+    results.push(...(await Promise.all(later)));
     expect(results.map((r) => r.first)).toEqual(Array.from({ length: 20 }, (_, i) => i + 1));
-    // The first request goes alone; the other 19 arrive during its write and share one batch.
-    expect(ops).toEqual(['offer 1', 'write', 'datasync', 'offer 2', 'write', 'datasync']);
+    expect(ops).toEqual(['offer 1', 'write', 'datasync', 'offer 6', 'write', 'datasync']);
     await wal.close();
   });
 

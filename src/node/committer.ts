@@ -94,6 +94,12 @@ export class Committer {
   private queue: Pending[] = [];
   private spare: Pending[] = [];
   private writing = false;
+  /** A batch start is scheduled (setImmediate) and has not run yet. */
+  private startScheduled = false;
+  private readonly startBound = (): void => {
+    this.startScheduled = false;
+    if (!this.writing) void this.writeBatches();
+  };
   private stopped: TallyError | null = null;
   /** Set by a fatal storage error: nothing is written after it. */
   private fatal: TallyError | null = null;
@@ -152,7 +158,14 @@ export class Committer {
 
   private push(p: Pending): void {
     this.queue.push(p);
-    if (!this.writing) void this.writeBatches();
+    // The first batch after an idle spell starts once this poll's input has been read (the
+    // check phase), not on its first request: every request that arrived together (a whole
+    // chunk of a stream, other connections' requests) joins it instead of waiting a cycle
+    // behind a one-record batch.
+    if (!this.writing && !this.startScheduled) {
+      this.startScheduled = true;
+      setImmediate(this.startBound);
+    }
     if (this.replicated && this.sweepTimer === null) {
       this.sweepTimer = setInterval(() => this.expireWaiting(), expirySweepMs);
     }
@@ -187,7 +200,9 @@ export class Committer {
   }
 
   private isIdle(): boolean {
-    return !this.writing && this.queue.length === 0 && this.inflight.length === 0;
+    return (
+      !this.writing && !this.startScheduled && this.queue.length === 0 && this.inflight.length === 0
+    );
   }
 
   private checkIdle(): void {

@@ -40,7 +40,7 @@ describe('recovery with a fault-injecting disk', () => {
     const images: Array<{ image: FaultStorage; acked: Map<string, number>; op: string }> = [];
     storage.onOp = (op, target) =>
       images.push({ image: storage.crash(), acked: acks.copy(), op: `${op} ${target}` });
-    await workload(node, acks, 60);
+    await workload(node, acks, 90);
     storage.onOp = null;
     await node.close();
     const ops = new Set(images.map((i) => i.op.split(' ')[0]));

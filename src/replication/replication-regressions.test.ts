@@ -96,6 +96,9 @@ describe('replication regressions', () => {
           () => undefined,
         ),
       );
+      // One batch each (a batch starts after the tick it was submitted in): the first ones
+      // fit in the standby's segment and can be acknowledged, the later ones cannot.
+      await new Promise((resolve) => setImmediate(resolve));
     }
     await sleep(50);
     pair.net.heal();

@@ -136,18 +136,20 @@ function openCall(
 /** Per-method metric children, resolved once so the hot path does no label lookups. */
 export class MethodMetrics {
   private readonly ok;
+  private readonly ids;
   private readonly duration;
   constructor(
     private readonly metrics: Metrics,
     private readonly method: string,
   ) {
     this.ok = metrics.requests.labels(method, 'OK');
+    this.ids = metrics.idsAllocated.labels();
     this.duration = metrics.requestDurationSeconds.labels(method);
   }
 
   succeeded(startMs: number, count: number): void {
     this.ok.inc();
-    this.metrics.idsAllocated.inc(count);
+    this.ids.inc(count);
     this.duration.observe((performance.now() - startMs) / 1000);
   }
 
