@@ -33,6 +33,7 @@ export interface Metrics {
   replicationRejected: Counter<'reason'>;
   replicationTruncatedRecords: Counter;
   replicationSnapshotInstalls: Counter;
+  degraded: Gauge;
   /** Set by the node: refreshes the lag gauges when /metrics is scraped. */
   onScrape: { refresh: () => void };
 }
@@ -126,6 +127,11 @@ function replicationMetrics(
       registers,
     }),
     epoch: new Gauge({ name: 'tally_node_epoch', help: 'Epoch this node holds', registers }),
+    degraded: new Gauge({
+      name: 'tally_node_degraded',
+      help: 'Primary: 1 while it acknowledges without its standby (the controller took the standby out of the in-sync set)',
+      registers,
+    }),
     replicationLagRecords: new Gauge({
       name: 'tally_replication_lag_records',
       help: 'Primary: records written and not yet acknowledged by the standby. Standby: records behind the primary',

@@ -10,6 +10,8 @@ import type { PromoteResponse as _tally_v1_PromoteResponse, PromoteResponse__Out
 import type { ReplicationStatus as _tally_v1_ReplicationStatus, ReplicationStatus__Output as _tally_v1_ReplicationStatus__Output } from './tally/v1/ReplicationStatus';
 import type { StatusRequest as _tally_v1_StatusRequest, StatusRequest__Output as _tally_v1_StatusRequest__Output } from './tally/v1/StatusRequest';
 import type { StatusResponse as _tally_v1_StatusResponse, StatusResponse__Output as _tally_v1_StatusResponse__Output } from './tally/v1/StatusResponse';
+import type { StepDownRequest as _tally_v1_StepDownRequest, StepDownRequest__Output as _tally_v1_StepDownRequest__Output } from './tally/v1/StepDownRequest';
+import type { StepDownResponse as _tally_v1_StepDownResponse, StepDownResponse__Output as _tally_v1_StepDownResponse__Output } from './tally/v1/StepDownResponse';
 
 type SubtypeConstructor<Constructor extends new (...args: any) => any, Subtype> = {
   new(...args: ConstructorParameters<Constructor>): Subtype;
@@ -27,6 +29,8 @@ export interface ProtoGrpcType {
       ReplicationStatus: MessageTypeDefinition<_tally_v1_ReplicationStatus, _tally_v1_ReplicationStatus__Output>
       StatusRequest: MessageTypeDefinition<_tally_v1_StatusRequest, _tally_v1_StatusRequest__Output>
       StatusResponse: MessageTypeDefinition<_tally_v1_StatusResponse, _tally_v1_StatusResponse__Output>
+      StepDownRequest: MessageTypeDefinition<_tally_v1_StepDownRequest, _tally_v1_StepDownRequest__Output>
+      StepDownResponse: MessageTypeDefinition<_tally_v1_StepDownResponse, _tally_v1_StepDownResponse__Output>
     }
   }
 }

@@ -423,6 +423,12 @@ class BaselineNode implements CounterNode {
     );
   }
 
+  stepDown(): Promise<{ epoch: number; lastIndex: number }> {
+    return Promise.reject(
+      new WrongRoleError('baseline: a standalone comparison engine has no roles'),
+    );
+  }
+
   /** The table is always a complete checkpoint: nothing to write, nothing to compact. */
   checkpoint(): Promise<CheckpointInfo> {
     return Promise.resolve({ index: this.writeCount, segmentsRemoved: 0, durationUs: 0 });

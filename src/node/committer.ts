@@ -59,6 +59,8 @@ interface InFlight {
   lastIndex: number;
   bytes: number;
   localDone: boolean;
+  /** When the batch was handed to the standby (monotonic ms). */
+  offeredAtMs: number;
 }
 
 /** The standby side of a batch, as the committer sees it (replication/sender.ts). */
@@ -109,6 +111,11 @@ export class Committer {
   private inflight: InFlight[] = [];
   private windowWaiter: (() => void) | null = null;
   private sweepTimer: NodeJS.Timeout | null = null;
+  /**
+   * Degraded (the controller durably removed the standby from the in-sync set): batches are
+   * acknowledged once durable locally; they are still offered to the standby.
+   */
+  private aloneFlag = false;
 
   constructor(private readonly opts: CommitterOptions) {
     this.buf = Buffer.alloc(opts.batchBytesMax);
@@ -135,6 +142,28 @@ export class Committer {
   /** The standby's ack advanced: acknowledge what it now covers. */
   onAck(): void {
     this.settle();
+  }
+
+  get alone(): boolean {
+    return this.aloneFlag;
+  }
+
+  /**
+   * true: only after the controller has durably taken the standby out of the in-sync set —
+   * everything durable locally is acknowledged from now on, including batches already
+   * waiting for the standby. false: every batch not yet acknowledged waits for the standby
+   * again.
+   */
+  setAlone(alone: boolean): void {
+    this.aloneFlag = alone;
+    if (alone) this.settle();
+  }
+
+  /** Age (ms) of the oldest batch written or being written that still waits for the standby. */
+  standbyWaitMs(nowMs: number): number {
+    if (!this.replicated || this.aloneFlag) return 0;
+    const oldest = this.inflight[0];
+    return oldest === undefined ? 0 : nowMs - oldest.offeredAtMs;
   }
 
   /** Queues one validated request. Synchronous errors go to cb right away. */
@@ -174,6 +203,11 @@ export class Committer {
   /** Refuses new requests with `reason`; queued ones are still written. */
   stop(reason: TallyError): void {
     this.stopped ??= reason;
+  }
+
+  /** Takes requests again after stop() (a step-down that did not happen); not after halt(). */
+  resume(): void {
+    if (this.fatal === null) this.stopped = null;
   }
 
   /**
@@ -339,8 +373,9 @@ export class Committer {
       lastIndex: firstIndex + accepted.length - 1,
       bytes,
       localDone: false,
+      offeredAtMs: this.opts.clock.monotonicMs(),
     };
-    const started = this.opts.clock.monotonicMs();
+    const started = flight.offeredAtMs;
     const offer = replicator
       ? () => {
           const copy = Buffer.from(this.buf.subarray(0, bytes)); // the buffer is reused
@@ -369,7 +404,8 @@ export class Committer {
 
   /** Acknowledges, in order, every batch that is durable locally and on the standby. */
   private settle(): void {
-    const acked = this.opts.replicator?.ackedIndex ?? Infinity;
+    const replicator = this.aloneFlag ? undefined : this.opts.replicator;
+    const acked = replicator?.ackedIndex ?? Infinity;
     const { state, epoch } = this.opts;
     while (this.inflight.length > 0) {
       const f = this.inflight[0] as InFlight;

@@ -42,17 +42,20 @@ import { Sender } from '../replication/sender';
 import { NodeStorage, type Storage } from '../wal/storage';
 import { Committer } from './committer';
 import { loadMeta, lockDataDir, writeMeta, type DirLock, type Meta } from './data-dir';
+import { InSyncTracker } from './in-sync';
 import { LogStore } from './log-store';
 import { ReplicaLogAdapter, primaryLogOf, senderMetricsOf } from './replica';
 import type {
   AllocateCallback,
   CheckpointInfo,
   CounterNode,
+  InSyncAuthority,
   NodeState,
   NodeStatus,
   PromoteResult,
   ReplicationStatus,
   Role,
+  StandbyLossPolicy,
 } from './types';
 
 export interface NodeOptions {
@@ -79,6 +82,20 @@ export interface NodeOptions {
   checkpointRecords?: number;
   checkpointBytes?: number;
   queuedRequestsMax?: number;
+  /**
+   * The failover controller. With it a primary whose standby stops acknowledging asks it to
+   * take the standby out of the in-sync set and then acknowledges alone (policy `degrade`),
+   * and a deposed primary rejoins as a standby instead of staying fenced.
+   */
+  controller?: InSyncAuthority;
+  /** With a controller: `degrade` (default) or `block` (keep waiting for the standby). */
+  standbyLossPolicy?: StandbyLossPolicy;
+  /** With a controller: a batch waiting this long for the standby starts a degrade. */
+  degradeAfterMs?: number;
+  /** Primary: the standby's node id, as the controller names it. */
+  standbyId?: string;
+  /** Primary with a controller: it approved acknowledging alone (the standby is not in sync). */
+  aloneApproved?: boolean;
   /** Test seams: a fault-injecting disk, a fake clock; `lock: false` skips the OS lock. */
   storage?: Storage;
   clock?: Clock;
@@ -86,6 +103,10 @@ export interface NodeOptions {
 }
 
 const batchBytesMax = 1024 * 1024;
+/** With a controller, a batch waiting this long for the standby starts a degrade. */
+const degradeAfterMsDefault = 500;
+/** How long a step-down waits for the standby to acknowledge what was written. */
+const stepDownWaitMsDefault = 2000;
 /** How long close() waits for the standby to acknowledge batches already written. */
 const closeAckGraceMs = 2000;
 
@@ -136,6 +157,9 @@ export class TallyNode implements CounterNode {
   private sender: Sender | null = null;
   private receiver: Receiver | null = null;
   private replica: ReplicaLogAdapter | null = null;
+  private inSync: InSyncTracker | null = null;
+  /** Set while the node turns from primary into standby (step-down or rejoin). */
+  private demoting = false;
   /** Primary: the standby's address (from --standby, or from a promotion). */
   private standbyTarget = '';
   private resolveFailed!: (err: Error) => void;
@@ -204,9 +228,14 @@ export class TallyNode implements CounterNode {
     this.setRoleGauge(role);
     if (role === 'standalone') return this.beginEpoch(nextEpoch, null);
     if (role === 'primary') {
-      this.startPrimary(nextEpoch, this.opts.standby as string, false);
+      const alone = this.opts.controller !== undefined && this.opts.aloneApproved === true;
+      this.startPrimary(nextEpoch, this.opts.standby as string, false, alone);
       return;
     }
+    this.startStandby();
+  }
+
+  private startStandby(): void {
     this.replica = new ReplicaLogAdapter(this);
     this.store.noteAcknowledged(0); // checkpoints only what the primary has acknowledged
     this.receiver = new Receiver(this.replica, this.opts.logger.child({ module: 'replication' }), {
@@ -227,15 +256,37 @@ export class TallyNode implements CounterNode {
    * Proposes `epoch` to the standby; once accepted, persists it (unless a promotion already
    * did) and begins it. Until then the node is `starting` and refuses allocations.
    */
-  private startPrimary(epoch: number, standby: string, persisted: boolean): void {
+  private startPrimary(epoch: number, standby: string, persisted: boolean, alone: boolean): void {
     this.standbyTarget = standby;
-    this.log.info({ epoch, standby }, 'node: primary waiting for the standby to accept the epoch');
+    this.log.info(
+      { epoch, standby, alone },
+      alone
+        ? 'node: primary serving alone (approved by the controller) while the standby is brought back'
+        : 'node: primary waiting for the standby to accept the epoch',
+    );
     void Promise.resolve(this.opts.advertiseAddress ?? '').then((address) => {
-      if (this.stateValue === 'starting') this.startSender(epoch, standby, persisted, address);
+      if (this.stateValue !== 'starting') return;
+      const sender = this.startSender(epoch, standby, persisted, address);
+      if (alone) this.beginPrimary(epoch, sender, persisted, true);
     });
   }
 
-  private startSender(epoch: number, standby: string, persisted: boolean, address: string): void {
+  private beginPrimary(epoch: number, sender: Sender, persisted: boolean, alone: boolean): void {
+    if (this.committer !== null) return; // begun already (alone, before the standby answered)
+    const begin = persisted
+      ? this.beginCommitter(epoch, sender, alone)
+      : this.beginEpoch(epoch, sender, alone);
+    begin.catch((err: unknown) =>
+      this.fail(new StorageFatalError(`node: cannot begin epoch: ${(err as Error).message}`)),
+    );
+  }
+
+  private startSender(
+    epoch: number,
+    standby: string,
+    persisted: boolean,
+    address: string,
+  ): Sender {
     const dial = this.opts.dial as (target: string) => Dialer;
     const sender = new Sender({
       dialer: dial(standby),
@@ -248,32 +299,26 @@ export class TallyNode implements CounterNode {
       metrics: senderMetricsOf(this.opts.metrics),
       ackTimeoutMs: this.opts.replicationAckTimeoutMs,
       onAck: () => this.committer?.onAck(),
-      onAccepted: () => {
-        const begin = persisted
-          ? this.beginCommitter(epoch, sender)
-          : this.beginEpoch(epoch, sender);
-        begin.catch((err: unknown) =>
-          this.fail(new StorageFatalError(`node: cannot begin epoch: ${(err as Error).message}`)),
-        );
-      },
+      onAccepted: () => this.beginPrimary(epoch, sender, persisted, false),
       onFenced: (err) => this.fence(err),
     });
     this.sender = sender;
     sender.start(this.store.lastIndex);
+    return sender;
   }
 
   /** Persists the new epoch as this node's own, then begins it. */
-  private async beginEpoch(epoch: number, sender: Sender | null): Promise<void> {
+  private async beginEpoch(epoch: number, sender: Sender | null, alone = false): Promise<void> {
     const role: Role = sender ? 'primary' : this.meta.role;
     const meta = { ...this.meta, epoch, epochPrimary: this.opts.id, role, catchingUp: undefined };
     await writeMeta(this.storage, this.opts.dataDir, meta);
     this.meta = meta;
     if (this.stateValue !== 'starting') return; // closed or failed meanwhile: write nothing
-    await this.beginCommitter(epoch, sender);
+    await this.beginCommitter(epoch, sender, alone);
   }
 
   /** Writes the epoch-start record (replicated when there is a standby), then serves. */
-  private beginCommitter(epoch: number, sender: Sender | null): Promise<void> {
+  private beginCommitter(epoch: number, sender: Sender | null, alone = false): Promise<void> {
     if (this.stateValue !== 'starting') return Promise.resolve(); // closed or failed meanwhile
     this.opts.metrics.epoch.set(epoch);
     const committer = new Committer({
@@ -292,6 +337,26 @@ export class TallyNode implements CounterNode {
       ackWaitMs: this.opts.ackWaitMs,
     });
     this.committer = committer;
+    const controller = this.opts.controller;
+    if (sender !== null && controller !== undefined) {
+      // Before the epoch-start record: alone, even that is acknowledged without the standby.
+      this.inSync = new InSyncTracker({
+        nodeId: this.opts.id,
+        epoch,
+        authority: controller,
+        policy: this.opts.standbyLossPolicy ?? 'degrade',
+        degradeAfterMs: this.opts.degradeAfterMs ?? degradeAfterMsDefault,
+        committer,
+        sender,
+        lastIndex: () => this.store.wal.nextIndex - 1,
+        standbyId: this.opts.standbyId ?? '',
+        clock: this.clock,
+        logger: this.opts.logger.child({ module: 'replication' }),
+        metrics: this.opts.metrics,
+        onDeposed: (reason) => void this.becomeStandby(reason),
+        alone,
+      });
+    }
     return new Promise((resolve, reject) => {
       committer.submitEpochStart(this.opts.id, (err, result) => {
         if (err) {
@@ -352,8 +417,13 @@ export class TallyNode implements CounterNode {
     return this.store.checkpoint();
   }
 
-  async promote(epoch: number, standby?: string): Promise<PromoteResult> {
+  async promote(epoch: number, standby?: string, aloneApproved = false): Promise<PromoteResult> {
     const replica = this.replica;
+    const own = this.meta.epochPrimary === this.opts.id && this.meta.epoch === epoch;
+    if (replica === null && own && this.meta.role !== 'standby' && !this.demoting) {
+      // A repeated promotion (the controller resuming one it decided): already done.
+      return { epoch, role: this.meta.role, lastIndex: this.store.lastIndex };
+    }
     if (replica === null || this.receiver === null) {
       throw new WrongRoleError(
         `node: ${this.opts.id} is ${this.meta.role} (${this.stateValue}); only a standby can be promoted`,
@@ -400,7 +470,7 @@ export class TallyNode implements CounterNode {
       this.setRoleGauge(role);
       this.log.warn({ epoch, standby: standby ?? null }, 'node: promoted');
       if (standby === undefined) await this.beginCommitter(epoch, null);
-      else this.startPrimary(epoch, standby, true);
+      else this.startPrimary(epoch, standby, true, aloneApproved);
       return { epoch, role, lastIndex: this.store.lastIndex };
     });
   }
@@ -437,6 +507,86 @@ export class TallyNode implements CounterNode {
     this.committer?.halt(
       new NotPrimaryError(`node: ${this.opts.id} was deposed (${err.message}); not acknowledged`),
     );
+    // With a controller the cluster has a new primary to follow: rejoin it as its standby.
+    if (this.opts.controller !== undefined) void this.becomeStandby(err.message);
+  }
+
+  async stepDown(
+    epoch: number,
+    waitMs = stepDownWaitMsDefault,
+  ): Promise<{ epoch: number; lastIndex: number }> {
+    const committer = this.committer;
+    if (this.meta.role !== 'primary' || committer === null || this.stateValue !== 'serving') {
+      throw new WrongRoleError(
+        `node: ${this.opts.id} is ${this.meta.role} (${this.stateValue}); only a serving primary can step down`,
+      );
+    }
+    if (epoch !== 0 && epoch !== this.meta.epoch) {
+      throw new StaleEpochError(
+        `node: step-down for epoch ${epoch} refused: this node is primary of epoch ${this.meta.epoch}`,
+      );
+    }
+    if (committer.alone || (this.inSync !== null && this.inSync.state !== 'in-sync')) {
+      throw new UnavailableError(
+        `node: ${this.opts.id} cannot step down: its standby is not in sync`,
+      );
+    }
+    committer.stop(new UnavailableError('node: stepping down for a switchover; retry shortly'));
+    let timer: NodeJS.Timeout | undefined;
+    const timedOut = new Promise<boolean>((resolve) => {
+      timer = setTimeout(() => resolve(true), waitMs);
+    });
+    const late = await Promise.race([committer.whenIdle().then(() => false), timedOut]);
+    clearTimeout(timer);
+    if (late) {
+      committer.resume();
+      throw new UnavailableError(
+        `node: step-down cancelled: the standby did not acknowledge within ${waitMs} ms`,
+      );
+    }
+    const lastIndex = this.store.lastIndex;
+    await this.becomeStandby('planned switchover');
+    return { epoch: this.meta.epoch, lastIndex };
+  }
+
+  /**
+   * A primary (serving, starting or fenced) turns into a standby of whoever is primary now:
+   * nothing more is acknowledged here, and the new primary's log matching truncates whatever
+   * this node wrote that was never acknowledged (rewind) before it catches up.
+   */
+  private async becomeStandby(reason: string): Promise<void> {
+    if (this.receiver !== null || this.demoting) return;
+    if (this.stateValue === 'failed' || this.stateValue === 'closed') return;
+    if (this.stateValue === 'draining') return;
+    this.demoting = true;
+    try {
+      const committer = this.committer;
+      committer?.halt(
+        new NotPrimaryError(`node: ${this.opts.id} stepped down (${reason}); not acknowledged`),
+      );
+      await committer?.whenIdle();
+      this.inSync?.stop();
+      this.inSync = null;
+      this.sender?.stop();
+      this.sender = null;
+      this.committer = null;
+      this.standbyTarget = '';
+      const meta: Meta = { ...this.meta, role: 'standby', catchingUp: true };
+      await writeMeta(this.storage, this.opts.dataDir, meta);
+      this.meta = meta;
+      const now = this.stateValue as NodeState; // closed or failed while awaiting
+      if (now === 'draining' || now === 'failed' || now === 'closed') return;
+      this.opts.metrics.degraded.set(0);
+      this.setRoleGauge('standby');
+      this.log.warn({ reason, epoch: this.meta.epoch }, 'node: rejoining as a standby');
+      this.startStandby();
+    } catch (err) {
+      this.fail(
+        new StorageFatalError(`node: could not become a standby: ${(err as Error).message}`),
+      );
+    } finally {
+      this.demoting = false;
+    }
   }
 
   private setRoleGauge(role: Role | 'fenced'): void {
@@ -494,6 +644,7 @@ export class TallyNode implements CounterNode {
   fail(err: TallyError): void {
     if (this.stateValue === 'failed') return;
     this.stateValue = 'failed';
+    this.inSync?.stop();
     this.log.fatal({ err: err.message }, 'node: storage failure; stopping (never retrying fsync)');
     this.committer?.halt(
       new UnavailableError('node: storage failed; this node has stopped', { cause: err }),
@@ -520,6 +671,7 @@ export class TallyNode implements CounterNode {
       committer.halt(new UnavailableError('node: draining; not acknowledged'));
       await committer.whenIdle();
     }
+    this.inSync?.stop();
     this.sender?.stop();
     await this.replica?.exclusive(() => Promise.resolve());
     await this.store.close();

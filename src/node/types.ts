@@ -61,6 +61,19 @@ export interface ReplicationStatus {
   catchingUp: boolean;
 }
 
+/** What a primary does when its standby stops acknowledging (with a failover controller). */
+export type StandbyLossPolicy = 'degrade' | 'block';
+
+/**
+ * The failover controller as a primary sees it (src/controller implements it over gRPC).
+ * Each call resolves only once the change is durable at the controller; NotPrimaryError when
+ * the controller has another primary, UnavailableError when it cannot be reached.
+ */
+export interface InSyncAuthority {
+  removeFromInSync(primaryId: string, epoch: number, standbyId: string): Promise<void>;
+  addToInSync(primaryId: string, epoch: number, standbyId: string): Promise<void>;
+}
+
 export interface PromoteResult {
   epoch: number;
   role: Role;
@@ -86,7 +99,13 @@ export interface CounterNode {
    * from the old primary, writes the epoch-start record and serves — replicating to `standby`
    * when given (a HOST:PORT), alone otherwise (the operator's decision).
    */
-  promote(epoch: number, standby?: string): Promise<PromoteResult>;
+  promote(epoch: number, standby?: string, aloneApproved?: boolean): Promise<PromoteResult>;
+  /**
+   * Primary only (planned switchover): refuse new allocations, wait until every batch written
+   * is acknowledged by the standby, then become a standby. Stays primary (and serves again)
+   * when the standby does not acknowledge within `waitMs`.
+   */
+  stepDown(epoch: number, waitMs?: number): Promise<{ epoch: number; lastIndex: number }>;
   /**
    * A replication stream from a primary (`peer` names it in logs). A node that is not a
    * standby ends it at once with FAILED_PRECONDITION.

@@ -105,6 +105,7 @@ export class Sender {
   private readonly watchdog: NodeJS.Timeout;
   private standbyLastIndex = 0;
   private catchUpTarget = 0;
+  private standbyIdValue = '';
   private readonly log: Logger;
 
   constructor(private readonly opts: SenderOptions) {
@@ -117,6 +118,11 @@ export class Sender {
 
   get state(): SenderState {
     return this.stateValue;
+  }
+
+  /** The standby's node id, from its latest Hello reply ('' before the first). */
+  get standbyId(): string {
+    return this.standbyIdValue;
   }
 
   /** Highest index the standby has fsynced (in this epoch's log). */
@@ -215,6 +221,7 @@ export class Sender {
     }
     this.sent = [];
     this.standbyLastIndex = reply.lastIndex;
+    this.standbyIdValue = reply.nodeId;
     const match = matchIndex(reply, {
       lastIndex: this.lastOffered,
       epochs: this.primaryEpochs(),

@@ -1,5 +1,5 @@
 /**
- * tally.v1.Admin: Status and Checkpoint. Not on the hot path; errors go through the same
+ * tally.v1.Admin: Status, Checkpoint, Promote and StepDown. Not on the hot path; errors go through the same
  * status table as allocations.
  */
 import type { Logger } from 'pino';
@@ -72,8 +72,19 @@ export function createAdminHandlers(node: CounterNode, logger: Logger): AdminHan
           return;
         }
       }
-      node.promote(epoch, standby).then(
+      node.promote(epoch, standby, call.request.aloneApproved).then(
         (r) => callback(null, { epoch: r.epoch, role: r.role, lastIndex: r.lastIndex }),
+        (err: unknown) => callback(toGrpcError(err, logger)),
+      );
+    },
+    StepDown: (call, callback) => {
+      const epoch = Number(call.request.epoch);
+      if (!Number.isSafeInteger(epoch) || epoch < 0) {
+        callback(toGrpcError(new InvalidArgumentError('admin: step-down epoch invalid'), logger));
+        return;
+      }
+      node.stepDown(epoch).then(
+        (r) => callback(null, { epoch: r.epoch, lastIndex: r.lastIndex }),
         (err: unknown) => callback(toGrpcError(err, logger)),
       );
     },

@@ -7,6 +7,7 @@ import path from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
 import type { ProtoGrpcType as AdminProto } from '../generated/admin';
+import type { ProtoGrpcType as ControllerProto } from '../generated/controller';
 import type { ProtoGrpcType as CounterProto } from '../generated/counter';
 import type { ProtoGrpcType as ReplicationProto } from '../generated/replication';
 
@@ -15,6 +16,7 @@ export const protoFiles = [
   'tally/v1/counter.proto',
   'tally/v1/admin.proto',
   'tally/v1/replication.proto',
+  'tally/v1/controller.proto',
 ];
 
 /** Options matching `npm run gen:types`, so the generated types describe what we get. */
@@ -27,7 +29,7 @@ export const loaderOptions: protoLoader.Options = {
   includeDirs: [protoDir],
 };
 
-export type TallyProto = CounterProto & AdminProto & ReplicationProto;
+export type TallyProto = CounterProto & AdminProto & ReplicationProto & ControllerProto;
 
 export interface LoadedProtos {
   packageDefinition: protoLoader.PackageDefinition;

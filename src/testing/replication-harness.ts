@@ -8,6 +8,9 @@ import { FaultNetwork, type FaultPlan } from './fault-network';
 import { FaultStorage } from './fault-storage';
 import { openFaultNode, testDataDir } from './node-harness';
 
+export const primaryAddress = 'primary:7400';
+export const standbyAddress = 'standby:7401';
+
 export class Pair {
   primaryDisk = new FaultStorage();
   standbyDisk = new FaultStorage();
@@ -28,7 +31,7 @@ export class Pair {
       id: 'standby',
       role: 'standby',
       // Promoted with a standby address, it dials through the same network (to the standby).
-      dial: (target) => this.net.dialer(target, () => this.accept()),
+      dial: (target) => this.net.dialer(target, () => this.accept(target)),
       ...this.extra,
       ...extra,
     });
@@ -40,9 +43,9 @@ export class Pair {
     this.primary = await openFaultNode(this.primaryDisk, {
       id: 'primary',
       role: 'primary',
-      standby: 'standby:7401',
-      advertiseAddress: 'primary:7400',
-      dial: (target) => this.net.dialer(target, () => this.accept()),
+      standby: standbyAddress,
+      advertiseAddress: primaryAddress,
+      dial: (target) => this.net.dialer(target, () => this.accept(target)),
       replicationAckTimeoutMs: 400,
       ackWaitMs: 5000,
       ...this.extra,
@@ -51,12 +54,14 @@ export class Pair {
     return this.primary;
   }
 
-  private accept() {
+  /** Streams reach the node at `target`: 'primary:7400' is the first node, anything else the second. */
+  private accept(target: string) {
     return (channel: Parameters<CounterNode['openReplication']>[0], peer: string) => {
-      if (this.standby === null) {
+      const node = target === primaryAddress ? this.primary : this.standby;
+      if (node === null) {
         return refuseReplication(channel, new UnavailableError('harness: connection refused'));
       }
-      return this.standby.openReplication(channel, peer);
+      return node.openReplication(channel, peer);
     };
   }
 

@@ -8,6 +8,8 @@ import type { PromoteRequest as _tally_v1_PromoteRequest, PromoteRequest__Output
 import type { PromoteResponse as _tally_v1_PromoteResponse, PromoteResponse__Output as _tally_v1_PromoteResponse__Output } from '../../tally/v1/PromoteResponse';
 import type { StatusRequest as _tally_v1_StatusRequest, StatusRequest__Output as _tally_v1_StatusRequest__Output } from '../../tally/v1/StatusRequest';
 import type { StatusResponse as _tally_v1_StatusResponse, StatusResponse__Output as _tally_v1_StatusResponse__Output } from '../../tally/v1/StatusResponse';
+import type { StepDownRequest as _tally_v1_StepDownRequest, StepDownRequest__Output as _tally_v1_StepDownRequest__Output } from '../../tally/v1/StepDownRequest';
+import type { StepDownResponse as _tally_v1_StepDownResponse, StepDownResponse__Output as _tally_v1_StepDownResponse__Output } from '../../tally/v1/StepDownResponse';
 
 export interface AdminClient extends grpc.Client {
   Checkpoint(argument: _tally_v1_CheckpointRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_tally_v1_CheckpointResponse__Output>): grpc.ClientUnaryCall;
@@ -37,6 +39,15 @@ export interface AdminClient extends grpc.Client {
   status(argument: _tally_v1_StatusRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_tally_v1_StatusResponse__Output>): grpc.ClientUnaryCall;
   status(argument: _tally_v1_StatusRequest, callback: grpc.requestCallback<_tally_v1_StatusResponse__Output>): grpc.ClientUnaryCall;
   
+  StepDown(argument: _tally_v1_StepDownRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_tally_v1_StepDownResponse__Output>): grpc.ClientUnaryCall;
+  StepDown(argument: _tally_v1_StepDownRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_tally_v1_StepDownResponse__Output>): grpc.ClientUnaryCall;
+  StepDown(argument: _tally_v1_StepDownRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_tally_v1_StepDownResponse__Output>): grpc.ClientUnaryCall;
+  StepDown(argument: _tally_v1_StepDownRequest, callback: grpc.requestCallback<_tally_v1_StepDownResponse__Output>): grpc.ClientUnaryCall;
+  stepDown(argument: _tally_v1_StepDownRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_tally_v1_StepDownResponse__Output>): grpc.ClientUnaryCall;
+  stepDown(argument: _tally_v1_StepDownRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_tally_v1_StepDownResponse__Output>): grpc.ClientUnaryCall;
+  stepDown(argument: _tally_v1_StepDownRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_tally_v1_StepDownResponse__Output>): grpc.ClientUnaryCall;
+  stepDown(argument: _tally_v1_StepDownRequest, callback: grpc.requestCallback<_tally_v1_StepDownResponse__Output>): grpc.ClientUnaryCall;
+  
 }
 
 export interface AdminHandlers extends grpc.UntypedServiceImplementation {
@@ -46,10 +57,13 @@ export interface AdminHandlers extends grpc.UntypedServiceImplementation {
   
   Status: grpc.handleUnaryCall<_tally_v1_StatusRequest__Output, _tally_v1_StatusResponse>;
   
+  StepDown: grpc.handleUnaryCall<_tally_v1_StepDownRequest__Output, _tally_v1_StepDownResponse>;
+  
 }
 
 export interface AdminDefinition extends grpc.ServiceDefinition {
   Checkpoint: MethodDefinition<_tally_v1_CheckpointRequest, _tally_v1_CheckpointResponse, _tally_v1_CheckpointRequest__Output, _tally_v1_CheckpointResponse__Output>
   Promote: MethodDefinition<_tally_v1_PromoteRequest, _tally_v1_PromoteResponse, _tally_v1_PromoteRequest__Output, _tally_v1_PromoteResponse__Output>
   Status: MethodDefinition<_tally_v1_StatusRequest, _tally_v1_StatusResponse, _tally_v1_StatusRequest__Output, _tally_v1_StatusResponse__Output>
+  StepDown: MethodDefinition<_tally_v1_StepDownRequest, _tally_v1_StepDownResponse, _tally_v1_StepDownRequest__Output, _tally_v1_StepDownResponse__Output>
 }

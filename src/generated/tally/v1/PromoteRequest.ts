@@ -5,9 +5,11 @@ import type { Long } from '@grpc/proto-loader';
 export interface PromoteRequest {
   'epoch'?: (number | string | Long);
   'standby'?: (string);
+  'aloneApproved'?: (boolean);
 }
 
 export interface PromoteRequest__Output {
   'epoch': (string);
   'standby': (string);
+  'aloneApproved': (boolean);
 }

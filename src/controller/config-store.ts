@@ -1,0 +1,108 @@
+/**
+ * The cluster configuration and where the controller keeps it. Every change is one durable
+ * step with a higher version (temp file → fsync → rename → directory fsync), so a controller
+ * that dies mid-change restarts from either the old or the new configuration, never a mix.
+ *
+ * The store is an interface so that a replicated store (etcd with a leader lease, several
+ * controller replicas) can replace the local file later without touching the controller.
+ */
+import * as path from 'node:path';
+import { DataDirError } from '../core/errors';
+import { writeFileAtomic, type Storage } from '../wal/storage';
+
+export interface NodeRef {
+  id: string;
+  /** HOST:PORT of the node's gRPC server. */
+  address: string;
+}
+
+export interface FailoverRecord {
+  atUnixMs: number;
+  kind: 'failover' | 'switchover';
+  fromNode: string;
+  toNode: string;
+  epoch: number;
+  /** From the decision to the new primary's promotion reply. */
+  durationMs: number;
+  reason: string;
+}
+
+export interface ClusterConfig {
+  version: number;
+  /** The epoch of the latest promotion (a restarted primary may run in a higher one). */
+  epoch: number;
+  primary: NodeRef;
+  standby: NodeRef;
+  /** Node ids that hold every acknowledged record: only these are ever promoted. */
+  inSync: string[];
+  lastFailover: FailoverRecord | null;
+  /** A promotion was decided and not yet confirmed by the new primary: resume it. */
+  promoting: boolean;
+}
+
+export interface ConfigStore {
+  /** The stored configuration, or null when there is none yet. */
+  load(): Promise<ClusterConfig | null>;
+  /** Durable when the promise resolves. */
+  save(config: ClusterConfig): Promise<void>;
+}
+
+const configFileName = 'cluster.json';
+const formatVersion = 1;
+
+/** The embedded default: one JSON file in the controller's data directory. */
+export class FileConfigStore implements ConfigStore {
+  private readonly file: string;
+
+  constructor(
+    private readonly storage: Storage,
+    private readonly dataDir: string,
+  ) {
+    this.file = path.join(dataDir, configFileName);
+  }
+
+  async load(): Promise<ClusterConfig | null> {
+    await this.storage.mkdir(this.dataDir);
+    if (!(await this.storage.exists(this.file))) return null;
+    let parsed: unknown;
+    try {
+      parsed = JSON.parse((await this.storage.readFile(this.file)).toString('utf8'));
+    } catch (err) {
+      throw new DataDirError(`controller: ${this.file} is unreadable: ${(err as Error).message}`, {
+        cause: err,
+      });
+    }
+    const stored = parsed as { formatVersion?: unknown; config?: unknown };
+    if (stored.formatVersion !== formatVersion || !isClusterConfig(stored.config)) {
+      throw new DataDirError(`controller: ${this.file} is not a Tally cluster configuration`);
+    }
+    return stored.config;
+  }
+
+  async save(config: ClusterConfig): Promise<void> {
+    const data = Buffer.from(JSON.stringify({ formatVersion, config }, null, 2) + '\n');
+    await writeFileAtomic(this.storage, this.file, data);
+  }
+}
+
+function isNodeRef(x: unknown): x is NodeRef {
+  const r = x as NodeRef;
+  return (
+    typeof r === 'object' && r !== null && typeof r.id === 'string' && typeof r.address === 'string'
+  );
+}
+
+function isClusterConfig(x: unknown): x is ClusterConfig {
+  const c = x as ClusterConfig;
+  return (
+    typeof c === 'object' &&
+    c !== null &&
+    Number.isSafeInteger(c.version) &&
+    Number.isSafeInteger(c.epoch) &&
+    isNodeRef(c.primary) &&
+    isNodeRef(c.standby) &&
+    Array.isArray(c.inSync) &&
+    c.inSync.every((id) => typeof id === 'string') &&
+    typeof c.promoting === 'boolean'
+  );
+}

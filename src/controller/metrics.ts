@@ -1,0 +1,42 @@
+/** The controller's Prometheus metrics, on a registry the caller owns. */
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+
+export interface ControllerMetrics {
+  registry: Registry;
+  probes: Counter<'node' | 'result'>;
+  failovers: Counter<'kind'>;
+  promoteSeconds: Histogram;
+  configVersion: Gauge;
+}
+
+export function createControllerMetrics(opts: { defaults?: boolean } = {}): ControllerMetrics {
+  const registry = new Registry();
+  if (opts.defaults !== false) collectDefaultMetrics({ register: registry });
+  const registers = [registry];
+  return {
+    registry,
+    probes: new Counter({
+      name: 'tally_controller_probes_total',
+      help: 'Status probes of the nodes, by node id and result (ok, failed)',
+      labelNames: ['node', 'result'],
+      registers,
+    }),
+    failovers: new Counter({
+      name: 'tally_controller_failovers_total',
+      help: 'Promotions completed, by kind (failover, switchover)',
+      labelNames: ['kind'],
+      registers,
+    }),
+    promoteSeconds: new Histogram({
+      name: 'tally_controller_time_to_promote_seconds',
+      help: 'From the decision to promote to the new primary confirming it',
+      buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
+      registers,
+    }),
+    configVersion: new Gauge({
+      name: 'tally_controller_config_version',
+      help: 'Version of the cluster configuration the controller holds',
+      registers,
+    }),
+  };
+}

@@ -1,0 +1,65 @@
+// Original file: proto/tally/v1/controller.proto
+
+import type * as grpc from '@grpc/grpc-js'
+import type { MethodDefinition } from '@grpc/proto-loader'
+import type { ClusterConfig as _tally_v1_ClusterConfig, ClusterConfig__Output as _tally_v1_ClusterConfig__Output } from '../../tally/v1/ClusterConfig';
+import type { GetConfigRequest as _tally_v1_GetConfigRequest, GetConfigRequest__Output as _tally_v1_GetConfigRequest__Output } from '../../tally/v1/GetConfigRequest';
+import type { InSyncChange as _tally_v1_InSyncChange, InSyncChange__Output as _tally_v1_InSyncChange__Output } from '../../tally/v1/InSyncChange';
+import type { SwitchoverRequest as _tally_v1_SwitchoverRequest, SwitchoverRequest__Output as _tally_v1_SwitchoverRequest__Output } from '../../tally/v1/SwitchoverRequest';
+
+export interface ControllerClient extends grpc.Client {
+  AddToInSync(argument: _tally_v1_InSyncChange, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_tally_v1_ClusterConfig__Output>): grpc.ClientUnaryCall;
+  AddToInSync(argument: _tally_v1_InSyncChange, metadata: grpc.Metadata, callback: grpc.requestCallback<_tally_v1_ClusterConfig__Output>): grpc.ClientUnaryCall;
+  AddToInSync(argument: _tally_v1_InSyncChange, options: grpc.CallOptions, callback: grpc.requestCallback<_tally_v1_ClusterConfig__Output>): grpc.ClientUnaryCall;
+  AddToInSync(argument: _tally_v1_InSyncChange, callback: grpc.requestCallback<_tally_v1_ClusterConfig__Output>): grpc.ClientUnaryCall;
+  addToInSync(argument: _tally_v1_InSyncChange, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_tally_v1_ClusterConfig__Output>): grpc.ClientUnaryCall;
+  addToInSync(argument: _tally_v1_InSyncChange, metadata: grpc.Metadata, callback: grpc.requestCallback<_tally_v1_ClusterConfig__Output>): grpc.ClientUnaryCall;
+  addToInSync(argument: _tally_v1_InSyncChange, options: grpc.CallOptions, callback: grpc.requestCallback<_tally_v1_ClusterConfig__Output>): grpc.ClientUnaryCall;
+  addToInSync(argument: _tally_v1_InSyncChange, callback: grpc.requestCallback<_tally_v1_ClusterConfig__Output>): grpc.ClientUnaryCall;
+  
+  GetConfig(argument: _tally_v1_GetConfigRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_tally_v1_ClusterConfig__Output>): grpc.ClientUnaryCall;
+  GetConfig(argument: _tally_v1_GetConfigRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_tally_v1_ClusterConfig__Output>): grpc.ClientUnaryCall;
+  GetConfig(argument: _tally_v1_GetConfigRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_tally_v1_ClusterConfig__Output>): grpc.ClientUnaryCall;
+  GetConfig(argument: _tally_v1_GetConfigRequest, callback: grpc.requestCallback<_tally_v1_ClusterConfig__Output>): grpc.ClientUnaryCall;
+  getConfig(argument: _tally_v1_GetConfigRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_tally_v1_ClusterConfig__Output>): grpc.ClientUnaryCall;
+  getConfig(argument: _tally_v1_GetConfigRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_tally_v1_ClusterConfig__Output>): grpc.ClientUnaryCall;
+  getConfig(argument: _tally_v1_GetConfigRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_tally_v1_ClusterConfig__Output>): grpc.ClientUnaryCall;
+  getConfig(argument: _tally_v1_GetConfigRequest, callback: grpc.requestCallback<_tally_v1_ClusterConfig__Output>): grpc.ClientUnaryCall;
+  
+  RemoveFromInSync(argument: _tally_v1_InSyncChange, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_tally_v1_ClusterConfig__Output>): grpc.ClientUnaryCall;
+  RemoveFromInSync(argument: _tally_v1_InSyncChange, metadata: grpc.Metadata, callback: grpc.requestCallback<_tally_v1_ClusterConfig__Output>): grpc.ClientUnaryCall;
+  RemoveFromInSync(argument: _tally_v1_InSyncChange, options: grpc.CallOptions, callback: grpc.requestCallback<_tally_v1_ClusterConfig__Output>): grpc.ClientUnaryCall;
+  RemoveFromInSync(argument: _tally_v1_InSyncChange, callback: grpc.requestCallback<_tally_v1_ClusterConfig__Output>): grpc.ClientUnaryCall;
+  removeFromInSync(argument: _tally_v1_InSyncChange, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_tally_v1_ClusterConfig__Output>): grpc.ClientUnaryCall;
+  removeFromInSync(argument: _tally_v1_InSyncChange, metadata: grpc.Metadata, callback: grpc.requestCallback<_tally_v1_ClusterConfig__Output>): grpc.ClientUnaryCall;
+  removeFromInSync(argument: _tally_v1_InSyncChange, options: grpc.CallOptions, callback: grpc.requestCallback<_tally_v1_ClusterConfig__Output>): grpc.ClientUnaryCall;
+  removeFromInSync(argument: _tally_v1_InSyncChange, callback: grpc.requestCallback<_tally_v1_ClusterConfig__Output>): grpc.ClientUnaryCall;
+  
+  Switchover(argument: _tally_v1_SwitchoverRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_tally_v1_ClusterConfig__Output>): grpc.ClientUnaryCall;
+  Switchover(argument: _tally_v1_SwitchoverRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_tally_v1_ClusterConfig__Output>): grpc.ClientUnaryCall;
+  Switchover(argument: _tally_v1_SwitchoverRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_tally_v1_ClusterConfig__Output>): grpc.ClientUnaryCall;
+  Switchover(argument: _tally_v1_SwitchoverRequest, callback: grpc.requestCallback<_tally_v1_ClusterConfig__Output>): grpc.ClientUnaryCall;
+  switchover(argument: _tally_v1_SwitchoverRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_tally_v1_ClusterConfig__Output>): grpc.ClientUnaryCall;
+  switchover(argument: _tally_v1_SwitchoverRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_tally_v1_ClusterConfig__Output>): grpc.ClientUnaryCall;
+  switchover(argument: _tally_v1_SwitchoverRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_tally_v1_ClusterConfig__Output>): grpc.ClientUnaryCall;
+  switchover(argument: _tally_v1_SwitchoverRequest, callback: grpc.requestCallback<_tally_v1_ClusterConfig__Output>): grpc.ClientUnaryCall;
+  
+}
+
+export interface ControllerHandlers extends grpc.UntypedServiceImplementation {
+  AddToInSync: grpc.handleUnaryCall<_tally_v1_InSyncChange__Output, _tally_v1_ClusterConfig>;
+  
+  GetConfig: grpc.handleUnaryCall<_tally_v1_GetConfigRequest__Output, _tally_v1_ClusterConfig>;
+  
+  RemoveFromInSync: grpc.handleUnaryCall<_tally_v1_InSyncChange__Output, _tally_v1_ClusterConfig>;
+  
+  Switchover: grpc.handleUnaryCall<_tally_v1_SwitchoverRequest__Output, _tally_v1_ClusterConfig>;
+  
+}
+
+export interface ControllerDefinition extends grpc.ServiceDefinition {
+  AddToInSync: MethodDefinition<_tally_v1_InSyncChange, _tally_v1_ClusterConfig, _tally_v1_InSyncChange__Output, _tally_v1_ClusterConfig__Output>
+  GetConfig: MethodDefinition<_tally_v1_GetConfigRequest, _tally_v1_ClusterConfig, _tally_v1_GetConfigRequest__Output, _tally_v1_ClusterConfig__Output>
+  RemoveFromInSync: MethodDefinition<_tally_v1_InSyncChange, _tally_v1_ClusterConfig, _tally_v1_InSyncChange__Output, _tally_v1_ClusterConfig__Output>
+  Switchover: MethodDefinition<_tally_v1_SwitchoverRequest, _tally_v1_ClusterConfig, _tally_v1_SwitchoverRequest__Output, _tally_v1_ClusterConfig__Output>
+}

@@ -1,0 +1,15 @@
+// Original file: proto/tally/v1/controller.proto
+
+import type { Long } from '@grpc/proto-loader';
+
+export interface InSyncChange {
+  'primaryId'?: (string);
+  'epoch'?: (number | string | Long);
+  'standbyId'?: (string);
+}
+
+export interface InSyncChange__Output {
+  'primaryId': (string);
+  'epoch': (string);
+  'standbyId': (string);
+}

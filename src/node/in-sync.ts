@@ -1,0 +1,176 @@
+/**
+ * A primary's standing with its standby, under a failover controller:
+ *
+ *   in-sync   every acknowledgement waits for the standby;
+ *   degrading a batch has waited longer than degradeAfterMs: the controller is asked to take
+ *             the standby out of the in-sync set (policy `degrade`; `block` never asks);
+ *   alone     the controller has durably recorded that: acknowledged after the local fsync,
+ *             batches still offered to the standby whenever it is connected;
+ *   resyncing the standby streams again: acknowledgements wait for it again, and once its ack
+ *             covers everything acknowledged alone the controller is asked to add it back.
+ *
+ * Safety rests on the order: the primary acknowledges alone only after the controller's
+ * durable yes, and the controller never promotes a node outside the in-sync set.
+ */
+import type { Logger } from 'pino';
+import type { Clock } from '../core/clock';
+import { NotPrimaryError } from '../core/errors';
+import type { Metrics } from '../core/metrics';
+import type { Committer } from './committer';
+import type { InSyncAuthority, StandbyLossPolicy } from './types';
+
+export type SyncState = 'in-sync' | 'degrading' | 'alone' | 'resyncing';
+
+/** What the tracker reads from the replication sender. */
+export interface StandbyLink {
+  readonly state: string;
+  readonly ackedIndex: number;
+  readonly standbyId: string;
+}
+
+export interface InSyncTrackerOptions {
+  nodeId: string;
+  epoch: number;
+  authority: InSyncAuthority;
+  policy: StandbyLossPolicy;
+  degradeAfterMs: number;
+  committer: Pick<Committer, 'setAlone' | 'standbyWaitMs'>;
+  sender: StandbyLink;
+  /** The last index written (or being written) locally. */
+  lastIndex: () => number;
+  /** The configured standby's id, when the controller named it (before any Hello reply). */
+  standbyId: string;
+  clock: Clock;
+  logger: Logger;
+  metrics: Metrics;
+  /** The controller says another node is primary: this one must step down. */
+  onDeposed: (reason: string) => void;
+  /** Start alone (the controller approved it with the promotion). */
+  alone: boolean;
+}
+
+/** How often the tracker looks at the standby's acks. */
+const tickMs = 100;
+/** After the controller could not be asked, the next attempt waits this long. */
+const askRetryMs = 1000;
+
+export class InSyncTracker {
+  private stateValue: SyncState;
+  private resyncMark = 0;
+  private asking = false;
+  private nextAskAtMs = 0;
+  private readonly timer: NodeJS.Timeout;
+
+  constructor(private readonly opts: InSyncTrackerOptions) {
+    this.stateValue = opts.alone ? 'alone' : 'in-sync';
+    opts.committer.setAlone(opts.alone);
+    opts.metrics.degraded.set(opts.alone ? 1 : 0);
+    this.timer = setInterval(() => this.tick(), tickMs);
+    this.timer.unref();
+  }
+
+  get state(): SyncState {
+    return this.stateValue;
+  }
+
+  stop(): void {
+    clearInterval(this.timer);
+  }
+
+  private get standbyId(): string {
+    return this.opts.sender.standbyId || this.opts.standbyId;
+  }
+
+  private tick(): void {
+    const { committer, sender, clock } = this.opts;
+    const now = clock.monotonicMs();
+    if (this.asking || now < this.nextAskAtMs) return;
+    const waitMs = committer.standbyWaitMs(now);
+    switch (this.stateValue) {
+      case 'in-sync':
+      case 'resyncing':
+        if (this.opts.policy === 'degrade' && waitMs > this.opts.degradeAfterMs) {
+          this.degrade(waitMs);
+        } else if (this.stateValue === 'resyncing' && sender.ackedIndex >= this.resyncMark) {
+          this.addBack();
+        }
+        return;
+      case 'alone':
+        if (sender.state === 'streaming') {
+          // From here every acknowledgement waits for the standby again; once its ack covers
+          // the last record written alone, it holds everything ever acknowledged.
+          committer.setAlone(false);
+          this.resyncMark = this.opts.lastIndex();
+          this.stateValue = 'resyncing';
+          this.opts.logger.info(
+            { standby: this.standbyId, mark: this.resyncMark },
+            'replication: standby streaming again; waiting for it to cover every acknowledged record',
+          );
+        }
+        return;
+      case 'degrading':
+        return;
+    }
+  }
+
+  private degrade(waitMs: number): void {
+    const from = this.stateValue;
+    this.stateValue = 'degrading';
+    this.asking = true;
+    const { authority, nodeId, epoch, logger } = this.opts;
+    const standbyId = this.standbyId;
+    logger.warn(
+      { standby: standbyId, waitedMs: Math.round(waitMs) },
+      'replication: the standby has not acknowledged in time; asking the controller to take it out of the in-sync set',
+    );
+    authority.removeFromInSync(nodeId, epoch, standbyId).then(
+      () => {
+        this.asking = false;
+        this.stateValue = 'alone';
+        this.opts.committer.setAlone(true);
+        this.opts.metrics.degraded.set(1);
+        logger.warn(
+          { standby: standbyId, epoch },
+          'replication: degraded: the controller removed the standby from the in-sync set; acknowledging after the local fsync alone',
+        );
+      },
+      (err: unknown) => {
+        this.asking = false;
+        this.stateValue = from;
+        this.refused(err, 'degrade');
+      },
+    );
+  }
+
+  private addBack(): void {
+    this.asking = true;
+    const { authority, nodeId, epoch, logger } = this.opts;
+    const standbyId = this.standbyId;
+    authority.addToInSync(nodeId, epoch, standbyId).then(
+      () => {
+        this.asking = false;
+        this.stateValue = 'in-sync';
+        this.opts.metrics.degraded.set(0);
+        logger.warn(
+          { standby: standbyId, epoch, ackIndex: this.opts.sender.ackedIndex },
+          'replication: the standby is back in the in-sync set',
+        );
+      },
+      (err: unknown) => {
+        this.asking = false;
+        this.refused(err, 'add the standby back');
+      },
+    );
+  }
+
+  private refused(err: unknown, what: string): void {
+    const message = (err as Error).message;
+    this.nextAskAtMs = this.opts.clock.monotonicMs() + askRetryMs;
+    if (err instanceof NotPrimaryError) {
+      this.opts.logger.error({ err: message }, `replication: the controller refused to ${what}`);
+      this.opts.onDeposed(message);
+      return;
+    }
+    this.opts.logger.warn({ err: message }, `replication: cannot ${what} (controller): retrying`);
+  }
+}
