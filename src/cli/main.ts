@@ -10,6 +10,8 @@ import { packageVersion } from '../server/version';
 import { registerAlloc } from './alloc';
 import { registerCheckpoint } from './checkpoint';
 import { CliError, exitFailure, exitUsage } from './common';
+import { registerCluster } from './cluster';
+import { registerController } from './controller';
 import { registerPromote } from './promote';
 import { registerServe } from './serve';
 import { registerStatus } from './status';
@@ -30,6 +32,8 @@ export function buildProgram(): Command {
   registerStatus(program);
   registerCheckpoint(program);
   registerPromote(program);
+  registerController(program);
+  registerCluster(program);
   registerWal(program);
   return program;
 }

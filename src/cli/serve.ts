@@ -8,7 +8,9 @@ import { type Command, InvalidArgumentError, Option } from 'commander';
 import { createMetrics, type Metrics } from '../core/metrics';
 import { segmentSizeBytesMax, segmentSizeBytesMin, standbyWaitMsDefault } from '../core/limits';
 import { openNode, type NodeOptions } from '../node/node';
-import type { CounterNode, Role } from '../node/types';
+import type { CounterNode, Role, StandbyLossPolicy } from '../node/types';
+import type { ClusterConfig } from '../controller/config-store';
+import { ControllerClient } from '../server/controller-client';
 import { grpcDialer } from '../server/replication-service';
 import { dialHost, parseHostPort } from '../server/listen';
 import { createLogger, type Logger } from '../server/logger';
@@ -30,10 +32,22 @@ interface ServeOptions {
   standby?: string;
   advertise?: string;
   standbyWaitMs: number;
+  controller?: string;
+  standbyLoss: StandbyLossPolicy;
+  degradeAfterMs: number;
+}
+
+/** What the controller's configuration makes of this node at start. */
+interface Placement {
+  role: Role;
+  standby?: string;
+  standbyId?: string;
+  aloneApproved?: boolean;
 }
 
 interface Serving {
   node: CounterNode;
+  controller: ControllerClient | null;
   grpc: RunningServer;
   metricsServer: MetricsServer;
   logger: Logger;
@@ -60,14 +74,21 @@ function nodeOptions(
   logger: Logger,
   metrics: Metrics,
   advertise: Promise<string>,
+  placement: Placement,
+  controller: ControllerClient | null,
 ): NodeOptions {
   return {
     id: opts.id,
     dataDir: path.resolve(opts.dataDir),
     logger,
     metrics,
-    role: opts.role,
-    standby: opts.standby,
+    role: placement.role,
+    standby: placement.standby,
+    standbyId: placement.standbyId,
+    aloneApproved: placement.aloneApproved,
+    controller: controller ?? undefined,
+    standbyLossPolicy: opts.standbyLoss,
+    degradeAfterMs: opts.degradeAfterMs,
     dial: grpcDialer,
     advertiseAddress: advertise,
     ackWaitMs: opts.standbyWaitMs,
@@ -78,14 +99,86 @@ function nodeOptions(
   };
 }
 
+/** How long a node waits between attempts to reach the controller at start. */
+const controllerRetryMs = 500;
+/** How often a node re-reads the controller's configuration (to learn it was deposed). */
+const configPollMs = 1000;
+
+function placementIn(config: ClusterConfig, id: string): Placement {
+  if (config.primary.id === id && !config.promoting) {
+    return {
+      role: 'primary',
+      standby: config.standby.address,
+      standbyId: config.standby.id,
+      aloneApproved: !config.inSync.includes(config.standby.id),
+    };
+  }
+  if (config.primary.id === id || config.standby.id === id) return { role: 'standby' };
+  throw new CliError(
+    `serve: node ${id} is not in the controller's configuration (${config.primary.id}, ${config.standby.id})`,
+  );
+}
+
+/** Asks the controller where this node belongs; waits for it (a node never guesses). */
+async function placementFromController(
+  client: ControllerClient,
+  id: string,
+  logger: Logger,
+): Promise<Placement> {
+  for (let attempt = 0; ; attempt++) {
+    try {
+      const config = await client.getConfig();
+      const placement = placementIn(config, id);
+      logger.info({ ...placement, version: config.version }, 'serve: placed by the controller');
+      return placement;
+    } catch (err) {
+      if (err instanceof CliError) throw err;
+      if (attempt % 10 === 0) {
+        logger.warn(
+          { controller: client.address, err: (err as Error).message },
+          'serve: waiting for the controller',
+        );
+      }
+      await new Promise((r) => setTimeout(r, controllerRetryMs));
+    }
+  }
+}
+
+/** A primary that the controller no longer names primary rejoins as standby. */
+function followController(s: Serving, id: string): void {
+  const client = s.controller;
+  if (client === null) return;
+  const timer = setInterval(() => {
+    client.getConfig().then(
+      (config) => {
+        if (config.promoting || config.primary.id === id) return;
+        if (s.node.status().role === 'standby') return;
+        void s.node.rejoinAsStandby(
+          `the controller names ${config.primary.id} primary of epoch ${config.epoch}`,
+        );
+      },
+      () => undefined, // unreachable: the data path does not depend on it
+    );
+  }, configPollMs);
+  timer.unref();
+}
+
 /** Opens the node, then the servers; if a server cannot start, the node is closed again. */
 async function start(opts: ServeOptions): Promise<Serving> {
   const logger = createLogger();
   const metrics = createMetrics();
+  const controller = opts.controller === undefined ? null : new ControllerClient(opts.controller);
+  const placement: Placement =
+    controller === null
+      ? { role: opts.role, standby: opts.standby }
+      : await placementFromController(controller, opts.id, logger.child({ module: 'cli' }));
   // The address a standby hands to clients: known once the server is bound (port 0).
   let advertised!: (address: string) => void;
   const advertise = new Promise<string>((resolve) => (advertised = resolve));
-  const node = await openEngine(opts.engine, nodeOptions(opts, logger, metrics, advertise));
+  const node = await openEngine(
+    opts.engine,
+    nodeOptions(opts, logger, metrics, advertise, placement, controller),
+  );
   let grpc: RunningServer | undefined;
   try {
     grpc = await startServer({ node, listen: opts.listen, logger, metrics });
@@ -96,7 +189,7 @@ async function start(opts: ServeOptions): Promise<Serving> {
       metrics.registry,
       metricsLogger,
     );
-    return { node, grpc, metricsServer, logger: logger.child({ module: 'cli' }) };
+    return { node, controller, grpc, metricsServer, logger: logger.child({ module: 'cli' }) };
   } catch (err) {
     await grpc?.shutdown();
     await node.close();
@@ -133,6 +226,7 @@ function installShutdown(s: Serving): void {
         await s.grpc.shutdown();
         await s.node.close();
         await s.metricsServer.close();
+        s.controller?.close();
       } catch (err) {
         s.logger.error({ err }, 'tally: shutdown failed');
         process.exit(1);
@@ -159,14 +253,22 @@ function exitOnNodeFailure(s: Serving): void {
   );
 }
 
-async function runServe(opts: ServeOptions): Promise<void> {
-  if (opts.role === 'primary' && opts.standby === undefined) {
+async function runServe(opts: ServeOptions, command: Command): Promise<void> {
+  if (opts.controller !== undefined) {
+    if (command.getOptionValueSource('role') !== 'default' || opts.standby !== undefined) {
+      throw new CliError(
+        'serve: with --controller the controller decides the role; drop --role/--standby',
+        exitUsage,
+      );
+    }
+  } else if (opts.role === 'primary' && opts.standby === undefined) {
     throw new CliError('serve: --role primary needs --standby HOST:PORT', exitUsage);
   }
   if (opts.role !== 'primary' && opts.standby !== undefined) {
     throw new CliError('serve: --standby is only for --role primary', exitUsage);
   }
   const serving = await start(opts);
+  followController(serving, opts.id);
   exitOnNodeFailure(serving);
   installShutdown(serving);
   announce(serving, opts);
@@ -281,6 +383,32 @@ export function registerServe(program: Command): void {
         1,
         3_600_000,
       ).default(standbyWaitMsDefault),
+    )
+    .addOption(
+      new Option(
+        '--controller <host:port>',
+        'the failover controller: it decides the role (no --role/--standby then)',
+      )
+        .env('TALLY_CONTROLLER')
+        .argParser(hostPortArg),
+    )
+    .addOption(
+      new Option(
+        '--standby-loss <policy>',
+        'with a controller, when the standby stops acknowledging: degrade (ask the controller, then acknowledge alone) or block',
+      )
+        .env('TALLY_STANDBY_LOSS')
+        .choices(['degrade', 'block'])
+        .default('degrade'),
+    )
+    .addOption(
+      intOption(
+        '--degrade-after-ms <ms>',
+        'TALLY_DEGRADE_AFTER_MS',
+        'with a controller: a batch waiting this long for the standby starts a degrade',
+        10,
+        600_000,
+      ).default(500),
     )
     .action(runServe);
 }

@@ -2,14 +2,25 @@
  * `tally status`: a node's role, epoch, WAL and counters, as a table or (--json) the
  * StatusResponse message.
  */
-import type { Command } from 'commander';
+import { type Command, Option } from 'commander';
+import type { ClusterConfig } from '../controller/config-store';
 import type { StatusResponse__Output } from '../generated/tally/v1/StatusResponse';
-import { adminClient, deadlineOption, out, targetOption, unary } from './common';
+import { ControllerClient } from '../server/controller-client';
+import {
+  CliError,
+  adminClient,
+  deadlineOption,
+  hostPortArg,
+  out,
+  targetOption,
+  unary,
+} from './common';
 
 interface StatusOptions {
   target: string;
   deadlineMs: number;
   json?: boolean;
+  controller?: string;
 }
 
 function checkpointText(s: StatusResponse__Output): string {
@@ -56,19 +67,98 @@ export function formatStatus(s: StatusResponse__Output): string {
   return `${lines.join('\n')}\n`;
 }
 
-async function runStatus(opts: StatusOptions): Promise<void> {
-  const client = adminClient(opts.target);
-  const status = await unary<StatusResponse__Output>(client, opts.deadlineMs, (options, cb) =>
+function nodeStatusOf(target: string, deadlineMs: number): Promise<StatusResponse__Output> {
+  const client = adminClient(target);
+  return unary<StatusResponse__Output>(client, deadlineMs, (options, cb) =>
     client.status({}, options, cb),
   );
+}
+
+/** One row per node: what the controller says of it and what it says of itself. */
+export function formatCluster(
+  config: ClusterConfig,
+  nodes: Array<{
+    id: string;
+    address: string;
+    status: StatusResponse__Output | null;
+    error?: string;
+  }>,
+): string {
+  const lines = [
+    `configuration  version ${config.version}, epoch ${config.epoch}${config.promoting ? ' (promotion in progress)' : ''}`,
+    `in sync        ${config.inSync.join(', ') || '(none)'}`,
+  ];
+  const f = config.lastFailover;
+  lines.push(
+    f === null
+      ? 'last failover  none'
+      : `last failover  ${f.kind} ${f.fromNode} → ${f.toNode} at ${new Date(f.atUnixMs).toISOString()}, epoch ${f.epoch}, ${f.durationMs} ms (${f.reason})`,
+    '',
+    `${'NODE'.padEnd(8)}${'ADDRESS'.padEnd(22)}${'CONFIGURED'.padEnd(12)}${'ROLE'.padEnd(10)}${'STATE'.padEnd(10)}${'EPOCH'.padEnd(7)}${'LAST INDEX'.padEnd(12)}LAG`,
+  );
+  for (const n of nodes) {
+    const configured = n.id === config.primary.id ? 'primary' : 'standby';
+    const s = n.status;
+    if (s === null) {
+      lines.push(
+        `${n.id.padEnd(8)}${n.address.padEnd(22)}${configured.padEnd(12)}unreachable (${n.error ?? '?'})`,
+      );
+      continue;
+    }
+    const r = s.replication;
+    const lag = r ? `${r.lagRecords} records${r.catchingUp ? ', catching up' : ''}` : '-';
+    lines.push(
+      `${n.id.padEnd(8)}${n.address.padEnd(22)}${configured.padEnd(12)}${s.role.padEnd(10)}${s.state.padEnd(10)}${s.epoch.padEnd(7)}${s.lastIndex.padEnd(12)}${lag}`,
+    );
+  }
+  return `${lines.join('\n')}\n`;
+}
+
+async function runClusterStatus(opts: StatusOptions & { controller: string }): Promise<void> {
+  const client = new ControllerClient(opts.controller);
+  let config: ClusterConfig;
+  try {
+    config = await client.getConfig(opts.deadlineMs);
+  } catch (err) {
+    throw new CliError(`status: ${(err as Error).message}`);
+  } finally {
+    client.close();
+  }
+  const nodes = await Promise.all(
+    [config.primary, config.standby].map(async (ref) => {
+      try {
+        return { ...ref, status: await nodeStatusOf(ref.address, opts.deadlineMs) };
+      } catch (err) {
+        return { ...ref, status: null, error: (err as Error).message };
+      }
+    }),
+  );
+  out(opts.json === true ? `${JSON.stringify({ config, nodes })}\n` : formatCluster(config, nodes));
+}
+
+async function runStatus(opts: StatusOptions): Promise<void> {
+  if (opts.controller !== undefined) {
+    return runClusterStatus({ ...opts, controller: opts.controller });
+  }
+  const status = await nodeStatusOf(opts.target, opts.deadlineMs);
   out(opts.json === true ? `${JSON.stringify(status)}\n` : formatStatus(status));
 }
 
 export function registerStatus(program: Command): void {
   program
     .command('status')
-    .description("show a node's role, epoch, WAL size, last checkpoint and counters")
+    .description(
+      "show a node's role, epoch, WAL size, last checkpoint and counters; with --controller, the whole cluster",
+    )
     .addOption(targetOption())
+    .addOption(
+      new Option(
+        '--controller <host:port>',
+        'show the cluster: configuration, in-sync set, both nodes',
+      )
+        .env('TALLY_CONTROLLER')
+        .argParser(hostPortArg),
+    )
     .addOption(deadlineOption())
     .option('--json', 'print the StatusResponse as JSON')
     .action(runStatus);

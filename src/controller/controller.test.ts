@@ -60,6 +60,7 @@ function setup(storage = new FaultStorage(), admin = new FakeAdmin()) {
     nodes: [a, b],
     probeIntervalMs: 100,
     failoverTimeoutMs: 500,
+    startupGraceMs: 2000,
   });
   const run = async (ms: number) => {
     for (let t = 0; t < ms; t += 50) {
@@ -116,6 +117,7 @@ describe('controller', () => {
   it('never promotes a standby the primary had taken out of the in-sync set', async () => {
     const t = setup();
     await t.controller.start();
+    await t.run(200); // both seen
     await t.controller.removeFromInSync('a', 3, 'b');
     expect((await t.store.load())!.inSync).toEqual(['a']);
     t.admin.up.set('a:1', false);
@@ -130,6 +132,7 @@ describe('controller', () => {
     await expect(t.controller.removeFromInSync('b', 3, 'a')).rejects.toBeInstanceOf(
       NotPrimaryError,
     );
+    await t.run(200); // both seen
     t.admin.up.set('a:1', false);
     await t.run(1000); // b promoted to epoch 4
     await expect(t.controller.removeFromInSync('a', 3, 'b')).rejects.toBeInstanceOf(
@@ -147,6 +150,7 @@ describe('controller', () => {
     const admin = new FakeAdmin();
     const first = setup(storage, admin);
     await first.controller.start();
+    await first.run(200);
     admin.up.set('a:1', false);
     admin.promoteFails = 100; // the promotion is never confirmed
     await first.run(1000);
@@ -160,6 +164,17 @@ describe('controller', () => {
     expect(admin.calls[0]).toBe('promote b:1 4 a:1 alone');
     expect((await second.store.load())!).toMatchObject({ promoting: false, epoch: 4, primary: b });
     await second.controller.stop();
+  });
+
+  it('a primary not seen since the controller started gets the startup grace before a failover', async () => {
+    const t = setup();
+    t.admin.up.set('a:1', false);
+    await t.controller.start();
+    await t.run(2000);
+    expect(t.admin.calls).toEqual([]);
+    await t.run(700);
+    expect(t.admin.calls).toEqual(['promote b:1 4 a:1 alone']);
+    await t.controller.stop();
   });
 
   it('switchover: the primary steps down first, then the standby is promoted with both in sync', async () => {

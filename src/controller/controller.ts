@@ -48,6 +48,11 @@ export interface ControllerOptions {
   probeIntervalMs: number;
   /** How long the primary may be unreachable before the standby is promoted. */
   failoverTimeoutMs: number;
+  /**
+   * A primary not yet seen since the controller started gets this much longer (default
+   * max(5 s, 10 × failoverTimeoutMs)).
+   */
+  startupGraceMs?: number;
 }
 
 interface Seen {
@@ -268,7 +273,9 @@ export class Controller {
       );
       return;
     }
-    const lastOk = Math.max(p.okAtMs, this.startedAtMs);
+    // A primary never seen since this controller started gets a grace period first: it may
+    // still be starting (a fresh cluster, or every process restarted together).
+    const lastOk = p.okAtMs > 0 ? p.okAtMs : this.startedAtMs + this.startupGraceMs();
     if (!p.down || now - lastOk < this.opts.failoverTimeoutMs) return;
     const why = `primary ${c.primary.id} unreachable for ${Math.round(now - lastOk)} ms`;
     if (!c.inSync.includes(c.standby.id)) {
@@ -289,6 +296,10 @@ export class Controller {
     }
     const epochSeen = Math.max(p.status?.epoch ?? 0, s.status.epoch);
     await this.promote(c.standby, c.primary, 'failover', why, now, epochSeen, [c.standby.id]);
+  }
+
+  private startupGraceMs(): number {
+    return this.opts.startupGraceMs ?? Math.max(5000, 10 * this.opts.failoverTimeoutMs);
   }
 
   private warned = new Set<string>();

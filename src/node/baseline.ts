@@ -423,6 +423,10 @@ class BaselineNode implements CounterNode {
     );
   }
 
+  rejoinAsStandby(): Promise<void> {
+    return Promise.resolve(); // never a primary
+  }
+
   stepDown(): Promise<{ epoch: number; lastIndex: number }> {
     return Promise.reject(
       new WrongRoleError('baseline: a standalone comparison engine has no roles'),

@@ -281,12 +281,7 @@ export class TallyNode implements CounterNode {
     );
   }
 
-  private startSender(
-    epoch: number,
-    standby: string,
-    persisted: boolean,
-    address: string,
-  ): Sender {
+  private startSender(epoch: number, standby: string, persisted: boolean, address: string): Sender {
     const dial = this.opts.dial as (target: string) => Dialer;
     const sender = new Sender({
       dialer: dial(standby),
@@ -547,6 +542,10 @@ export class TallyNode implements CounterNode {
     const lastIndex = this.store.lastIndex;
     await this.becomeStandby('planned switchover');
     return { epoch: this.meta.epoch, lastIndex };
+  }
+
+  rejoinAsStandby(reason: string): Promise<void> {
+    return this.becomeStandby(reason);
   }
 
   /**

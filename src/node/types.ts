@@ -107,6 +107,11 @@ export interface CounterNode {
    */
   stepDown(epoch: number, waitMs?: number): Promise<{ epoch: number; lastIndex: number }>;
   /**
+   * The controller names another node primary: a primary (serving, starting or fenced) stops
+   * acknowledging and rejoins as a standby. Nothing to do on a standby.
+   */
+  rejoinAsStandby(reason: string): Promise<void>;
+  /**
    * A replication stream from a primary (`peer` names it in logs). A node that is not a
    * standby ends it at once with FAILED_PRECONDITION.
    */

@@ -78,6 +78,9 @@ export interface SenderOptions {
   onFenced(err: StaleEpochError): void;
 }
 
+/** While the standby stays unreachable, every this-many failed sessions log a warning. */
+const reconnectWarnEvery = 60;
+
 export type SenderState =
   'connecting' | 'handshaking' | 'catching-up' | 'streaming' | 'fenced' | 'stopped';
 
@@ -106,6 +109,8 @@ export class Sender {
   private standbyLastIndex = 0;
   private catchUpTarget = 0;
   private standbyIdValue = '';
+  /** Sessions ended since the standby last acknowledged anything. */
+  private failedAttempts = 0;
   private readonly log: Logger;
 
   constructor(private readonly opts: SenderOptions) {
@@ -222,6 +227,7 @@ export class Sender {
     this.sent = [];
     this.standbyLastIndex = reply.lastIndex;
     this.standbyIdValue = reply.nodeId;
+    this.failedAttempts = 0;
     const match = matchIndex(reply, {
       lastIndex: this.lastOffered,
       epochs: this.primaryEpochs(),
@@ -281,6 +287,7 @@ export class Sender {
     this.advanceAck(index);
     // Backoff resets on real progress, not on a handshake that fails right after.
     this.backoffMs = this.opts.reconnectMinMs ?? 50;
+    this.failedAttempts = 0;
     if (this.stateValue === 'catching-up') void this.pump();
   }
 
@@ -404,10 +411,17 @@ export class Sender {
       return;
     }
     this.opts.metrics.reconnected();
-    this.log.warn(
-      { err: err?.message ?? 'stream ended', retryMs: this.backoffMs },
-      'replication: standby disconnected; reconnecting',
-    );
+    // One warning when a standby that answered goes away, then quiet retries (a standby that
+    // is down for minutes would otherwise log once a second), with a reminder now and then.
+    const fields = { err: err?.message ?? 'stream ended', retryMs: this.backoffMs };
+    if (this.failedAttempts++ % reconnectWarnEvery === 0) {
+      this.log.warn(
+        { ...fields, attempts: this.failedAttempts },
+        'replication: standby disconnected; reconnecting',
+      );
+    } else {
+      this.log.debug(fields, 'replication: standby still unreachable; reconnecting');
+    }
     this.stateValue = 'connecting';
     const delay = this.backoffMs * (0.5 + Math.random() * 0.5);
     this.backoffMs = Math.min(this.backoffMs * 2, this.opts.reconnectMaxMs ?? 1000);

@@ -23,6 +23,8 @@ import { loadProtos } from './proto';
 export const shutdownGraceMsDefault = 10_000;
 
 export const counterServiceName = 'tally.v1.Counter';
+/** What a node serves (reflection lists these; the controller's service lives elsewhere). */
+const nodeServiceNames = [counterServiceName, 'tally.v1.Admin', 'tally.v1.Replication'];
 
 export const serverOptions: grpc.ServerOptions = {
   // Replication messages are the large ones; Counter requests are held to their own limit.
@@ -130,7 +132,7 @@ export async function startServer(opts: StartServerOptions): Promise<RunningServ
   );
   const health = new HealthImplementation({ '': 'SERVING', [counterServiceName]: 'SERVING' });
   health.addToServer(server);
-  new ReflectionService(packageDefinition).addToServer(server);
+  new ReflectionService(packageDefinition, { services: nodeServiceNames }).addToServer(server);
 
   let port: number;
   try {

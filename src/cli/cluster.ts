@@ -1,0 +1,175 @@
+/**
+ * `tally cluster up`: a local cluster in one command — a controller and two nodes (a, b) as
+ * child processes on one host, data under --data-dir, every log line prefixed with its
+ * process, stopped cleanly (SIGTERM to each, by its own handle) on Ctrl-C / SIGTERM.
+ *
+ * Ports from --base-port P: controller P, node a P+1, node b P+2; /metrics at P+1000.. .
+ * A child that dies is reported and left down: the controller fails over around it, which is
+ * what a local cluster is for (kill a node and watch). Exit 0 after a clean stop.
+ */
+import { type ChildProcess, spawn } from 'node:child_process';
+import path from 'node:path';
+import readline from 'node:readline';
+import { type Command, Option } from 'commander';
+import { CliError, exitUsage, integerArg, out } from './common';
+
+interface ClusterOptions {
+  dataDir: string;
+  host: string;
+  basePort: number;
+}
+
+interface Member {
+  name: string;
+  args: string[];
+  proc?: ChildProcess;
+}
+
+/** How long a clean stop waits for the children before SIGKILL. */
+const stopGraceMs = 15_000;
+
+function members(opts: ClusterOptions): Member[] {
+  const dir = path.resolve(opts.dataDir);
+  const at = (offset: number): string => `${opts.host}:${opts.basePort + offset}`;
+  const metricsAt = (offset: number): string => `${opts.host}:${opts.basePort + 1000 + offset}`;
+  const controller = at(0);
+  const node = (id: string, offset: number): Member => ({
+    name: id,
+    args: [
+      'serve',
+      '--id',
+      id,
+      '--data-dir',
+      path.join(dir, id),
+      '--listen',
+      at(offset),
+      '--metrics-listen',
+      metricsAt(offset),
+      '--controller',
+      controller,
+    ],
+  });
+  return [
+    {
+      name: 'controller',
+      args: [
+        'controller',
+        '--data-dir',
+        path.join(dir, 'controller'),
+        '--listen',
+        controller,
+        '--metrics-listen',
+        metricsAt(0),
+        '--node',
+        `a=${at(1)}`,
+        '--node',
+        `b=${at(2)}`,
+      ],
+    },
+    node('a', 1),
+    node('b', 2),
+  ];
+}
+
+function prefixLines(
+  name: string,
+  stream: NodeJS.ReadableStream | null,
+  write: (s: string) => void,
+): void {
+  if (stream === null) return;
+  const tag = `[${name}]`.padEnd(13);
+  readline.createInterface({ input: stream }).on('line', (line) => write(`${tag}${line}\n`));
+}
+
+function spawnMember(
+  m: Member,
+  onExit: (m: Member, code: number | null, signal: string | null) => void,
+): void {
+  const proc = spawn(process.execPath, [process.argv[1] as string, ...m.args], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+    env: { LOG_LEVEL: 'warn', ...process.env },
+  });
+  m.proc = proc;
+  prefixLines(m.name, proc.stdout, (s) => process.stdout.write(s));
+  prefixLines(m.name, proc.stderr, (s) => process.stderr.write(s));
+  proc.on('exit', (code, signal) => onExit(m, code, signal));
+}
+
+async function runClusterUp(opts: ClusterOptions): Promise<void> {
+  if (opts.basePort + 1002 > 65535) {
+    throw new CliError('cluster: --base-port leaves no room for P+1002', exitUsage);
+  }
+  const all = members(opts);
+  let stopping = false;
+  const exited = new Map<string, Promise<void>>();
+  for (const m of all) {
+    exited.set(
+      m.name,
+      new Promise<void>((resolve) => {
+        spawnMember(m, (member, code, signal) => {
+          if (!stopping) {
+            out(
+              `tally: ${member.name} exited (${signal ?? `code ${code}`}); the others keep running\n`,
+            );
+          }
+          resolve();
+        });
+      }),
+    );
+  }
+  const host = opts.host;
+  const p = opts.basePort;
+  out(
+    [
+      `tally: local cluster under ${path.resolve(opts.dataDir)} (Ctrl-C stops it)`,
+      `  controller  ${host}:${p}      metrics http://${host}:${p + 1000}/metrics`,
+      `  node a      ${host}:${p + 1}      metrics http://${host}:${p + 1001}/metrics  (starts as primary)`,
+      `  node b      ${host}:${p + 2}      metrics http://${host}:${p + 1002}/metrics  (starts as standby)`,
+      `  try: npx tally alloc --target ${host}:${p + 1} --namespace demo --count 3`,
+      `       npx tally status --controller ${host}:${p}`,
+      '',
+    ].join('\n'),
+  );
+  const stop = (signal: NodeJS.Signals): void => {
+    if (stopping) return;
+    stopping = true;
+    out(`tally: ${signal}: stopping the cluster\n`);
+    // Nodes first (they drain), then the controller.
+    const order = [...all.slice(1), all[0] as Member];
+    void (async () => {
+      const killer = setTimeout(() => {
+        for (const m of all) m.proc?.kill('SIGKILL');
+      }, stopGraceMs);
+      for (const m of order) {
+        if (m.proc?.exitCode === null && m.proc.signalCode === null) m.proc.kill('SIGTERM');
+        await exited.get(m.name);
+      }
+      clearTimeout(killer);
+      out('tally: cluster stopped\n');
+      process.exit(0);
+    })();
+  };
+  process.on('SIGINT', stop);
+  process.on('SIGTERM', stop);
+}
+
+export function registerCluster(program: Command): void {
+  const cluster = program.command('cluster').description('a local cluster for trying Tally out');
+  cluster
+    .command('up')
+    .description(
+      'start a controller and two nodes (a primary, b standby) on this host; Ctrl-C stops them',
+    )
+    .addOption(
+      new Option('--data-dir <dir>', 'data for all three (controller/, a/, b/)')
+        .env('TALLY_CLUSTER_DATA_DIR')
+        .default('./data'),
+    )
+    .addOption(new Option('--host <host>', 'address to listen on').default('127.0.0.1'))
+    .addOption(
+      new Option('--base-port <port>', 'controller port; nodes on +1, +2; metrics on +1000..')
+        .argParser(integerArg(1, 64_533))
+        .default(7400),
+    )
+    .action(runClusterUp);
+}

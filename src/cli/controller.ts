@@ -1,0 +1,174 @@
+/**
+ * `tally controller`: run the failover controller (configuration authority) until
+ * SIGTERM/SIGINT; `tally switchover`: ask it for a planned switchover. Like `tally serve`,
+ * the controller prints `{"event":"serving","grpcPort":…,"metricsPort":…,"pid":…}` once up.
+ */
+import path from 'node:path';
+import { type Command, InvalidArgumentError, Option } from 'commander';
+import { systemClock } from '../core/clock';
+import { FileConfigStore, type NodeRef } from '../controller/config-store';
+import { Controller } from '../controller/controller';
+import { createControllerMetrics } from '../controller/metrics';
+import { lockDataDir } from '../node/data-dir';
+import { ControllerClient, GrpcNodeAdmin } from '../server/controller-client';
+import { startControllerServer } from '../server/controller-service';
+import { parseHostPort } from '../server/listen';
+import { createLogger } from '../server/logger';
+import { startMetricsServer } from '../server/metrics-http';
+import { NodeStorage } from '../wal/storage';
+import { CliError, exitUsage, hostPortArg, integerArg, out } from './common';
+
+interface ControllerCliOptions {
+  dataDir: string;
+  listen: string;
+  metricsListen: string;
+  node: NodeRef[];
+  probeIntervalMs: number;
+  failoverTimeoutMs: number;
+}
+
+/** `--node ID=HOST:PORT`, repeatable. */
+function nodeArg(value: string, previous: NodeRef[] = []): NodeRef[] {
+  const m = /^([A-Za-z0-9._-]{1,64})=(.+)$/.exec(value);
+  if (m === null) throw new InvalidArgumentError('expected ID=HOST:PORT');
+  try {
+    parseHostPort(m[2] as string);
+  } catch (err) {
+    throw new InvalidArgumentError((err as Error).message);
+  }
+  return [...previous, { id: m[1] as string, address: m[2] as string }];
+}
+
+async function runController(opts: ControllerCliOptions): Promise<void> {
+  if (opts.node.length !== 2 || opts.node[0]?.id === opts.node[1]?.id) {
+    throw new CliError(
+      'controller: give exactly two nodes with different ids: --node ID=HOST:PORT (the first starts as primary)',
+      exitUsage,
+    );
+  }
+  if (opts.failoverTimeoutMs < 2 * opts.probeIntervalMs) {
+    throw new CliError(
+      'controller: --failover-timeout-ms must be at least two probe intervals',
+      exitUsage,
+    );
+  }
+  const logger = createLogger();
+  const dataDir = path.resolve(opts.dataDir);
+  const lock = lockDataDir(dataDir, ['cluster.json', 'cluster.json.tmp']);
+  const metrics = createControllerMetrics();
+  const admin = new GrpcNodeAdmin();
+  const controller = new Controller({
+    store: new FileConfigStore(new NodeStorage(), dataDir),
+    admin,
+    clock: systemClock,
+    logger,
+    metrics,
+    nodes: [opts.node[0] as NodeRef, opts.node[1] as NodeRef],
+    probeIntervalMs: opts.probeIntervalMs,
+    failoverTimeoutMs: opts.failoverTimeoutMs,
+  });
+  await controller.start();
+  const server = await startControllerServer({ controller, listen: opts.listen, logger });
+  const metricsServer = await startMetricsServer(
+    opts.metricsListen,
+    metrics.registry,
+    logger.child({ module: 'metrics' }),
+  );
+  out(
+    `${JSON.stringify({ event: 'serving', grpcPort: server.port, metricsPort: metricsServer.port, pid: process.pid })}\n`,
+  );
+  logger.info(
+    { dataDir, grpcPort: server.port, metricsPort: metricsServer.port },
+    'controller: serving',
+  );
+  let stopping = false;
+  const stop = (): void => {
+    if (stopping) process.exit(1);
+    stopping = true;
+    void (async () => {
+      await controller.stop();
+      await server.shutdown();
+      await metricsServer.close();
+      admin.close();
+      lock.close();
+      logger.info('controller: stopped');
+      process.exit(0);
+    })();
+  };
+  process.on('SIGTERM', stop);
+  process.on('SIGINT', stop);
+}
+
+async function runSwitchover(opts: { controller: string }): Promise<void> {
+  const client = new ControllerClient(opts.controller);
+  try {
+    const before = await client.getConfig();
+    const after = await client.switchover();
+    out(
+      `switchover: ${before.primary.id} → ${after.primary.id} (epoch ${after.epoch}, ${after.lastFailover?.durationMs ?? '?'} ms)\n`,
+    );
+  } catch (err) {
+    throw new CliError(`switchover: ${(err as Error).message}`);
+  } finally {
+    client.close();
+  }
+}
+
+export function registerController(program: Command): void {
+  program
+    .command('controller')
+    .description('run the failover controller for one primary/standby pair')
+    .addOption(
+      new Option('--data-dir <dir>', 'where the cluster configuration is kept (locked)')
+        .env('TALLY_CONTROLLER_DATA_DIR')
+        .makeOptionMandatory(),
+    )
+    .addOption(
+      new Option('--listen <host:port>', 'gRPC address (port 0 = any free port)')
+        .env('TALLY_CONTROLLER_LISTEN')
+        .default('127.0.0.1:7300')
+        .argParser(hostPortArg),
+    )
+    .addOption(
+      new Option('--metrics-listen <host:port>', 'Prometheus /metrics address')
+        .env('TALLY_CONTROLLER_METRICS_LISTEN')
+        .default('127.0.0.1:9300')
+        .argParser(hostPortArg),
+    )
+    .addOption(
+      new Option(
+        '--node <id=host:port>',
+        'a node (twice; the first is primary in a new configuration; a stored one wins)',
+      )
+        .argParser(nodeArg)
+        .makeOptionMandatory(),
+    )
+    .addOption(
+      new Option('--probe-interval-ms <ms>', 'how often both nodes are probed')
+        .env('TALLY_PROBE_INTERVAL_MS')
+        .argParser(integerArg(10, 60_000))
+        .default(100),
+    )
+    .addOption(
+      new Option(
+        '--failover-timeout-ms <ms>',
+        'primary unreachable this long → promote the in-sync standby',
+      )
+        .env('TALLY_FAILOVER_TIMEOUT_MS')
+        .argParser(integerArg(20, 600_000))
+        .default(500),
+    )
+    .action(runController);
+  program
+    .command('switchover')
+    .description(
+      'planned switchover: the in-sync standby becomes primary, nothing acknowledged is lost',
+    )
+    .addOption(
+      new Option('--controller <host:port>', 'the controller')
+        .env('TALLY_CONTROLLER')
+        .argParser(hostPortArg)
+        .makeOptionMandatory(),
+    )
+    .action(runSwitchover);
+}

@@ -1,0 +1,190 @@
+/**
+ * gRPC clients around the controller: ControllerClient (what nodes and the CLI call on the
+ * controller) and GrpcNodeAdmin (what the controller calls on the nodes). Every call has a
+ * deadline; a gRPC failure becomes the typed error the caller acts on.
+ */
+import * as grpc from '@grpc/grpc-js';
+import { NotPrimaryError, StaleEpochError, UnavailableError, WrongRoleError } from '../core/errors';
+import type { ClusterConfig } from '../controller/config-store';
+import type { NodeAdmin, ProbedStatus } from '../controller/controller';
+import type { InSyncAuthority } from '../node/types';
+import type { AdminClient } from '../generated/tally/v1/Admin';
+import type { ClusterConfig__Output } from '../generated/tally/v1/ClusterConfig';
+import type { ControllerClient as WireControllerClient } from '../generated/tally/v1/Controller';
+import type { StatusResponse__Output } from '../generated/tally/v1/StatusResponse';
+import type { StepDownResponse__Output } from '../generated/tally/v1/StepDownResponse';
+import { fromWireConfig } from './controller-service';
+import { loadProtos } from './proto';
+
+/** A controller call that takes longer is treated as the controller being unreachable. */
+const controllerCallMs = 2000;
+/** A status probe that takes longer counts as a failed probe. */
+const probeCallMs = 400;
+/** Promotion and step-down wait for disk writes and the standby: give them longer. */
+const roleChangeCallMs = 5000;
+
+const channelOptions: grpc.ChannelOptions = {
+  'grpc.initial_reconnect_backoff_ms': 100,
+  'grpc.max_reconnect_backoff_ms': 500,
+};
+
+let protos: ReturnType<typeof loadProtos> | null = null;
+function tally(): ReturnType<typeof loadProtos>['tally'] {
+  protos ??= loadProtos();
+  return protos.tally;
+}
+
+function deadline(ms: number): grpc.CallOptions {
+  return { deadline: Date.now() + ms };
+}
+
+/** A failed call as the typed error its caller acts on. */
+function typed(err: grpc.ServiceError, what: string): Error {
+  const message = `${what}: ${err.details || err.message}`;
+  switch (err.code) {
+    case grpc.status.FAILED_PRECONDITION:
+      return /stale|epoch .* refused|already accepted/.test(err.details)
+        ? new StaleEpochError(message)
+        : new NotPrimaryError(message);
+    case grpc.status.UNAVAILABLE:
+    case grpc.status.DEADLINE_EXCEEDED:
+      return new UnavailableError(message);
+    default:
+      return new WrongRoleError(message);
+  }
+}
+
+function unary<Req, Res>(
+  call: (
+    req: Req,
+    opts: grpc.CallOptions,
+    cb: (err: grpc.ServiceError | null, res?: Res) => void,
+  ) => unknown,
+  req: Req,
+  ms: number,
+  what: string,
+): Promise<Res> {
+  return new Promise((resolve, reject) => {
+    call(req, deadline(ms), (err, res) => {
+      if (err) reject(typed(err, what));
+      else resolve(res as Res);
+    });
+  });
+}
+
+/** The controller as nodes and the CLI see it. */
+export class ControllerClient implements InSyncAuthority {
+  private readonly client: WireControllerClient;
+
+  constructor(readonly address: string) {
+    this.client = new (tally().v1.Controller)(
+      address,
+      grpc.credentials.createInsecure(),
+      channelOptions,
+    );
+  }
+
+  async getConfig(ms = controllerCallMs): Promise<ClusterConfig> {
+    const res = await unary<object, ClusterConfig__Output>(
+      (r, o, cb) => this.client.GetConfig(r, o, cb),
+      {},
+      ms,
+      `controller ${this.address}`,
+    );
+    return fromWireConfig(res);
+  }
+
+  async removeFromInSync(primaryId: string, epoch: number, standbyId: string): Promise<void> {
+    await unary(
+      (r, o, cb) => this.client.RemoveFromInSync(r, o, cb),
+      { primaryId, epoch, standbyId },
+      controllerCallMs,
+      `controller ${this.address}`,
+    );
+  }
+
+  async addToInSync(primaryId: string, epoch: number, standbyId: string): Promise<void> {
+    await unary(
+      (r, o, cb) => this.client.AddToInSync(r, o, cb),
+      { primaryId, epoch, standbyId },
+      controllerCallMs,
+      `controller ${this.address}`,
+    );
+  }
+
+  async switchover(): Promise<ClusterConfig> {
+    const res = await unary<object, ClusterConfig__Output>(
+      (r, o, cb) => this.client.Switchover(r, o, cb),
+      {},
+      roleChangeCallMs * 2,
+      `controller ${this.address}`,
+    );
+    return fromWireConfig(res);
+  }
+
+  close(): void {
+    this.client.close();
+  }
+}
+
+/** The nodes' Admin service as the controller calls it (one channel per address). */
+export class GrpcNodeAdmin implements NodeAdmin {
+  private readonly clients = new Map<string, AdminClient>();
+
+  private admin(address: string): AdminClient {
+    let client = this.clients.get(address);
+    if (client === undefined) {
+      client = new (tally().v1.Admin)(address, grpc.credentials.createInsecure(), channelOptions);
+      this.clients.set(address, client);
+    }
+    return client;
+  }
+
+  async status(address: string): Promise<ProbedStatus> {
+    const admin = this.admin(address);
+    const s = await unary<object, StatusResponse__Output>(
+      (r, o, cb) => admin.Status(r, o, cb),
+      {},
+      probeCallMs,
+      `node ${address}`,
+    );
+    return {
+      role: s.role,
+      state: s.state,
+      epoch: Number(s.epoch),
+      lastIndex: Number(s.lastIndex),
+      catchingUp: s.replication?.catchingUp ?? false,
+    };
+  }
+
+  async promote(
+    address: string,
+    epoch: number,
+    standby: string,
+    aloneApproved: boolean,
+  ): Promise<void> {
+    const admin = this.admin(address);
+    await unary(
+      (r, o, cb) => admin.Promote(r, o, cb),
+      { epoch, standby, aloneApproved },
+      roleChangeCallMs,
+      `node ${address}`,
+    );
+  }
+
+  async stepDown(address: string, epoch: number): Promise<{ epoch: number; lastIndex: number }> {
+    const admin = this.admin(address);
+    const r = await unary<object, StepDownResponse__Output>(
+      (q, o, cb) => admin.StepDown(q, o, cb),
+      { epoch },
+      roleChangeCallMs,
+      `node ${address}`,
+    );
+    return { epoch: Number(r.epoch), lastIndex: Number(r.lastIndex) };
+  }
+
+  close(): void {
+    for (const c of this.clients.values()) c.close();
+    this.clients.clear();
+  }
+}
