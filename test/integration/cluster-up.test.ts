@@ -1,0 +1,88 @@
+/** `tally cluster up` (what `npm start` runs): one command, three processes, clean stop. */
+import net from 'node:net';
+import path from 'node:path';
+import { afterEach, beforeAll, describe, expect, it } from 'vitest';
+import {
+  allocate,
+  assertBuilt,
+  counterClient,
+  killChildren,
+  removeTempDirs,
+  spawnCli,
+  tempDir,
+  until,
+} from './serve-process';
+
+beforeAll(assertBuilt);
+afterEach(async () => {
+  await killChildren();
+  await removeTempDirs();
+});
+
+function portFree(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const server = net.createServer();
+    server.once('error', () => resolve(false));
+    server.listen(port, '127.0.0.1', () => server.close(() => resolve(true)));
+  });
+}
+
+/** A base port P with P, P+1, P+2 and P+1000..P+1002 free right now. */
+async function freeBasePort(): Promise<number> {
+  for (let attempt = 0; attempt < 50; attempt++) {
+    const base = 20_000 + Math.floor(Math.random() * 30_000);
+    const ports = [0, 1, 2, 1000, 1001, 1002].map((d) => base + d);
+    if ((await Promise.all(ports.map(portFree))).every(Boolean)) return base;
+  }
+  throw new Error('test: no free port range');
+}
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+describe('tally cluster up', () => {
+  it('starts a controller and two nodes with prefixed logs, serves allocations, and stops every process on SIGINT (exit 0)', async () => {
+    const dir = await tempDir('tally-up-');
+    const base = await freeBasePort();
+    const up = spawnCli([
+      'cluster',
+      'up',
+      '--data-dir',
+      path.join(dir, 'data'),
+      '--base-port',
+      String(base),
+    ]);
+    const pids = await until('three members serving', () => {
+      const found = [...up.stdout().matchAll(/^\[(controller|a|b)\]\s+(\{"event":"serving".*)$/gm)];
+      return Promise.resolve(
+        found.length === 3 ? found.map((m) => JSON.parse(m[2] as string).pid as number) : null,
+      );
+    });
+    expect(up.stdout()).toContain(`controller  127.0.0.1:${base}`);
+    expect(up.stdout()).toContain(`http://127.0.0.1:${base + 1001}/metrics`);
+    const client = counterClient(`127.0.0.1:${base + 1}`);
+    const first = await until('a serving as primary', () =>
+      allocate(client, 'demo', 3).then((r) => Number(r.first)),
+    );
+    client.close();
+    expect(first).toBeGreaterThanOrEqual(1);
+    up.proc.kill('SIGINT');
+    const exit = await up.exited;
+    expect(exit.code).toBe(0);
+    expect(up.stdout()).toContain('tally: cluster stopped');
+    for (const pid of pids) expect(alive(pid), `pid ${pid}`).toBe(false);
+  });
+
+  it('a bad --base-port is a usage error (exit 2) with one readable line', async () => {
+    const up = spawnCli(['cluster', 'up', '--base-port', '65000']);
+    const exit = await up.exited;
+    expect(exit.code).toBe(2);
+    expect(up.stderr()).toMatch(/^tally: .*base-port/m);
+  });
+});
