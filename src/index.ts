@@ -1,6 +1,6 @@
 /**
- * Tally's public surface for embedding a node in another process. The client library
- * (src/client/: primary discovery, retries, block cache) will be exported from here too.
+ * Tally's public surface: the client library (src/client/: primary discovery, retries,
+ * pipelining, the ID block cache, base62) and what embedding a node in another process needs.
  */
 export { openNode, type NodeOptions } from './node/node';
 export type * from './node/types';
@@ -12,3 +12,4 @@ export { startMetricsServer, type MetricsServer } from './server/metrics-http';
 export { createLogger, type Logger } from './server/logger';
 export { loadProtos } from './server/proto';
 export { inspectDataDir, type InspectReport, type InspectedRecord } from './wal/inspect';
+export * from './client';

@@ -52,3 +52,26 @@ export const replicationBatchesInFlightMax = 4;
 export const receiverQueueMax = 64;
 /** Epoch boundaries a standby reports in Hello (the most recent ones). */
 export const helloEpochsMax = 1024;
+
+/**
+ * Client library: how long allocate() keeps trying by default, retries included: long enough
+ * to ride out a node restart or an automatic failover (seconds), short enough that callers see
+ * an outage; the same as the primary's default wait for its standby (standbyWaitMsDefault).
+ */
+export const clientDeadlineMsDefault = 10_000;
+/** Client library: allocations one TallyClient holds at once (queued, in flight or backing off). */
+export const clientPendingRequestsMax = 10_000;
+/**
+ * Client library: requests written on one AllocateStream and not yet answered. More would only
+ * wait in the server's socket buffer: the server stops reading above streamInFlightMax.
+ */
+export const clientStreamInFlightMax = streamInFlightMax;
+/**
+ * Client library: FAILED_PRECONDITION redirects (to the primary a standby names, or to the next
+ * address) one call follows at once; after that it backs off, so two nodes cannot ping-pong it.
+ */
+export const clientHintHopsMax = 4;
+/** IdBlockAllocator: the largest block it asks for (one request's countMax). */
+export const blockSizeMax = countMax;
+/** IdBlockAllocator: callers of next() waiting for a refill; more are refused. */
+export const blockWaitersMax = 100_000;

@@ -23,10 +23,15 @@ import {
   killChildren,
   removeTempDirs,
   nodeStatus,
+  promote,
   runCli,
   serveArgs,
-  type Server,
+  standbyCaughtUp,
+  startPair,
+  startPrimary,
   startServe,
+  startStandby,
+  stop,
   tempDir,
   until,
   untilServing,
@@ -77,49 +82,6 @@ async function cliAlloc(target: string, namespace: string, count: number): Promi
   ]);
   expect(run.code, run.stderr).toBe(0);
   return JSON.parse(run.stdout) as AllocJson;
-}
-
-function promote(target: string, epoch: string, extra: string[] = []) {
-  return runCli(['promote', '--target', target, '--epoch', epoch, ...extra]);
-}
-
-function startStandby(dataDir: string, extra: string[] = []): Promise<Server> {
-  return startServe(dataDir, ['--role', 'standby', ...extra], { id: 'standby' });
-}
-
-function startPrimary(dataDir: string, standbyTarget: string): Promise<Server> {
-  return startServe(dataDir, ['--role', 'primary', '--standby', standbyTarget], { id: 'primary' });
-}
-
-interface Pair {
-  standby: Server;
-  primary: Server;
-  standbyDir: string;
-  primaryDir: string;
-}
-
-async function startPair(): Promise<Pair> {
-  const standbyDir = path.join(await tempDir('tally-standby-'), 'data');
-  const primaryDir = path.join(await tempDir('tally-primary-'), 'data');
-  const standby = await startStandby(standbyDir);
-  const primary = await startPrimary(primaryDir, standby.target);
-  await untilServing(primary);
-  return { standby, primary, standbyDir, primaryDir };
-}
-
-/** Waits until the standby holds the primary's whole log and no longer counts as catching up. */
-function standbyCaughtUp(pair: Pair): Promise<StatusResponse__Output> {
-  return until('standby caught up', async () => {
-    const p = await nodeStatus(pair.primary.target);
-    const s = await nodeStatus(pair.standby.target);
-    const caughtUp = s.lastIndex === p.lastIndex && s.replication?.catchingUp === false;
-    return caughtUp && s.replication?.state === 'connected' ? s : null;
-  });
-}
-
-async function stop(node: Server): Promise<void> {
-  node.proc.kill('SIGKILL');
-  await node.exited;
 }
 
 describe('serve: role flags', () => {

@@ -288,3 +288,49 @@ export function untilServing(node: { target: string }): Promise<StatusResponse__
     return s.state === 'serving' ? s : null;
   });
 }
+
+/** `tally promote --target … --epoch …` (manual failover), run to completion. */
+export function promote(target: string, epoch: string, extra: string[] = []): Promise<CliRun> {
+  return runCli(['promote', '--target', target, '--epoch', epoch, ...extra]);
+}
+
+export function startStandby(dataDir: string, extra: string[] = []): Promise<Server> {
+  return startServe(dataDir, ['--role', 'standby', ...extra], { id: 'standby' });
+}
+
+export function startPrimary(dataDir: string, standbyTarget: string): Promise<Server> {
+  return startServe(dataDir, ['--role', 'primary', '--standby', standbyTarget], { id: 'primary' });
+}
+
+export interface Pair {
+  standby: Server;
+  primary: Server;
+  standbyDir: string;
+  primaryDir: string;
+}
+
+/** A standby, then a primary replicating to it, each on its own temp dir; once it serves. */
+export async function startPair(): Promise<Pair> {
+  const standbyDir = path.join(await tempDir('tally-standby-'), 'data');
+  const primaryDir = path.join(await tempDir('tally-primary-'), 'data');
+  const standby = await startStandby(standbyDir);
+  const primary = await startPrimary(primaryDir, standby.target);
+  await untilServing(primary);
+  return { standby, primary, standbyDir, primaryDir };
+}
+
+/** Waits until the standby holds the primary's whole log and no longer counts as catching up. */
+export function standbyCaughtUp(pair: Pair): Promise<StatusResponse__Output> {
+  return until('standby caught up', async () => {
+    const p = await nodeStatus(pair.primary.target);
+    const s = await nodeStatus(pair.standby.target);
+    const caughtUp = s.lastIndex === p.lastIndex && s.replication?.catchingUp === false;
+    return caughtUp && s.replication?.state === 'connected' ? s : null;
+  });
+}
+
+/** SIGKILLs one node by its handle and waits for it to exit. */
+export async function stop(node: Server): Promise<void> {
+  node.proc.kill('SIGKILL');
+  await node.exited;
+}

@@ -1,0 +1,115 @@
+/**
+ * AllocateTransport over grpc-js: one grpc.Client (one channel) per node address, created on
+ * first use and closed by close(). counter.proto is loaded with uint64 fields as JS numbers:
+ * IDs, epochs, indexes and our correlation ids all stay below 2^53, so they are exact.
+ */
+import * as grpc from '@grpc/grpc-js';
+import * as protoLoader from '@grpc/proto-loader';
+import { loaderOptions } from '../server/proto';
+import { primaryAddressKey } from '../server/status';
+import { retryBackoffMaxMs } from './backoff';
+import type {
+  AllocateTransport,
+  StreamEnd,
+  StreamEvents,
+  TransportStream,
+  WireRequest,
+  WireResponse,
+} from './transport';
+
+/**
+ * grpc-js's own reconnect backoff starts at 1 s and grows to 120 s; a channel in backoff fails
+ * calls at once, so a node that comes back would be ignored long after our retries want it.
+ */
+export const defaultChannelOptions: grpc.ChannelOptions = {
+  'grpc.initial_reconnect_backoff_ms': 100,
+  'grpc.max_reconnect_backoff_ms': retryBackoffMaxMs,
+};
+
+type AllocateStreamMethod = protoLoader.MethodDefinition<object, object>;
+let allocateStreamMethod: AllocateStreamMethod | undefined;
+
+/** Loaded on first use, not when the package is imported. */
+function allocateStream(): AllocateStreamMethod {
+  if (allocateStreamMethod === undefined) {
+    const definition = protoLoader.loadSync('tally/v1/counter.proto', {
+      ...loaderOptions,
+      longs: Number,
+    });
+    const service = definition['tally.v1.Counter'] as protoLoader.ServiceDefinition;
+    allocateStreamMethod = service.AllocateStream as AllocateStreamMethod;
+  }
+  return allocateStreamMethod;
+}
+
+export interface GrpcTransportOptions {
+  /** Default: insecure (plaintext), like the `tally` CLI. */
+  credentials?: grpc.ChannelCredentials;
+  /** Merged over defaultChannelOptions (keepalive, message sizes, …). */
+  channelOptions?: grpc.ChannelOptions;
+}
+
+export class GrpcTransport implements AllocateTransport {
+  private readonly clients = new Map<string, grpc.Client>();
+  private readonly credentials: grpc.ChannelCredentials;
+  private readonly channelOptions: grpc.ChannelOptions;
+
+  constructor(opts: GrpcTransportOptions = {}) {
+    this.credentials = opts.credentials ?? grpc.credentials.createInsecure();
+    this.channelOptions = { ...defaultChannelOptions, ...opts.channelOptions };
+  }
+
+  open(address: string, events: StreamEvents): TransportStream {
+    const method = allocateStream();
+    const call = this.client(address).makeBidiStreamRequest(
+      method.path,
+      method.requestSerialize,
+      method.responseDeserialize,
+    ) as grpc.ClientDuplexStream<WireRequest, WireResponse>;
+    watchCall(call, events);
+    return {
+      write: (req) => void call.write(req),
+      end: () => call.end(),
+      cancel: () => call.cancel(),
+    };
+  }
+
+  close(): void {
+    for (const client of this.clients.values()) client.close();
+    this.clients.clear();
+  }
+
+  private client(address: string): grpc.Client {
+    let client = this.clients.get(address);
+    if (client === undefined) {
+      client = new grpc.Client(address, this.credentials, this.channelOptions);
+      this.clients.set(address, client);
+    }
+    return client;
+  }
+}
+
+/**
+ * Hands responses and the final status to events. grpc-js may emit 'status' while responses
+ * are still buffered in the readable side, so the end is reported only once both the status
+ * and the readable 'end' have arrived: a response that did arrive is never counted as lost.
+ */
+function watchCall(
+  call: grpc.ClientDuplexStream<WireRequest, WireResponse>,
+  events: StreamEvents,
+): void {
+  let status: StreamEnd | null = null;
+  let readDone = false;
+  const finish = (): void => {
+    if (status !== null && readDone) events.end(status);
+  };
+  call.on('data', (res: WireResponse) => events.response(res));
+  call.on('error', () => undefined); // the 'status' event carries the code
+  call.on('end', () => ((readDone = true), finish()));
+  call.on('status', (s: grpc.StatusObject) => {
+    const hint = s.metadata.get(primaryAddressKey)[0];
+    status = { code: s.code, details: s.details };
+    if (typeof hint === 'string' && hint !== '') status.primaryAddress = hint;
+    finish();
+  });
+}
