@@ -3,7 +3,8 @@
  * child processes on one host, data under --data-dir, every log line prefixed with its
  * process, stopped cleanly (SIGTERM to each, by its own handle) on Ctrl-C / SIGTERM.
  *
- * Ports from --base-port P: controller P, node a P+1, node b P+2; /metrics at P+1000.. .
+ * Ports from --base-port P: node a P (the CLI's default target at the default P), node b P+1,
+ * the controller P+2; /metrics at P+1000, P+1001, P+1002.
  * A child that dies is reported and left down: the controller fails over around it, which is
  * what a local cluster is for (kill a node and watch). Exit 0 after a clean stop.
  */
@@ -32,7 +33,7 @@ function members(opts: ClusterOptions): Member[] {
   const dir = path.resolve(opts.dataDir);
   const at = (offset: number): string => `${opts.host}:${opts.basePort + offset}`;
   const metricsAt = (offset: number): string => `${opts.host}:${opts.basePort + 1000 + offset}`;
-  const controller = at(0);
+  const controller = at(2);
   const node = (id: string, offset: number): Member => ({
     name: id,
     args: [
@@ -59,15 +60,15 @@ function members(opts: ClusterOptions): Member[] {
         '--listen',
         controller,
         '--metrics-listen',
-        metricsAt(0),
+        metricsAt(2),
         '--node',
-        `a=${at(1)}`,
+        `a=${at(0)}`,
         '--node',
-        `b=${at(2)}`,
+        `b=${at(1)}`,
       ],
     },
-    node('a', 1),
-    node('b', 2),
+    node('a', 0),
+    node('b', 1),
   ];
 }
 
@@ -122,11 +123,11 @@ async function runClusterUp(opts: ClusterOptions): Promise<void> {
   out(
     [
       `tally: local cluster under ${path.resolve(opts.dataDir)} (Ctrl-C stops it)`,
-      `  controller  ${host}:${p}      metrics http://${host}:${p + 1000}/metrics`,
-      `  node a      ${host}:${p + 1}      metrics http://${host}:${p + 1001}/metrics  (starts as primary)`,
-      `  node b      ${host}:${p + 2}      metrics http://${host}:${p + 1002}/metrics  (starts as standby)`,
-      `  try: npx tally alloc --target ${host}:${p + 1} --namespace demo --count 3`,
-      `       npx tally status --controller ${host}:${p}`,
+      `  node a      ${host}:${p}      metrics http://${host}:${p + 1000}/metrics  (starts as primary)`,
+      `  node b      ${host}:${p + 1}      metrics http://${host}:${p + 1001}/metrics  (starts as standby)`,
+      `  controller  ${host}:${p + 2}      metrics http://${host}:${p + 1002}/metrics`,
+      `  try: npx tally alloc --target ${host}:${p} --namespace demo --count 3`,
+      `       npx tally status --controller ${host}:${p + 2}`,
       '',
     ].join('\n'),
   );
@@ -167,7 +168,10 @@ export function registerCluster(program: Command): void {
     )
     .addOption(new Option('--host <host>', 'address to listen on').default('127.0.0.1'))
     .addOption(
-      new Option('--base-port <port>', 'controller port; nodes on +1, +2; metrics on +1000..')
+      new Option(
+        '--base-port <port>',
+        'node a; node b on +1, the controller on +2; metrics on +1000..',
+      )
         .argParser(integerArg(1, 64_533))
         .default(7400),
     )

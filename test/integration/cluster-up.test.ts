@@ -64,9 +64,9 @@ describe('tally cluster up', () => {
         found.length === 3 ? found.map((m) => JSON.parse(m[2] as string).pid as number) : null,
       );
     });
-    expect(up.stdout()).toContain(`controller  127.0.0.1:${base}`);
+    expect(up.stdout()).toContain(`controller  127.0.0.1:${base + 2}`);
     expect(up.stdout()).toContain(`http://127.0.0.1:${base + 1001}/metrics`);
-    const client = counterClient(`127.0.0.1:${base + 1}`);
+    const client = counterClient(`127.0.0.1:${base}`);
     const first = await until('a serving as primary', () =>
       allocate(client, 'demo', 3).then((r) => Number(r.first)),
     );
