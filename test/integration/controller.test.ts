@@ -2,111 +2,24 @@
  * The failover controller with real processes: a controller and two `tally serve
  * --controller` nodes on free ports of 127.0.0.1, each with its own temp dir.
  */
-import path from 'node:path';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { ControllerClient } from '../../src/server/controller-client';
+import { allocOn, closeControllerClients, kill, startCluster } from './cluster-process';
 import {
   allocate,
   assertBuilt,
   counterClient,
-  freePort,
   killChildren,
   nodeStatus,
   removeTempDirs,
-  spawnCli,
-  tempDir,
   until,
-  type Child,
 } from './serve-process';
 
 beforeAll(assertBuilt);
-const clients: ControllerClient[] = [];
 afterEach(async () => {
-  for (const c of clients.splice(0)) c.close();
+  closeControllerClients();
   await killChildren();
   await removeTempDirs();
 });
-
-interface Cluster {
-  dir: string;
-  controller: string;
-  nodes: Record<'a' | 'b', { address: string; child: Child }>;
-  startNode(id: 'a' | 'b'): Child;
-  config(): ReturnType<ControllerClient['getConfig']>;
-}
-
-async function startCluster(): Promise<Cluster> {
-  const dir = await tempDir('tally-ctl-');
-  const [c, a, b] = [await freePort(), await freePort(), await freePort()];
-  const controller = `127.0.0.1:${c}`;
-  const address = { a: `127.0.0.1:${a}`, b: `127.0.0.1:${b}` };
-  spawnCli([
-    'controller',
-    '--data-dir',
-    path.join(dir, 'controller'),
-    '--listen',
-    controller,
-    '--metrics-listen',
-    '127.0.0.1:0',
-    '--node',
-    `a=${address.a}`,
-    '--node',
-    `b=${address.b}`,
-    '--probe-interval-ms',
-    '100',
-    '--failover-timeout-ms',
-    '500',
-  ]);
-  const startNode = (id: 'a' | 'b'): Child => {
-    const child = spawnCli([
-      'serve',
-      '--id',
-      id,
-      '--data-dir',
-      path.join(dir, id),
-      '--listen',
-      address[id],
-      '--metrics-listen',
-      '127.0.0.1:0',
-      '--controller',
-      controller,
-    ]);
-    cluster.nodes[id] = { address: address[id], child };
-    return child;
-  };
-  const client = new ControllerClient(controller);
-  clients.push(client);
-  const cluster: Cluster = {
-    dir,
-    controller,
-    nodes: {} as Cluster['nodes'],
-    startNode,
-    config: () => client.getConfig(),
-  };
-  startNode('a');
-  startNode('b');
-  await until('a serving as primary', async () => {
-    const s = await nodeStatus(address.a);
-    return s.role === 'primary' && s.state === 'serving' ? s : null;
-  });
-  return cluster;
-}
-
-async function allocOn(address: string, n: number): Promise<number[]> {
-  const client = counterClient(address);
-  try {
-    const firsts: number[] = [];
-    for (let i = 0; i < n; i++) firsts.push(Number((await allocate(client, 'ids', 1)).first));
-    return firsts;
-  } finally {
-    client.close();
-  }
-}
-
-function kill(child: Child, signal: NodeJS.Signals): Promise<unknown> {
-  child.proc.kill(signal);
-  return signal === 'SIGKILL' ? child.exited : Promise.resolve();
-}
 
 describe('controller with real processes', () => {
   it('SIGKILL of the primary: the in-sync standby is promoted, continues above every acknowledged ID, and the old primary rejoins in sync', async () => {

@@ -1,0 +1,104 @@
+/**
+ * A controller and two `tally serve --controller` nodes (a, b) as real processes on free
+ * ports of 127.0.0.1, each in its own temp dir; helpers to load and to kill them. Processes
+ * are tracked by serve-process.ts (killChildren), controller clients by closeControllerClients.
+ */
+import path from 'node:path';
+import { ControllerClient } from '../../src/server/controller-client';
+import {
+  allocate,
+  counterClient,
+  freePort,
+  nodeStatus,
+  spawnCli,
+  tempDir,
+  until,
+  type Child,
+} from './serve-process';
+
+const clients: ControllerClient[] = [];
+
+export function closeControllerClients(): void {
+  for (const c of clients.splice(0)) c.close();
+}
+
+export interface Cluster {
+  dir: string;
+  controller: string;
+  nodes: Record<'a' | 'b', { address: string; child: Child }>;
+  startNode(id: 'a' | 'b'): Child;
+  config(): ReturnType<ControllerClient['getConfig']>;
+}
+
+export async function startCluster(): Promise<Cluster> {
+  const dir = await tempDir('tally-ctl-');
+  const [c, a, b] = [await freePort(), await freePort(), await freePort()];
+  const controller = `127.0.0.1:${c}`;
+  const address = { a: `127.0.0.1:${a}`, b: `127.0.0.1:${b}` };
+  spawnCli([
+    'controller',
+    '--data-dir',
+    path.join(dir, 'controller'),
+    '--listen',
+    controller,
+    '--metrics-listen',
+    '127.0.0.1:0',
+    '--node',
+    `a=${address.a}`,
+    '--node',
+    `b=${address.b}`,
+    '--probe-interval-ms',
+    '100',
+    '--failover-timeout-ms',
+    '500',
+  ]);
+  const startNode = (id: 'a' | 'b'): Child => {
+    const child = spawnCli([
+      'serve',
+      '--id',
+      id,
+      '--data-dir',
+      path.join(dir, id),
+      '--listen',
+      address[id],
+      '--metrics-listen',
+      '127.0.0.1:0',
+      '--controller',
+      controller,
+    ]);
+    cluster.nodes[id] = { address: address[id], child };
+    return child;
+  };
+  const client = new ControllerClient(controller);
+  clients.push(client);
+  const cluster: Cluster = {
+    dir,
+    controller,
+    nodes: {} as Cluster['nodes'],
+    startNode,
+    config: () => client.getConfig(),
+  };
+  startNode('a');
+  startNode('b');
+  await until('a serving as primary', async () => {
+    const s = await nodeStatus(address.a);
+    return s.role === 'primary' && s.state === 'serving' ? s : null;
+  });
+  return cluster;
+}
+
+export async function allocOn(address: string, n: number): Promise<number[]> {
+  const client = counterClient(address);
+  try {
+    const firsts: number[] = [];
+    for (let i = 0; i < n; i++) firsts.push(Number((await allocate(client, 'ids', 1)).first));
+    return firsts;
+  } finally {
+    client.close();
+  }
+}
+
+export function kill(child: Child, signal: NodeJS.Signals): Promise<unknown> {
+  child.proc.kill(signal);
+  return signal === 'SIGKILL' ? child.exited : Promise.resolve();
+}
