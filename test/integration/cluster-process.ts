@@ -30,42 +30,61 @@ export interface Cluster {
   config(): ReturnType<ControllerClient['getConfig']>;
 }
 
-export async function startCluster(): Promise<Cluster> {
+/**
+ * Where the members run: by default all on 127.0.0.1 (free ports); a NetLab (chaos tests)
+ * gives each its own network namespace and address.
+ */
+export interface Hosts {
+  address(member: 'controller' | 'a' | 'b'): string;
+  wrapper(member: 'controller' | 'a' | 'b'): string[];
+}
+
+export async function startCluster(hosts?: Hosts): Promise<Cluster> {
   const dir = await tempDir('tally-ctl-');
-  const [c, a, b] = [await freePort(), await freePort(), await freePort()];
-  const controller = `127.0.0.1:${c}`;
-  const address = { a: `127.0.0.1:${a}`, b: `127.0.0.1:${b}` };
-  spawnCli([
-    'controller',
-    '--data-dir',
-    path.join(dir, 'controller'),
-    '--listen',
-    controller,
-    '--metrics-listen',
-    '127.0.0.1:0',
-    '--node',
-    `a=${address.a}`,
-    '--node',
-    `b=${address.b}`,
-    '--probe-interval-ms',
-    '100',
-    '--failover-timeout-ms',
-    '500',
-  ]);
-  const startNode = (id: 'a' | 'b'): Child => {
-    const child = spawnCli([
-      'serve',
-      '--id',
-      id,
+  const at = async (member: 'controller' | 'a' | 'b', port: number): Promise<string> =>
+    hosts ? `${hosts.address(member)}:${port}` : `127.0.0.1:${await freePort()}`;
+  const wrapper = (member: 'controller' | 'a' | 'b'): string[] => hosts?.wrapper(member) ?? [];
+  const controller = await at('controller', 7300);
+  const address = { a: await at('a', 7400), b: await at('b', 7400) };
+  spawnCli(
+    [
+      'controller',
       '--data-dir',
-      path.join(dir, id),
+      path.join(dir, 'controller'),
       '--listen',
-      address[id],
+      controller,
       '--metrics-listen',
       '127.0.0.1:0',
-      '--controller',
-      controller,
-    ]);
+      '--node',
+      `a=${address.a}`,
+      '--node',
+      `b=${address.b}`,
+      '--probe-interval-ms',
+      '100',
+      '--failover-timeout-ms',
+      '500',
+    ],
+    {},
+    wrapper('controller'),
+  );
+  const startNode = (id: 'a' | 'b'): Child => {
+    const child = spawnCli(
+      [
+        'serve',
+        '--id',
+        id,
+        '--data-dir',
+        path.join(dir, id),
+        '--listen',
+        address[id],
+        '--metrics-listen',
+        '127.0.0.1:0',
+        '--controller',
+        controller,
+      ],
+      {},
+      wrapper(id),
+    );
     cluster.nodes[id] = { address: address[id], child };
     return child;
   };

@@ -61,9 +61,18 @@ export interface Child {
   exited: Promise<Exit>;
 }
 
-/** Spawns `node dist/cli/main.js …args`; LOG_LEVEL defaults to warn to keep output small. */
-export function spawnCli(args: string[], env: Record<string, string> = {}): Child {
-  const proc = spawn(process.execPath, [cliPath, ...args], {
+/**
+ * Spawns `node dist/cli/main.js …args`; LOG_LEVEL defaults to warn to keep output small.
+ * `wrapper` runs it through another command that execs it in place (`ip netns exec NS`), so
+ * the handle's pid is still the node process.
+ */
+export function spawnCli(
+  args: string[],
+  env: Record<string, string> = {},
+  wrapper: string[] = [],
+): Child {
+  const argv = [...wrapper, process.execPath, cliPath, ...args];
+  const proc = spawn(argv[0] as string, argv.slice(1), {
     cwd: repoRoot,
     env: { ...process.env, LOG_LEVEL: 'warn', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
