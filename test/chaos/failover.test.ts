@@ -23,7 +23,7 @@ import {
   until,
 } from '../integration/serve-process';
 import { History, checkHistory } from './history';
-import { lastIds, namespaces, prng } from './load';
+import { clientWorker, lastIds, prng, progress } from './load';
 
 const seed = Number(process.env.CRASH_SEED ?? Date.now() % 1_000_000);
 const cycles = 3;
@@ -34,36 +34,6 @@ afterEach(async () => {
   await killChildren();
 });
 afterAll(removeTempDirs);
-
-/** `loops` concurrent allocate() loops through one client, each recorded in the history. */
-function startLoad(client: TallyClient, history: History, loops: number) {
-  const rand = prng(seed);
-  let running = true;
-  const workers = Array.from({ length: loops }, async () => {
-    while (running) {
-      const ns = namespaces[Math.floor(rand() * namespaces.length)] as string;
-      const op = history.invoke(ns);
-      try {
-        const a = await client.allocate(ns, 1 + Math.floor(rand() * 3), { deadlineMs: 20_000 });
-        history.ack(op, a.first, a.count);
-      } catch {
-        history.fail(op);
-      }
-    }
-  });
-  return {
-    stop: async () => {
-      running = false;
-      await Promise.all(workers);
-    },
-  };
-}
-
-/** Waits until at least `more` further allocations were acknowledged. */
-async function progress(history: History, more: number, what: string): Promise<void> {
-  const target = history.acked().length + more;
-  await until(what, () => Promise.resolve(history.acked().length >= target ? true : null), 60_000);
-}
 
 async function inSyncBoth(cl: Cluster): Promise<void> {
   await until(
@@ -81,7 +51,7 @@ describe(`failover chaos (seed ${seed})`, () => {
     const cl = await startCluster();
     const client = new TallyClient({ addresses: [cl.nodes.a.address, cl.nodes.b.address] });
     const history = new History();
-    const load = startLoad(client, history, 16);
+    const load = clientWorker(client, history, prng(seed), 16);
     try {
       await progress(history, 200, 'load flowing');
       for (let cycle = 0; cycle < cycles; cycle++) {

@@ -6,8 +6,10 @@ import type * as grpc from '@grpc/grpc-js';
 import type { CounterClient } from '../../src/generated/tally/v1/Counter';
 import type { AllocateResponse__Output } from '../../src/generated/tally/v1/AllocateResponse';
 import { adminClient } from '../integration/serve-process';
+import type { TallyClient } from '../../src/client';
 import type { History } from './history';
 import { seededRandom } from '../../src/testing/random';
+import { until } from '../integration/serve-process';
 
 export const namespaces = ['short', 'links', 'orders.eu'];
 
@@ -92,6 +94,46 @@ export function streamWorker(
       await done;
     },
   };
+}
+
+/**
+ * `loops` concurrent allocate() loops through the client library, each call recorded in the
+ * history (a rejected call counts as failed: not acknowledged).
+ */
+export function clientWorker(
+  client: TallyClient,
+  history: History,
+  rand: () => number,
+  loops: number,
+  countMax = 3,
+): Load {
+  let running = true;
+  const workers = Array.from({ length: loops }, async () => {
+    while (running) {
+      const ns = namespaces[Math.floor(rand() * namespaces.length)] as string;
+      const op = history.invoke(ns);
+      try {
+        const a = await client.allocate(ns, 1 + Math.floor(rand() * countMax), {
+          deadlineMs: 20_000,
+        });
+        history.ack(op, a.first, a.count);
+      } catch {
+        history.fail(op);
+      }
+    }
+  });
+  return {
+    stop: async () => {
+      running = false;
+      await Promise.all(workers);
+    },
+  };
+}
+
+/** Waits until at least `more` further allocations in the history were acknowledged. */
+export async function progress(history: History, more: number, what: string): Promise<void> {
+  const target = history.acked().length + more;
+  await until(what, () => Promise.resolve(history.acked().length >= target ? true : null), 60_000);
 }
 
 export async function lastIds(target: string): Promise<Map<string, number>> {

@@ -22,7 +22,7 @@ import {
   until,
 } from '../integration/serve-process';
 import { History, checkHistory } from './history';
-import { namespaces, prng } from './load';
+import { clientWorker, prng, progress } from './load';
 import { NetLab } from './net-lab';
 
 const why = NetLab.unavailable();
@@ -43,132 +43,94 @@ afterEach(async () => {
 });
 afterAll(removeTempDirs);
 
-function startLoad(client: TallyClient, history: History, loops: number) {
-  const rand = prng(Date.now() % 1_000_000);
-  let running = true;
-  const workers = Array.from({ length: loops }, async () => {
-    while (running) {
-      const ns = namespaces[Math.floor(rand() * namespaces.length)] as string;
-      const op = history.invoke(ns);
-      try {
-        const a = await client.allocate(ns, 1, { deadlineMs: 20_000 });
-        history.ack(op, a.first, a.count);
-      } catch {
-        history.fail(op);
-      }
-    }
-  });
-  return async () => {
-    running = false;
-    await Promise.all(workers);
-  };
+/**
+ * Starts a cluster in namespaces, runs client-library load through `faults` (which cuts and
+ * heals links), stops the load and checks the history: no duplicate, real-time order kept.
+ */
+async function underLoad(faults: (cl: Cluster, lab: NetLab, history: History) => Promise<void>) {
+  const { cl, lab } = await labCluster();
+  const client = new TallyClient({ addresses: [cl.nodes.a.address, cl.nodes.b.address] });
+  const history = new History();
+  const load = clientWorker(client, history, prng(Date.now() % 1_000_000), 16, 1);
+  try {
+    await progress(history, 300, 'load flowing');
+    await faults(cl, lab, history);
+    await progress(history, 300, 'allocations after the heal');
+  } finally {
+    await load.stop();
+    client.close();
+  }
+  expect(checkHistory(history.ops).slice(0, 10)).toEqual([]);
+  return cl;
 }
 
-async function progress(history: History, more: number, what: string): Promise<void> {
-  const target = history.acked().length + more;
-  await until(what, () => Promise.resolve(history.acked().length >= target ? true : null), 60_000);
-}
+const untilPromoted = (cl: Cluster, id: 'a' | 'b') =>
+  until(`${id} promoted`, async () => {
+    const s = await nodeStatus(cl.nodes[id].address);
+    return s.role === 'primary' && s.state === 'serving' ? true : null;
+  });
+
+const untilBothInSync = (cl: Cluster) =>
+  until('both in sync', async () => ((await cl.config()).inSync.length === 2 ? true : null));
+
+const untilStandby = (cl: Cluster, id: 'a' | 'b') =>
+  until(`${id} rejoined as standby`, async () =>
+    (await nodeStatus(cl.nodes[id].address)).role === 'standby' ? true : null,
+  );
 
 async function labCluster(): Promise<{ cl: Cluster; lab: NetLab }> {
   const l = NetLab.create(['controller', 'a', 'b']);
   lab = l;
   const cl = await startCluster(l);
-  await until('both in sync', async () => ((await cl.config()).inSync.length === 2 ? true : null));
+  await untilBothInSync(cl);
   return { cl, lab: l };
 }
 
 describe.skipIf(why !== null)('network partitions (network namespaces)', () => {
   it('primary ↔ standby cut while both reach the controller: approved degrade, no promotion, back in sync after the heal, no duplicate', async () => {
-    const { cl, lab } = await labCluster();
-    const client = new TallyClient({ addresses: [cl.nodes.a.address, cl.nodes.b.address] });
-    const history = new History();
-    const stop = startLoad(client, history, 16);
-    try {
-      await progress(history, 300, 'load flowing');
+    const cl = await underLoad(async (cl, lab, history) => {
       lab.partition('a', 'b');
       await until('a degraded', async () => {
         const c = await cl.config();
         return c.inSync.length === 1 && c.inSync[0] === 'a' ? true : null;
       });
       await progress(history, 300, 'allocations acknowledged alone');
-      await new Promise((r) => setTimeout(r, 1500));
-      const during = await cl.config();
-      expect(during.primary.id).toBe('a');
+      await new Promise((r) => setTimeout(r, 1500)); // three failover timeouts
+      expect((await cl.config()).primary.id).toBe('a');
       expect((await nodeStatus(cl.nodes.b.address)).role).toBe('standby');
       lab.heal('a', 'b');
-      await until('b back in sync', async () =>
-        (await cl.config()).inSync.length === 2 ? true : null,
-      );
-      await progress(history, 300, 'allocations after the heal');
-    } finally {
-      await stop();
-      client.close();
-    }
-    expect(checkHistory(history.ops).slice(0, 10)).toEqual([]);
+      await untilBothInSync(cl);
+    });
     expect((await cl.config()).lastFailover).toBeNull();
   });
 
   it('primary ↔ controller cut while the standby reaches both: the standby is promoted, the old primary is fenced and rejoins, no duplicate', async () => {
-    const { cl, lab } = await labCluster();
-    const client = new TallyClient({ addresses: [cl.nodes.a.address, cl.nodes.b.address] });
-    const history = new History();
-    const stop = startLoad(client, history, 16);
-    try {
-      await progress(history, 300, 'load flowing');
+    const cl = await underLoad(async (cl, lab, history) => {
       lab.partition('a', 'controller');
-      await until('b promoted', async () => {
-        const s = await nodeStatus(cl.nodes.b.address);
-        return s.role === 'primary' && s.state === 'serving' ? true : null;
-      });
+      await untilPromoted(cl, 'b');
       await progress(history, 300, 'allocations on the new primary');
-      await until('a rejoined as standby', async () =>
-        (await nodeStatus(cl.nodes.a.address)).role === 'standby' ? true : null,
-      );
+      await untilStandby(cl, 'a');
       lab.heal('a', 'controller');
-      await until('a back in sync', async () =>
-        (await cl.config()).inSync.length === 2 ? true : null,
-      );
-      await progress(history, 300, 'allocations after the heal');
-    } finally {
-      await stop();
-      client.close();
-    }
-    expect(checkHistory(history.ops).slice(0, 10)).toEqual([]);
+      await untilBothInSync(cl);
+    });
     const config = await cl.config();
     expect(config.primary.id).toBe('b');
     expect(config.lastFailover).toMatchObject({ kind: 'failover', fromNode: 'a', toNode: 'b' });
   });
 
   it('primary cut from both standby and controller: it acknowledges nothing alone, the standby is promoted, no duplicate', async () => {
-    const { cl, lab } = await labCluster();
-    const client = new TallyClient({ addresses: [cl.nodes.a.address, cl.nodes.b.address] });
-    const history = new History();
-    const stop = startLoad(client, history, 16);
-    try {
-      await progress(history, 300, 'load flowing');
+    const cl = await underLoad(async (cl, lab, history) => {
       lab.partition('a', 'b');
       lab.partition('a', 'controller');
-      await until('b promoted', async () => {
-        const s = await nodeStatus(cl.nodes.b.address);
-        return s.role === 'primary' && s.state === 'serving' ? true : null;
-      });
+      await untilPromoted(cl, 'b');
       // Clients still reach a: its requests wait for a standby ack or an approval that
       // cannot come, and end UNAVAILABLE; the client then finds b.
       await progress(history, 300, 'allocations on the new primary');
       lab.heal('a', 'b');
       lab.heal('a', 'controller');
-      await until('a rejoined as standby', async () =>
-        (await nodeStatus(cl.nodes.a.address)).role === 'standby' ? true : null,
-      );
-      await until('a back in sync', async () =>
-        (await cl.config()).inSync.length === 2 ? true : null,
-      );
-      await progress(history, 300, 'allocations after the heal');
-    } finally {
-      await stop();
-      client.close();
-    }
-    expect(checkHistory(history.ops).slice(0, 10)).toEqual([]);
+      await untilStandby(cl, 'a');
+      await untilBothInSync(cl);
+    });
     expect((await cl.config()).primary.id).toBe('b');
   });
 });
