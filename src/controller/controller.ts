@@ -17,6 +17,7 @@
 import type { Logger } from 'pino';
 import type { Clock } from '../core/clock';
 import { NotPrimaryError, UnavailableError, WrongRoleError } from '../core/errors';
+import { failpoint } from '../core/failpoints';
 import type { ClusterConfig, ConfigStore, NodeRef } from './config-store';
 import type { ControllerMetrics } from './metrics';
 
@@ -361,6 +362,7 @@ export class Controller {
   private async finishPromotion(decidedAtMs: number): Promise<void> {
     const c = this.config;
     const alone = !c.inSync.includes(c.standby.id);
+    await failpoint('controller.beforePromote');
     try {
       await this.opts.admin.promote(c.primary.address, c.epoch, c.standby.address, alone);
     } catch (err) {

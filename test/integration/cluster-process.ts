@@ -26,7 +26,10 @@ export interface Cluster {
   dir: string;
   controller: string;
   nodes: Record<'a' | 'b', { address: string; child: Child }>;
+  controllerChild: Child;
   startNode(id: 'a' | 'b'): Child;
+  /** (Re)starts the controller on its data dir; `env` e.g. TALLY_FAILPOINTS. */
+  startController(env?: Record<string, string>): Child;
   config(): ReturnType<ControllerClient['getConfig']>;
 }
 
@@ -39,34 +42,41 @@ export interface Hosts {
   wrapper(member: 'controller' | 'a' | 'b'): string[];
 }
 
-export async function startCluster(hosts?: Hosts): Promise<Cluster> {
+export async function startCluster(
+  hosts?: Hosts,
+  controllerEnv: Record<string, string> = {},
+): Promise<Cluster> {
   const dir = await tempDir('tally-ctl-');
   const at = async (member: 'controller' | 'a' | 'b', port: number): Promise<string> =>
     hosts ? `${hosts.address(member)}:${port}` : `127.0.0.1:${await freePort()}`;
   const wrapper = (member: 'controller' | 'a' | 'b'): string[] => hosts?.wrapper(member) ?? [];
   const controller = await at('controller', 7300);
   const address = { a: await at('a', 7400), b: await at('b', 7400) };
-  spawnCli(
-    [
-      'controller',
-      '--data-dir',
-      path.join(dir, 'controller'),
-      '--listen',
-      controller,
-      '--metrics-listen',
-      '127.0.0.1:0',
-      '--node',
-      `a=${address.a}`,
-      '--node',
-      `b=${address.b}`,
-      '--probe-interval-ms',
-      '100',
-      '--failover-timeout-ms',
-      '500',
-    ],
-    {},
-    wrapper('controller'),
-  );
+  const startController = (env: Record<string, string> = {}): Child => {
+    const child = spawnCli(
+      [
+        'controller',
+        '--data-dir',
+        path.join(dir, 'controller'),
+        '--listen',
+        controller,
+        '--metrics-listen',
+        '127.0.0.1:0',
+        '--node',
+        `a=${address.a}`,
+        '--node',
+        `b=${address.b}`,
+        '--probe-interval-ms',
+        '100',
+        '--failover-timeout-ms',
+        '500',
+      ],
+      env,
+      wrapper('controller'),
+    );
+    cluster.controllerChild = child;
+    return child;
+  };
   const startNode = (id: 'a' | 'b'): Child => {
     const child = spawnCli(
       [
@@ -94,9 +104,12 @@ export async function startCluster(hosts?: Hosts): Promise<Cluster> {
     dir,
     controller,
     nodes: {} as Cluster['nodes'],
+    controllerChild: null as unknown as Child,
     startNode,
+    startController,
     config: () => client.getConfig(),
   };
+  startController(controllerEnv);
   startNode('a');
   startNode('b');
   await until('a serving as primary', async () => {

@@ -2,6 +2,8 @@
  * The failover controller with real processes: a controller and two `tally serve
  * --controller` nodes on free ports of 127.0.0.1, each with its own temp dir.
  */
+import fs from 'node:fs';
+import path from 'node:path';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { allocOn, closeControllerClients, kill, startCluster } from './cluster-process';
 import {
@@ -92,5 +94,41 @@ describe('controller with real processes', () => {
     );
     const all = [...before, ...onB];
     expect(new Set(all).size).toBe(all.length);
+  });
+
+  it('the controller SIGKILLed mid-promotion and restarted: it finishes the promotion it had stored, and the cluster converges', async () => {
+    // The failpoint holds the controller between storing the promotion and calling Promote.
+    const cl = await startCluster(undefined, {
+      TALLY_FAILPOINTS: 'controller.beforePromote=sleep(60000)',
+    });
+    const before = await allocOn(cl.nodes.a.address, 10);
+    await kill(cl.nodes.a.child, 'SIGKILL');
+    const stored = path.join(cl.dir, 'controller', 'cluster.json');
+    await until('promotion stored', async () => {
+      const c = JSON.parse(await fs.promises.readFile(stored, 'utf8')) as {
+        config: { promoting: boolean; primary: { id: string } };
+      };
+      return c.config.promoting && c.config.primary.id === 'b' ? true : null;
+    });
+    await kill(cl.controllerChild, 'SIGKILL');
+    // Decided but not carried out: b is still a standby.
+    expect((await nodeStatus(cl.nodes.b.address)).role).toBe('standby');
+    cl.startController();
+    await until('b promoted by the restarted controller', async () => {
+      const s = await nodeStatus(cl.nodes.b.address);
+      return s.role === 'primary' && s.state === 'serving' ? true : null;
+    });
+    const config = await until('promotion finished', async () => {
+      const c = await cl.config();
+      return c.promoting ? null : c;
+    });
+    expect(config).toMatchObject({ primary: { id: 'b' }, standby: { id: 'a' } });
+    const after = await allocOn(cl.nodes.b.address, 10);
+    expect(Math.min(...after)).toBeGreaterThan(Math.max(...before));
+    cl.startNode('a');
+    await until('a back in sync', async () =>
+      (await cl.config()).inSync.includes('a') ? true : null,
+    );
+    expect((await nodeStatus(cl.nodes.a.address)).role).toBe('standby');
   });
 });
