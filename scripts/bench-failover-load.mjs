@@ -2,6 +2,8 @@
 //   parent → {type:'start', addresses, inFlight, namespace, distDir}
 //   parent → {type:'mark', atMs}   child → {type:'resumed', atMs, firstMs}  (first success
 //            whose call *completed* after atMs, wall clock; answered once per mark)
+//   parent → {type:'gap-start'} … {type:'gap-stop'}   child → {type:'gap', maxMs}  (the longest
+//            time without a completed allocation in between: a switchover's pause)
 //   parent → {type:'stop'}         child → {type:'result', ok, failed, duplicates, backwards}
 // Every acknowledged ID is checked: no ID twice; and an allocation that started after
 // another completed has higher IDs (checked per loop, where start-after-complete holds).
@@ -16,6 +18,8 @@ let backwards = 0;
 const seen = new Set();
 let mark = null;
 const loops = [];
+/** Longest time without any completed allocation since 'gap-start' (the pause a client sees). */
+let gap = null;
 
 function record(first, count) {
   for (let id = first; id < first + count; id++) {
@@ -34,6 +38,10 @@ async function loop(namespace) {
       record(a.first, a.count);
       if (a.first <= highest) backwards++;
       highest = a.first + a.count - 1;
+      if (gap !== null) {
+        gap.maxMs = Math.max(gap.maxMs, now - gap.lastMs);
+        gap.lastMs = now;
+      }
       if (mark !== null && now > mark) {
         process.send({ type: 'resumed', atMs: now, markMs: mark });
         mark = null;
@@ -53,6 +61,11 @@ process.on('message', async (msg) => {
     process.send({ type: 'started' });
   } else if (msg.type === 'mark') {
     mark = msg.atMs;
+  } else if (msg.type === 'gap-start') {
+    gap = { lastMs: Date.now(), maxMs: 0 };
+  } else if (msg.type === 'gap-stop') {
+    process.send({ type: 'gap', maxMs: gap?.maxMs ?? null });
+    gap = null;
   } else if (msg.type === 'count') {
     process.send({ type: 'count', ok, failed });
   } else if (msg.type === 'stop') {

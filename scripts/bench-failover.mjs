@@ -23,6 +23,7 @@ const { values: flags } = parseArgs({
     trials: { type: 'string', default: '20' },
     'in-flight': { type: 'string', default: '32' },
     'steady-s': { type: 'string', default: '60' },
+    switchovers: { type: 'string', default: '5' },
     'probe-interval-ms': { type: 'string', default: '100' },
     'failover-timeout-ms': { type: 'string', default: '500' },
     json: { type: 'string', default: path.join(repoRoot, 'bench-results/failover.json') },
@@ -30,7 +31,7 @@ const { values: flags } = parseArgs({
   },
 });
 if (flags.help) {
-  console.log(`usage: node scripts/bench-failover.mjs [--trials 20] [--in-flight 32] [--steady-s 60]
+  console.log(`usage: node scripts/bench-failover.mjs [--trials 20] [--in-flight 32] [--steady-s 60] [--switchovers 5]
   [--probe-interval-ms 100] [--failover-timeout-ms 500] [--json PATH]`);
   process.exit(0);
 }
@@ -213,15 +214,36 @@ async function main() {
     log(`trial ${trial}: killed ${victim}, allocations resumed after ${failoverMs} ms`);
     startNode(victim);
   }
+  // 3. Planned switchovers: the longest time without a completed allocation around each.
+  const switchovers = [];
+  for (let i = 1; i <= Number(flags.switchovers); i++) {
+    await until('both nodes in sync', inSyncPair, 120_000);
+    await sleep(300);
+    load.send({ type: 'gap-start' });
+    const t0 = Date.now();
+    const after = await controller.switchover();
+    const callMs = Date.now() - t0;
+    await sleep(500);
+    load.send({ type: 'gap-stop' });
+    const gap = await nextMessage(load, 'gap', 10_000);
+    switchovers.push({
+      n: i,
+      to: after.primary.id,
+      callMs,
+      pauseMs: gap.maxMs,
+      controllerMs: after.lastFailover?.durationMs,
+    });
+    log(`switchover ${i}: → ${after.primary.id}, longest pause ${gap.maxMs} ms`);
+  }
   load.send({ type: 'stop' });
   const result = await nextMessage(load, 'result', 60_000);
   controller.close();
   for (const p of children) p.kill('SIGTERM');
   await Promise.all([...children].map((p) => p.exited ?? Promise.resolve()));
-  return { dir, steady, rows, result };
+  return { dir, steady, rows, switchovers, result };
 }
 
-function report({ steady, rows, result }) {
+function report({ steady, rows, switchovers, result }) {
   const ms = rows.map((r) => r.failoverMs).sort((x, y) => x - y);
   const summary = {
     trials: rows.length,
@@ -263,6 +285,18 @@ function report({ steady, rows, result }) {
     );
   }
   console.log(`\nmin ${summary.minMs} ms, p90 ${summary.p90Ms} ms, max ${summary.maxMs} ms.`);
+  if (switchovers.length > 0) {
+    console.log('\nPlanned switchovers (`tally switchover`) under the same load; the pause is the');
+    console.log('longest time in which no allocation completed, around the switchover.\n');
+    console.log(
+      '| switchover | new primary | longest pause ms | switchover call ms | controller ms |',
+    );
+    console.log('| ---: | --- | ---: | ---: | ---: |');
+    for (const w of switchovers) {
+      console.log(`| ${w.n} | ${w.to} | ${w.pauseMs} | ${w.callMs} | ${w.controllerMs ?? '?'} |`);
+    }
+    summary.switchoverPauseMaxMs = Math.max(...switchovers.map((w) => w.pauseMs));
+  }
   return summary;
 }
 

@@ -22,10 +22,16 @@ class FakeAdmin implements NodeAdmin {
   ]);
   calls: string[] = [];
   promoteFails = 0;
+  /** > 0: answers arrive this much later, describing the node as it is then. */
+  statusDelayMs = 0;
 
   status(address: string): Promise<ProbedStatus> {
     if (!this.up.get(address)) return Promise.reject(new UnavailableError('connection refused'));
-    return Promise.resolve(this.statuses.get(address) as ProbedStatus);
+    if (this.statusDelayMs === 0)
+      return Promise.resolve(this.statuses.get(address) as ProbedStatus);
+    return new Promise((resolve) =>
+      setTimeout(() => resolve(this.statuses.get(address) as ProbedStatus), this.statusDelayMs),
+    );
   }
 
   promote(address: string, epoch: number, standby: string, alone: boolean): Promise<void> {
@@ -174,6 +180,20 @@ describe('controller', () => {
     expect(t.admin.calls).toEqual([]);
     await t.run(700);
     expect(t.admin.calls).toEqual(['promote b:1 4 a:1 alone']);
+    await t.controller.stop();
+  });
+
+  it('probe answers that straddle a switchover decide nothing (no second promotion of the new primary)', async () => {
+    const t = setup();
+    await t.controller.start();
+    await t.run(200);
+    t.admin.statusDelayMs = 40;
+    await t.run(100); // a probe round is now waiting for its answers
+    const switched = t.controller.switchover();
+    await t.run(1000);
+    await switched;
+    expect(t.admin.calls).toEqual(['stepDown a:1', 'promote b:1 4 a:1 with-standby']);
+    expect((await t.store.load())!).toMatchObject({ primary: b, epoch: 4, promoting: false });
     await t.controller.stop();
   });
 

@@ -237,9 +237,13 @@ export class Controller {
     if (this.probing) return;
     this.probing = true;
     try {
-      const { primary, standby } = this.config;
+      const { primary, standby, version } = this.config;
       const [p, s] = await Promise.all([this.probe(primary), this.probe(standby)]);
-      await this.exclusive(() => this.decide(p, s));
+      // A change (a switchover, an approval) may have landed while probing: these answers
+      // describe the old roles, so they decide nothing.
+      await this.exclusive(() =>
+        this.config.version === version ? this.decide(p, s) : Promise.resolve(),
+      );
     } catch (err) {
       this.log.error({ err: (err as Error).message }, 'controller: probe round failed');
     } finally {
@@ -352,6 +356,18 @@ export class Controller {
 
   private async resumePromotion(p: Seen): Promise<void> {
     const c = this.config;
+    if (p.status !== null && p.status.role === 'primary' && p.status.epoch >= c.epoch) {
+      // It already serves (the confirmation was lost): record it rather than promote again.
+      await this.change(
+        { epoch: p.status.epoch, promoting: false },
+        `${c.primary.id} already serves`,
+      );
+      this.log.warn(
+        { primary: c.primary.id, epoch: p.status.epoch },
+        'controller: new primary serving',
+      );
+      return;
+    }
     if (p.status !== null && p.status.epoch > c.epoch && p.status.role === 'standby') {
       // It accepted a newer epoch from someone else meanwhile: promote above it.
       await this.change({ epoch: p.status.epoch + 1 }, "promotion: epoch raised above the node's");

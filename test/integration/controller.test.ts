@@ -5,6 +5,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { TallyClient } from '../../src/client';
 import { allocOn, closeControllerClients, kill, startCluster } from './cluster-process';
 import {
   allocate,
@@ -13,6 +14,7 @@ import {
   killChildren,
   nodeStatus,
   removeTempDirs,
+  runCli,
   until,
 } from './serve-process';
 
@@ -130,5 +132,42 @@ describe('controller with real processes', () => {
       (await cl.config()).inSync.includes('a') ? true : null,
     );
     expect((await nodeStatus(cl.nodes.a.address)).role).toBe('standby');
+  });
+
+  it('tally switchover under load: roles swap, every acknowledged ID is unique and later calls get higher IDs; the controller down does not stop allocations', async () => {
+    const cl = await startCluster();
+    const client = new TallyClient({ addresses: [cl.nodes.a.address, cl.nodes.b.address] });
+    const firsts: number[] = [];
+    let running = true;
+    const loop = (async () => {
+      while (running) {
+        const a = await client.allocate('ids', 1, { deadlineMs: 10_000 });
+        if (firsts.length > 0) expect(a.first).toBeGreaterThan(firsts[firsts.length - 1] as number);
+        firsts.push(a.first);
+      }
+    })();
+    try {
+      await until('load flowing', () => Promise.resolve(firsts.length > 50 ? true : null));
+      const run = await runCli(['switchover', '--controller', cl.controller]);
+      expect(run.code, run.stderr).toBe(0);
+      expect(run.stdout).toMatch(/^switchover: a → b \(epoch \d+, \d+ ms\)/);
+      const config = await cl.config();
+      expect(config).toMatchObject({ primary: { id: 'b' }, inSync: ['b', 'a'], promoting: false });
+      expect(config.lastFailover?.kind).toBe('switchover');
+      expect((await nodeStatus(cl.nodes.a.address)).role).toBe('standby');
+      const n = firsts.length;
+      await until('load on b', () => Promise.resolve(firsts.length > n + 50 ? true : null));
+      // The controller is only needed for changes: without it the pair keeps serving.
+      await kill(cl.controllerChild, 'SIGKILL');
+      const m = firsts.length;
+      await until('load without the controller', () =>
+        Promise.resolve(firsts.length > m + 200 ? true : null),
+      );
+    } finally {
+      running = false;
+      await loop;
+      client.close();
+    }
+    expect(new Set(firsts).size).toBe(firsts.length);
   });
 });
