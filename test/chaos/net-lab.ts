@@ -11,6 +11,9 @@ function ip(...args: string[]): void {
   execFileSync('ip', args, { stdio: ['ignore', 'ignore', 'pipe'] });
 }
 
+/** Labs created by this process: each gets its own id (names are not reused right away). */
+let created = 0;
+
 export class NetLab {
   private readonly ips = new Map<string, string>();
 
@@ -33,28 +36,37 @@ export class NetLab {
   }
 
   static create(members: string[]): NetLab {
-    const id = 100 + (process.pid % 150);
+    const id = 100 + ((process.pid + created++) % 150);
     const lab = new NetLab(id, members);
     lab.destroy(); // leftovers from a crashed run with the same id
-    const bridge = lab.bridge;
-    ip('link', 'add', bridge, 'type', 'bridge');
-    ip('addr', 'add', `10.77.${id}.254/24`, 'dev', bridge);
-    ip('link', 'set', bridge, 'up');
-    members.forEach((m, i) => {
-      const ns = lab.ns(m);
-      const veth = `tly${id}v${i}`;
-      ip('netns', 'add', ns);
-      ip('link', 'add', veth, 'type', 'veth', 'peer', 'name', 'eth0', 'netns', ns);
-      ip('link', 'set', veth, 'master', bridge, 'up');
-      ip('-n', ns, 'addr', 'add', `${lab.address(m)}/24`, 'dev', 'eth0');
-      ip('-n', ns, 'link', 'set', 'eth0', 'up');
-      ip('-n', ns, 'link', 'set', 'lo', 'up');
-    });
+    try {
+      const bridge = lab.bridge;
+      ip('link', 'add', bridge, 'type', 'bridge');
+      ip('addr', 'add', `10.77.${id}.254/24`, 'dev', bridge);
+      ip('link', 'set', bridge, 'up');
+      members.forEach((m, i) => {
+        const ns = lab.ns(m);
+        const veth = lab.veth(i);
+        ip('netns', 'add', ns);
+        ip('link', 'add', veth, 'type', 'veth', 'peer', 'name', 'eth0', 'netns', ns);
+        ip('link', 'set', veth, 'master', bridge, 'up');
+        ip('-n', ns, 'addr', 'add', `${lab.address(m)}/24`, 'dev', 'eth0');
+        ip('-n', ns, 'link', 'set', 'eth0', 'up');
+        ip('-n', ns, 'link', 'set', 'lo', 'up');
+      });
+    } catch (err) {
+      lab.destroy(); // a half-built lab leaves nothing behind
+      throw err;
+    }
     return lab;
   }
 
   private get bridge(): string {
     return `tlybr${this.id}`;
+  }
+
+  private veth(i: number): string {
+    return `tly${this.id}v${i}`;
   }
 
   private ns(member: string): string {
@@ -82,8 +94,18 @@ export class NetLab {
     ip('-n', this.ns(y), 'route', 'del', 'blackhole', `${this.address(x)}/32`);
   }
 
-  /** Removes every namespace and the bridge (the veths go with them). Idempotent. */
+  /**
+   * Removes every veth (deleting one end removes the pair at once; a namespace's own cleanup
+   * is asynchronous), namespace and the bridge. Idempotent.
+   */
   destroy(): void {
+    for (let i = 0; i < this.ips.size; i++) {
+      try {
+        ip('link', 'del', this.veth(i));
+      } catch {
+        // not there
+      }
+    }
     for (const m of this.ips.keys()) {
       try {
         ip('netns', 'del', this.ns(m));
