@@ -43,6 +43,7 @@ if (!fs.existsSync(cliPath)) {
   process.exit(2);
 }
 const { ControllerClient } = await import(path.join(distDir, 'server/controller-client.js'));
+const { clusterArgs } = await import(path.join(distDir, 'cli/cluster.js'));
 
 const children = new Set();
 const log = (m) => process.stderr.write(`[bench-failover] ${m}\n`);
@@ -107,44 +108,21 @@ async function main() {
   const address = { a: `127.0.0.1:${ports.a}`, b: `127.0.0.1:${ports.b}` };
   const controllerAddress = `127.0.0.1:${ports.c}`;
   log(`cluster under ${dir}; controller ${controllerAddress}, a ${address.a}, b ${address.b}`);
-  spawnCli(
-    [
-      'controller',
-      '--data-dir',
-      path.join(dir, 'controller'),
-      '--listen',
-      controllerAddress,
-      '--metrics-listen',
-      '127.0.0.1:0',
-      '--node',
-      `a=${address.a}`,
-      '--node',
-      `b=${address.b}`,
+  const args = clusterArgs({
+    dataDir: dir,
+    address: { ...address, controller: controllerAddress },
+    metrics: { controller: '127.0.0.1:0', a: '127.0.0.1:0', b: '127.0.0.1:0' },
+    controllerArgs: [
       '--probe-interval-ms',
       flags['probe-interval-ms'],
       '--failover-timeout-ms',
       flags['failover-timeout-ms'],
     ],
-    path.join(dir, 'controller.log'),
-  );
+  });
+  spawnCli(args.controller, path.join(dir, 'controller.log'));
   const procs = {};
   const startNode = (id) => {
-    procs[id] = spawnCli(
-      [
-        'serve',
-        '--id',
-        id,
-        '--data-dir',
-        path.join(dir, id),
-        '--listen',
-        address[id],
-        '--metrics-listen',
-        '127.0.0.1:0',
-        '--controller',
-        controllerAddress,
-      ],
-      path.join(dir, `${id}.log`),
-    );
+    procs[id] = spawnCli(args[id], path.join(dir, `${id}.log`));
   };
   startNode('a');
   startNode('b');

@@ -29,47 +29,66 @@ interface Member {
 /** How long a clean stop waits for the children before SIGKILL. */
 const stopGraceMs = 15_000;
 
-function members(opts: ClusterOptions): Member[] {
-  const dir = path.resolve(opts.dataDir);
-  const at = (offset: number): string => `${opts.host}:${opts.basePort + offset}`;
-  const metricsAt = (offset: number): string => `${opts.host}:${opts.basePort + 1000 + offset}`;
-  const controller = at(2);
-  const node = (id: string, offset: number): Member => ({
-    name: id,
-    args: [
-      'serve',
-      '--id',
-      id,
-      '--data-dir',
-      path.join(dir, id),
-      '--listen',
-      at(offset),
-      '--metrics-listen',
-      metricsAt(offset),
-      '--controller',
-      controller,
-    ],
-  });
-  return [
-    {
-      name: 'controller',
-      args: [
-        'controller',
-        '--data-dir',
-        path.join(dir, 'controller'),
-        '--listen',
-        controller,
-        '--metrics-listen',
-        metricsAt(2),
-        '--node',
-        `a=${at(0)}`,
-        '--node',
-        `b=${at(1)}`,
-      ],
-    },
-    node('a', 0),
-    node('b', 1),
+export type ClusterMember = 'controller' | 'a' | 'b';
+
+export interface ClusterLayout {
+  /** Parent of controller/, a/ and b/. */
+  dataDir: string;
+  /** gRPC HOST:PORT of each member. */
+  address: Record<ClusterMember, string>;
+  /** /metrics HOST:PORT of each member. */
+  metrics: Record<ClusterMember, string>;
+  /** Extra controller flags (probe interval, failover timeout). */
+  controllerArgs?: string[];
+}
+
+/**
+ * The `tally` arguments of each member of a local cluster (also used by the failover
+ * benchmark and the cluster tests, which place the members themselves).
+ */
+export function clusterArgs(layout: ClusterLayout): Record<ClusterMember, string[]> {
+  const dir = path.resolve(layout.dataDir);
+  const node = (id: 'a' | 'b'): string[] => [
+    'serve',
+    '--id',
+    id,
+    '--data-dir',
+    path.join(dir, id),
+    '--listen',
+    layout.address[id],
+    '--metrics-listen',
+    layout.metrics[id],
+    '--controller',
+    layout.address.controller,
   ];
+  return {
+    controller: [
+      'controller',
+      '--data-dir',
+      path.join(dir, 'controller'),
+      '--listen',
+      layout.address.controller,
+      '--metrics-listen',
+      layout.metrics.controller,
+      '--node',
+      `a=${layout.address.a}`,
+      '--node',
+      `b=${layout.address.b}`,
+      ...(layout.controllerArgs ?? []),
+    ],
+    a: node('a'),
+    b: node('b'),
+  };
+}
+
+function members(opts: ClusterOptions): Member[] {
+  const at = (offset: number): string => `${opts.host}:${opts.basePort + offset}`;
+  const args = clusterArgs({
+    dataDir: opts.dataDir,
+    address: { a: at(0), b: at(1), controller: at(2) },
+    metrics: { a: at(1000), b: at(1001), controller: at(1002) },
+  });
+  return (['controller', 'a', 'b'] as const).map((name) => ({ name, args: args[name] }));
 }
 
 function prefixLines(

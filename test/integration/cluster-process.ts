@@ -3,7 +3,7 @@
  * ports of 127.0.0.1, each in its own temp dir; helpers to load and to kill them. Processes
  * are tracked by serve-process.ts (killChildren), controller clients by closeControllerClients.
  */
-import path from 'node:path';
+import { clusterArgs } from '../../src/cli/cluster';
 import { ControllerClient } from '../../src/server/controller-client';
 import {
   allocate,
@@ -52,49 +52,19 @@ export async function startCluster(
   const wrapper = (member: 'controller' | 'a' | 'b'): string[] => hosts?.wrapper(member) ?? [];
   const controller = await at('controller', 7300);
   const address = { a: await at('a', 7400), b: await at('b', 7400) };
+  const args = clusterArgs({
+    dataDir: dir,
+    address: { ...address, controller },
+    metrics: { controller: '127.0.0.1:0', a: '127.0.0.1:0', b: '127.0.0.1:0' },
+    controllerArgs: ['--probe-interval-ms', '100', '--failover-timeout-ms', '500'],
+  });
   const startController = (env: Record<string, string> = {}): Child => {
-    const child = spawnCli(
-      [
-        'controller',
-        '--data-dir',
-        path.join(dir, 'controller'),
-        '--listen',
-        controller,
-        '--metrics-listen',
-        '127.0.0.1:0',
-        '--node',
-        `a=${address.a}`,
-        '--node',
-        `b=${address.b}`,
-        '--probe-interval-ms',
-        '100',
-        '--failover-timeout-ms',
-        '500',
-      ],
-      env,
-      wrapper('controller'),
-    );
+    const child = spawnCli(args.controller, env, wrapper('controller'));
     cluster.controllerChild = child;
     return child;
   };
   const startNode = (id: 'a' | 'b'): Child => {
-    const child = spawnCli(
-      [
-        'serve',
-        '--id',
-        id,
-        '--data-dir',
-        path.join(dir, id),
-        '--listen',
-        address[id],
-        '--metrics-listen',
-        '127.0.0.1:0',
-        '--controller',
-        controller,
-      ],
-      {},
-      wrapper(id),
-    );
+    const child = spawnCli(args[id], {}, wrapper(id));
     cluster.nodes[id] = { address: address[id], child };
     return child;
   };
