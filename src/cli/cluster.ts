@@ -154,8 +154,8 @@ async function runClusterUp(opts: ClusterOptions): Promise<void> {
     if (stopping) return;
     stopping = true;
     out(`tally: ${signal}: stopping the cluster\n`);
-    // Nodes first (they drain), then the controller.
-    const order = [...all.slice(1), all[0] as Member];
+    // The controller first: stopping the primary while it still probes would be a failover.
+    const order = all;
     void (async () => {
       const killer = setTimeout(() => {
         for (const m of all) m.proc?.kill('SIGKILL');

@@ -48,6 +48,8 @@ interface Placement {
 interface Serving {
   node: CounterNode;
   controller: ControllerClient | null;
+  /** followController's poll, cleared at shutdown. */
+  configTimer?: NodeJS.Timeout;
   grpc: RunningServer;
   metricsServer: MetricsServer;
   logger: Logger;
@@ -144,23 +146,34 @@ async function placementFromController(
   }
 }
 
-/** A primary that the controller no longer names primary rejoins as standby. */
+/**
+ * A primary that the controller names deposed — another primary, in an epoch above its own —
+ * rejoins as standby. One poll at a time; a configuration older than the node's epoch (read
+ * before a promotion that has happened since) decides nothing.
+ */
 function followController(s: Serving, id: string): void {
   const client = s.controller;
   if (client === null) return;
-  const timer = setInterval(() => {
-    client.getConfig().then(
-      (config) => {
-        if (config.promoting || config.primary.id === id) return;
-        if (s.node.status().role === 'standby') return;
-        void s.node.rejoinAsStandby(
-          `the controller names ${config.primary.id} primary of epoch ${config.epoch}`,
-        );
-      },
-      () => undefined, // unreachable: the data path does not depend on it
-    );
+  let polling = false;
+  s.configTimer = setInterval(() => {
+    if (polling) return;
+    polling = true;
+    client
+      .getConfig()
+      .then(
+        (config) => {
+          if (config.promoting || config.primary.id === id) return;
+          const status = s.node.status();
+          if (status.role === 'standby' || config.epoch <= status.epoch) return;
+          void s.node.rejoinAsStandby(
+            `the controller names ${config.primary.id} primary of epoch ${config.epoch}`,
+          );
+        },
+        () => undefined, // unreachable: the data path does not depend on it
+      )
+      .finally(() => (polling = false));
   }, configPollMs);
-  timer.unref();
+  s.configTimer.unref();
 }
 
 /** Opens the node, then the servers; if a server cannot start, the node is closed again. */
@@ -221,6 +234,7 @@ function installShutdown(s: Serving): void {
     }
     stopping = true;
     s.logger.info({ signal }, 'tally: shutting down');
+    if (s.configTimer !== undefined) clearInterval(s.configTimer);
     void (async () => {
       try {
         await s.grpc.shutdown();

@@ -1,6 +1,6 @@
 import pino from 'pino';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
-import { NotPrimaryError, UnavailableError } from '../core/errors';
+import { NotPrimaryError, StaleEpochError, UnavailableError, WrongRoleError } from '../core/errors';
 import { FakeClock } from '../testing/fake-clock';
 import { FaultStorage } from '../testing/fault-storage';
 import { FileConfigStore } from './config-store';
@@ -17,8 +17,28 @@ class FakeAdmin implements NodeAdmin {
     ['b:1', true],
   ]);
   statuses = new Map<string, ProbedStatus>([
-    ['a:1', { role: 'primary', state: 'serving', epoch: 3, lastIndex: 10, catchingUp: false }],
-    ['b:1', { role: 'standby', state: 'serving', epoch: 3, lastIndex: 10, catchingUp: false }],
+    [
+      'a:1',
+      {
+        role: 'primary',
+        state: 'serving',
+        epoch: 3,
+        epochPrimary: 'a',
+        lastIndex: 10,
+        catchingUp: false,
+      },
+    ],
+    [
+      'b:1',
+      {
+        role: 'standby',
+        state: 'serving',
+        epoch: 3,
+        epochPrimary: 'a',
+        lastIndex: 10,
+        catchingUp: false,
+      },
+    ],
   ]);
   calls: string[] = [];
   promoteFails = 0;
@@ -41,6 +61,9 @@ class FakeAdmin implements NodeAdmin {
       return Promise.reject(new UnavailableError('promote: no answer'));
     }
     const s = this.statuses.get(address) as ProbedStatus;
+    if (s.role === 'standby' && s.epoch >= epoch) {
+      return Promise.reject(new StaleEpochError(`promote to ${epoch} refused: ${s.epoch} held`));
+    }
     this.statuses.set(address, { ...s, role: 'primary', epoch });
     return Promise.resolve();
   }
@@ -112,6 +135,7 @@ describe('controller', () => {
       role: 'standby',
       state: 'serving',
       epoch: 4,
+      epochPrimary: 'b',
       lastIndex: 9,
       catchingUp: true,
     });
@@ -197,9 +221,70 @@ describe('controller', () => {
     await t.controller.stop();
   });
 
+  it('a promotion blocked by the same epoch number from another primary is retried above it', async () => {
+    const t = setup();
+    await t.controller.start();
+    await t.run(200);
+    t.admin.up.set('a:1', false);
+    t.admin.promoteFails = 1_000; // decided (epoch 4) but not carried out yet
+    await t.run(1000);
+    // Meanwhile a restarted and took epoch 4 itself, and b accepted it from a.
+    t.admin.statuses.set('b:1', {
+      role: 'standby',
+      state: 'serving',
+      epoch: 4,
+      epochPrimary: 'a',
+      lastIndex: 12,
+      catchingUp: false,
+    });
+    t.admin.promoteFails = 0;
+    await t.run(500);
+    expect(t.admin.calls).toContain('promote b:1 5 a:1 alone');
+    expect((await t.store.load())!).toMatchObject({ primary: b, epoch: 5, promoting: false });
+    await t.controller.stop();
+  });
+
+  it('a primary that stepped down with no configuration stored is handed the primary back', async () => {
+    const t = setup();
+    await t.controller.start();
+    await t.run(200);
+    await t.admin.stepDown('a:1'); // a switchover whose controller died right after the step-down
+    await t.run(500);
+    expect(t.admin.calls).toEqual(['stepDown a:1', 'promote a:1 4 b:1 with-standby']);
+    expect((await t.store.load())!).toMatchObject({ primary: a, epoch: 4, promoting: false });
+    await t.controller.stop();
+  });
+
+  it('refuses a switchover when the standby missed its last probe, and an approval for a standby it does not know', async () => {
+    const t = setup();
+    await t.controller.start();
+    await t.run(200);
+    t.admin.up.set('b:1', false);
+    await t.run(200);
+    await expect(t.controller.switchover()).rejects.toThrow(/did not answer its last probe/);
+    expect(t.admin.calls).toEqual([]);
+    await expect(t.controller.removeFromInSync('a', 3, 'x')).rejects.toBeInstanceOf(WrongRoleError);
+    expect((await t.store.load())!.inSync).toEqual(['a', 'b']);
+    await t.controller.stop();
+  });
+
+  it('the node being promoted may ask for in-sync changes before its promotion is confirmed', async () => {
+    const t = setup();
+    await t.controller.start();
+    await t.run(200);
+    t.admin.up.set('a:1', false);
+    t.admin.promoteFails = 1_000;
+    await t.run(1000);
+    expect((await t.store.load())!).toMatchObject({ primary: b, promoting: true, epoch: 4 });
+    const config = await t.controller.addToInSync('b', 4, 'a');
+    expect(config.inSync).toEqual(['b', 'a']);
+    await t.controller.stop();
+  });
+
   it('switchover: the primary steps down first, then the standby is promoted with both in sync', async () => {
     const t = setup();
     await t.controller.start();
+    await t.run(200); // both probed
     const config = await t.controller.switchover();
     expect(t.admin.calls).toEqual(['stepDown a:1', 'promote b:1 4 a:1 with-standby']);
     expect(config).toMatchObject({

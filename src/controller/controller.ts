@@ -26,6 +26,8 @@ export interface ProbedStatus {
   role: string;
   state: string;
   epoch: number;
+  /** The node that is primary of `epoch` (its identity is the pair). */
+  epochPrimary: string;
   lastIndex: number;
   /** Standby: not yet at the primary's tail (never promotable while so). */
   catchingUp: boolean;
@@ -129,7 +131,7 @@ export class Controller {
   removeFromInSync(primaryId: string, epoch: number, standbyId: string): Promise<ClusterConfig> {
     return this.exclusive(async () => {
       this.checkPrimary(primaryId, epoch);
-      const id = standbyId || this.config.standby.id;
+      const id = this.configuredStandby(standbyId);
       if (!this.config.inSync.includes(id)) return this.config;
       await this.change(
         { inSync: this.config.inSync.filter((x) => x !== id) },
@@ -147,12 +149,7 @@ export class Controller {
   addToInSync(primaryId: string, epoch: number, standbyId: string): Promise<ClusterConfig> {
     return this.exclusive(async () => {
       this.checkPrimary(primaryId, epoch);
-      const id = standbyId || this.config.standby.id;
-      if (id !== this.config.standby.id) {
-        throw new WrongRoleError(
-          `controller: ${id} is not the configured standby (${this.config.standby.id})`,
-        );
-      }
+      const id = this.configuredStandby(standbyId);
       if (this.config.inSync.includes(id)) return this.config;
       await this.change({ inSync: [...this.config.inSync, id] }, `standby ${id} caught up`);
       this.log.warn(
@@ -174,6 +171,14 @@ export class Controller {
           `controller: standby ${standby.id} is not in sync; no switchover`,
         );
       }
+      const seen = this.seen.get(standby.id);
+      const fit =
+        seen?.down === false && seen.status?.role === 'standby' && !seen.status.catchingUp;
+      if (!fit) {
+        throw new UnavailableError(
+          `controller: standby ${standby.id} did not answer its last probe as a caught-up standby; no switchover`,
+        );
+      }
       const started = this.opts.clock.monotonicMs();
       const stepped = await this.opts.admin.stepDown(primary.address, 0);
       this.log.warn(
@@ -193,9 +198,24 @@ export class Controller {
     });
   }
 
+  /**
+   * The standby a primary names must be the configured one ('' = the configured one): an
+   * approval for another id would leave the configured standby promotable.
+   */
+  private configuredStandby(standbyId: string): string {
+    const configured = this.config.standby.id;
+    if (standbyId !== '' && standbyId !== configured) {
+      throw new WrongRoleError(
+        `controller: ${standbyId} is not the configured standby (${configured})`,
+      );
+    }
+    return configured;
+  }
+
+  /** Only the configured primary (also while its promotion is unconfirmed) at its epoch or later. */
   private checkPrimary(primaryId: string, epoch: number): void {
     const c = this.config;
-    if (c.promoting || c.primary.id !== primaryId || epoch < c.epoch) {
+    if (c.primary.id !== primaryId || epoch < c.epoch) {
       throw new NotPrimaryError(
         `controller: ${c.primary.id} is the primary (epoch ${c.epoch}${c.promoting ? ', being promoted' : ''}), not ${primaryId} at epoch ${epoch}`,
       );
@@ -307,10 +327,11 @@ export class Controller {
     return this.opts.startupGraceMs ?? Math.max(5000, 10 * this.opts.failoverTimeoutMs);
   }
 
-  private warned = new Set<string>();
+  private lastWarning = '';
+  /** A reason not to promote is logged once, until the reason or the configuration changes. */
   private warnOnce(key: string, fields: object, message: string): void {
-    if (this.warned.has(key)) return;
-    this.warned.add(key);
+    if (this.lastWarning === key) return;
+    this.lastWarning = key;
     this.log.warn(fields, message);
   }
 
@@ -368,9 +389,12 @@ export class Controller {
       );
       return;
     }
-    if (p.status !== null && p.status.epoch > c.epoch && p.status.role === 'standby') {
+    const held = p.status;
+    const ownedByOther =
+      held !== null && held.epoch === c.epoch && held.epochPrimary !== c.primary.id;
+    if (held !== null && held.role === 'standby' && (held.epoch > c.epoch || ownedByOther)) {
       // It accepted a newer epoch from someone else meanwhile: promote above it.
-      await this.change({ epoch: p.status.epoch + 1 }, "promotion: epoch raised above the node's");
+      await this.change({ epoch: held.epoch + 1 }, "promotion: epoch raised above the node's");
     }
     await this.finishPromotion(this.opts.clock.monotonicMs());
   }

@@ -159,11 +159,18 @@ export class Committer {
     if (alone) this.settle();
   }
 
-  /** Age (ms) of the oldest batch written or being written that still waits for the standby. */
+  /**
+   * Age (ms) of the oldest batch the standby has not acknowledged yet (a batch that waits only
+   * for the local fsync does not count: a slow local disk is no reason to drop the standby).
+   */
   standbyWaitMs(nowMs: number): number {
-    if (!this.replicated || this.aloneFlag) return 0;
-    const oldest = this.inflight[0];
-    return oldest === undefined ? 0 : nowMs - oldest.offeredAtMs;
+    const replicator = this.opts.replicator;
+    if (replicator === undefined || this.aloneFlag) return 0;
+    const acked = replicator.ackedIndex;
+    for (const f of this.inflight) {
+      if (f.lastIndex > acked) return nowMs - f.offeredAtMs;
+    }
+    return 0;
   }
 
   /** Queues one validated request. Synchronous errors go to cb right away. */

@@ -120,6 +120,8 @@ describe('failover pieces in one process (controller faked)', () => {
     const acked = await Promise.all(Array.from({ length: 30 }, () => alloc(primary, 'ids', 1)));
     const { epoch, lastIndex } = await primary.stepDown(primary.status().epoch);
     expect(primary.status().role).toBe('standby');
+    // It holds everything acknowledged: promotable again at once (not "catching up").
+    expect(primary.status().replication?.catchingUp).toBe(false);
     const standby = pair.standby as CounterNode;
     expect(standby.status().lastIndex).toBe(lastIndex);
     await standby.promote(epoch + 1, primaryAddress, false);

@@ -59,6 +59,8 @@ export class InSyncTracker {
   private resyncMark = 0;
   private asking = false;
   private nextAskAtMs = 0;
+  /** After stop() an answer still on its way changes nothing (the node is no primary now). */
+  private stopped = false;
   private readonly timer: NodeJS.Timeout;
 
   constructor(private readonly opts: InSyncTrackerOptions) {
@@ -74,6 +76,7 @@ export class InSyncTracker {
   }
 
   stop(): void {
+    this.stopped = true;
     clearInterval(this.timer);
   }
 
@@ -126,6 +129,7 @@ export class InSyncTracker {
     authority.removeFromInSync(nodeId, epoch, standbyId).then(
       () => {
         this.asking = false;
+        if (this.stopped) return;
         this.stateValue = 'alone';
         this.opts.committer.setAlone(true);
         this.opts.metrics.degraded.set(1);
@@ -149,6 +153,7 @@ export class InSyncTracker {
     authority.addToInSync(nodeId, epoch, standbyId).then(
       () => {
         this.asking = false;
+        if (this.stopped) return;
         this.stateValue = 'in-sync';
         this.opts.metrics.degraded.set(0);
         logger.warn(
@@ -164,6 +169,7 @@ export class InSyncTracker {
   }
 
   private refused(err: unknown, what: string): void {
+    if (this.stopped) return;
     const message = (err as Error).message;
     this.nextAskAtMs = this.opts.clock.monotonicMs() + askRetryMs;
     if (err instanceof NotPrimaryError) {

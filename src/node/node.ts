@@ -160,6 +160,8 @@ export class TallyNode implements CounterNode {
   private inSync: InSyncTracker | null = null;
   /** Set while the node turns from primary into standby (step-down or rejoin). */
   private demoting = false;
+  /** A primary's epoch is being begun (or was): only once per primary term. */
+  private beginning = false;
   /** Primary: the standby's address (from --standby, or from a promotion). */
   private standbyTarget = '';
   private resolveFailed!: (err: Error) => void;
@@ -272,7 +274,10 @@ export class TallyNode implements CounterNode {
   }
 
   private beginPrimary(epoch: number, sender: Sender, persisted: boolean, alone: boolean): void {
-    if (this.committer !== null) return; // begun already (alone, before the standby answered)
+    // Begun already: alone (approved) before the standby answered, or the other way round —
+    // the flag is set before the first await, so the epoch is never begun twice.
+    if (this.beginning) return;
+    this.beginning = true;
     const begin = persisted
       ? this.beginCommitter(epoch, sender, alone)
       : this.beginEpoch(epoch, sender, alone);
@@ -540,7 +545,9 @@ export class TallyNode implements CounterNode {
       );
     }
     const lastIndex = this.store.lastIndex;
-    await this.becomeStandby('planned switchover');
+    // Everything it wrote is acknowledged by the standby, so it holds all the standby holds:
+    // promotable again at once (the controller may hand the primary back if it fails now).
+    await this.becomeStandby('planned switchover', false);
     return { epoch: this.meta.epoch, lastIndex };
   }
 
@@ -553,7 +560,7 @@ export class TallyNode implements CounterNode {
    * nothing more is acknowledged here, and the new primary's log matching truncates whatever
    * this node wrote that was never acknowledged (rewind) before it catches up.
    */
-  private async becomeStandby(reason: string): Promise<void> {
+  private async becomeStandby(reason: string, catchingUp = true): Promise<void> {
     if (this.receiver !== null || this.demoting) return;
     if (this.stateValue === 'failed' || this.stateValue === 'closed') return;
     if (this.stateValue === 'draining') return;
@@ -569,8 +576,9 @@ export class TallyNode implements CounterNode {
       this.sender?.stop();
       this.sender = null;
       this.committer = null;
+      this.beginning = false;
       this.standbyTarget = '';
-      const meta: Meta = { ...this.meta, role: 'standby', catchingUp: true };
+      const meta: Meta = { ...this.meta, role: 'standby', catchingUp: catchingUp || undefined };
       await writeMeta(this.storage, this.opts.dataDir, meta);
       this.meta = meta;
       const now = this.stateValue as NodeState; // closed or failed while awaiting

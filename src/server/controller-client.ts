@@ -4,7 +4,14 @@
  * deadline; a gRPC failure becomes the typed error the caller acts on.
  */
 import * as grpc from '@grpc/grpc-js';
-import { NotPrimaryError, StaleEpochError, UnavailableError, WrongRoleError } from '../core/errors';
+import {
+  InvalidArgumentError,
+  NotPrimaryError,
+  StaleEpochError,
+  UnavailableError,
+  WrongRoleError,
+  type TallyError,
+} from '../core/errors';
 import type { ClusterConfig } from '../controller/config-store';
 import type { NodeAdmin, ProbedStatus } from '../controller/controller';
 import type { InSyncAuthority } from '../node/types';
@@ -15,6 +22,7 @@ import type { StatusResponse__Output } from '../generated/tally/v1/StatusRespons
 import type { StepDownResponse__Output } from '../generated/tally/v1/StepDownResponse';
 import { fromWireConfig } from './controller-service';
 import { loadProtos } from './proto';
+import { errorNameKey } from './status';
 
 /** A controller call that takes longer is treated as the controller being unreachable. */
 const controllerCallMs = 2000;
@@ -38,20 +46,29 @@ function deadline(ms: number): grpc.CallOptions {
   return { deadline: Date.now() + ms };
 }
 
-/** A failed call as the typed error its caller acts on. */
-function typed(err: grpc.ServiceError, what: string): Error {
+const errorsByName: Record<string, new (message: string) => TallyError> = {
+  NotPrimaryError,
+  StaleEpochError,
+  WrongRoleError,
+  UnavailableError,
+  InvalidArgumentError,
+};
+
+/**
+ * A failed call as the typed error its caller acts on: the class the server raised (it sends
+ * the name in `tally-error`), else UNAVAILABLE for a call that did not get through and
+ * WrongRoleError for any other refusal — never NotPrimaryError by guess, since a primary
+ * that gets NotPrimaryError from the controller steps down.
+ */
+function typed(err: grpc.ServiceError, what: string): TallyError {
   const message = `${what}: ${err.details || err.message}`;
-  switch (err.code) {
-    case grpc.status.FAILED_PRECONDITION:
-      return /stale|epoch .* refused|already accepted/.test(err.details)
-        ? new StaleEpochError(message)
-        : new NotPrimaryError(message);
-    case grpc.status.UNAVAILABLE:
-    case grpc.status.DEADLINE_EXCEEDED:
-      return new UnavailableError(message);
-    default:
-      return new WrongRoleError(message);
+  const name = err.metadata?.get(errorNameKey)[0];
+  const Known = typeof name === 'string' ? errorsByName[name] : undefined;
+  if (Known) return new Known(message);
+  if (err.code === grpc.status.UNAVAILABLE || err.code === grpc.status.DEADLINE_EXCEEDED) {
+    return new UnavailableError(message);
   }
+  return new WrongRoleError(message);
 }
 
 function unary<Req, Res>(
@@ -152,6 +169,7 @@ export class GrpcNodeAdmin implements NodeAdmin {
       role: s.role,
       state: s.state,
       epoch: Number(s.epoch),
+      epochPrimary: s.epochPrimary,
       lastIndex: Number(s.lastIndex),
       catchingUp: s.replication?.catchingUp ?? false,
     };
