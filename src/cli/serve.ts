@@ -3,10 +3,12 @@
  * Prints one JSON line to stdout once serving — `{"event":"serving","grpcPort":…}` — which
  * tests, benchmarks and supervisors parse (with port 0 it carries the real ports).
  */
+import fs from 'node:fs';
 import path from 'node:path';
 import { type Command, InvalidArgumentError, Option } from 'commander';
 import { createMetrics, type Metrics } from '../core/metrics';
 import { segmentSizeBytesMax, segmentSizeBytesMin, standbyWaitMsDefault } from '../core/limits';
+import { metaFileName } from '../node/data-dir';
 import { openNode, type NodeOptions } from '../node/node';
 import type { CounterNode, Role, StandbyLossPolicy } from '../node/types';
 import type { ClusterConfig } from '../controller/config-store';
@@ -106,8 +108,24 @@ const controllerRetryMs = 500;
 /** How often a node re-reads the controller's configuration (to learn it was deposed). */
 const configPollMs = 1000;
 
-function placementIn(config: ClusterConfig, id: string): Placement {
-  if (config.primary.id === id && !config.promoting) {
+/** The role stored in a data dir's meta (startup only: sync I/O), or null for a new dir. */
+function storedRole(dataDir: string): string | null {
+  try {
+    const meta = JSON.parse(fs.readFileSync(path.join(dataDir, metaFileName), 'utf8')) as {
+      role?: unknown;
+    };
+    return typeof meta.role === 'string' ? meta.role : null;
+  } catch {
+    return null; // no meta yet (or unreadable: the node's own start reports that)
+  }
+}
+
+function placementIn(config: ClusterConfig, id: string, dataDir: string): Placement {
+  // While its promotion is unconfirmed, the node being promoted that already took it (its meta
+  // says primary: it may have acknowledged alone) comes back as primary; one that had not yet
+  // comes back as standby and the controller promotes it again.
+  const promotedHere = config.promoting && storedRole(dataDir) === 'primary';
+  if (config.primary.id === id && (!config.promoting || promotedHere)) {
     return {
       role: 'primary',
       standby: config.standby.address,
@@ -125,12 +143,13 @@ function placementIn(config: ClusterConfig, id: string): Placement {
 async function placementFromController(
   client: ControllerClient,
   id: string,
+  dataDir: string,
   logger: Logger,
 ): Promise<Placement> {
   for (let attempt = 0; ; attempt++) {
     try {
       const config = await client.getConfig();
-      const placement = placementIn(config, id);
+      const placement = placementIn(config, id, dataDir);
       logger.info({ ...placement, version: config.version }, 'serve: placed by the controller');
       return placement;
     } catch (err) {
@@ -184,7 +203,12 @@ async function start(opts: ServeOptions): Promise<Serving> {
   const placement: Placement =
     controller === null
       ? { role: opts.role, standby: opts.standby }
-      : await placementFromController(controller, opts.id, logger.child({ module: 'cli' }));
+      : await placementFromController(
+          controller,
+          opts.id,
+          path.resolve(opts.dataDir),
+          logger.child({ module: 'cli' }),
+        );
   // The address a standby hands to clients: known once the server is bound (port 0).
   let advertised!: (address: string) => void;
   const advertise = new Promise<string>((resolve) => (advertised = resolve));

@@ -412,6 +412,7 @@ export class Controller {
       );
       return;
     }
+    await failpoint('controller.afterPromote');
     const durationMs = Math.round(this.opts.clock.monotonicMs() - decidedAtMs);
     const last = c.lastFailover;
     await this.change(

@@ -170,4 +170,32 @@ describe('controller with real processes', () => {
     }
     expect(new Set(firsts).size).toBe(firsts.length);
   });
+
+  it('the new primary and the controller both killed after the promotion, before it was confirmed: the node comes back as primary and the controller records it', async () => {
+    const cl = await startCluster(undefined, {
+      TALLY_FAILPOINTS: 'controller.afterPromote=sleep(60000)',
+    });
+    const before = await allocOn(cl.nodes.a.address, 10);
+    await kill(cl.nodes.a.child, 'SIGKILL');
+    await until('b promoted', async () => {
+      const s = await nodeStatus(cl.nodes.b.address);
+      return s.role === 'primary' && s.state === 'serving' ? true : null;
+    });
+    const onB = await allocOn(cl.nodes.b.address, 10); // acknowledged alone
+    await kill(cl.controllerChild, 'SIGKILL'); // the promotion is still "promoting" on disk
+    await kill(cl.nodes.b.child, 'SIGKILL');
+    cl.startController();
+    cl.startNode('b');
+    await until('b serving as primary again', async () => {
+      const s = await nodeStatus(cl.nodes.b.address);
+      return s.role === 'primary' && s.state === 'serving' ? true : null;
+    });
+    const config = await until('promotion recorded', async () => {
+      const c = await cl.config();
+      return c.promoting ? null : c;
+    });
+    expect(config.primary.id).toBe('b');
+    const after = await allocOn(cl.nodes.b.address, 10);
+    expect(Math.min(...after)).toBeGreaterThan(Math.max(...before, ...onB));
+  });
 });
