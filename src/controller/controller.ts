@@ -14,6 +14,7 @@
  * the in-sync set (degrade) and to add it back, and an operator's switchover. A node that is
  * not in the in-sync set is never promoted; the data path never waits for the controller.
  */
+import { Serial } from '../core/serial';
 import type { Logger } from 'pino';
 import type { Clock } from '../core/clock';
 import { NotPrimaryError, UnavailableError, WrongRoleError } from '../core/errors';
@@ -68,7 +69,7 @@ interface Seen {
 
 export class Controller {
   private config!: ClusterConfig;
-  private chain: Promise<unknown> = Promise.resolve();
+  private readonly serial = new Serial();
   private timer: NodeJS.Timeout | null = null;
   private probing = false;
   private readonly seen = new Map<string, Seen>();
@@ -232,9 +233,7 @@ export class Controller {
   }
 
   private exclusive<T>(fn: () => Promise<T>): Promise<T> {
-    const run = this.chain.then(fn, fn);
-    this.chain = run.catch(() => undefined);
-    return run;
+    return this.serial.run(fn);
   }
 
   private async probe(node: NodeRef): Promise<Seen> {
@@ -286,7 +285,9 @@ export class Controller {
       !p.status.catchingUp &&
       c.inSync.includes(c.primary.id)
     ) {
-      // The configured primary came up as a standby (it crashed inside its promotion): finish it.
+      // The configured primary is a caught-up standby: it stepped down for a switchover whose
+      // controller died before storing it, or crashed inside its promotion. Hand it the
+      // primary again (above every epoch seen), with whatever standby is in sync.
       await this.promote(
         c.primary,
         c.standby,

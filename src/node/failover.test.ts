@@ -48,7 +48,7 @@ function expectUnique(results: AllocateResult[]): void {
 }
 
 describe('failover pieces in one process (controller faked)', () => {
-  it('a primary that loses its standby acknowledges alone only after the controller removed it, and asks to add it back once it has caught up', async () => {
+  it('a primary that loses its standby asks the controller to remove it and then acknowledges alone (the ordering itself: in-sync.test.ts), and asks to add it back once it has caught up', async () => {
     const authority = new RecordingAuthority();
     const { pair, primary } = await controlledPair(authority);
     const before = await Promise.all(Array.from({ length: 20 }, () => alloc(primary, 'ids', 1)));
@@ -89,8 +89,10 @@ describe('failover pieces in one process (controller faked)', () => {
     pair.net.partition();
     // Written on the old primary, never acknowledged (blocked on the standby).
     const stranded = Promise.allSettled(Array.from({ length: 10 }, () => alloc(primary, 'ids', 1)));
-    await vi.waitFor(() =>
-      expect(primary.status().lastIndex).toBeGreaterThan(primary.status().replication!.ackIndex),
+    await vi.waitFor(
+      () =>
+        expect(primary.status().lastIndex).toBeGreaterThan(primary.status().replication!.ackIndex),
+      { timeout: 10_000 },
     );
     const standby = pair.standby as CounterNode;
     const epoch = primary.status().epoch + 1;
@@ -105,10 +107,12 @@ describe('failover pieces in one process (controller faked)', () => {
     }
     await vi.waitFor(() => expect(authority.calls).toContain('add primary'), { timeout: 10_000 });
     acked.push(...(await Promise.all(Array.from({ length: 10 }, () => alloc(standby, 'ids', 1)))));
-    await vi.waitFor(async () =>
-      expect((await walRecords(pair.primaryDisk)).map(recordKey)).toEqual(
-        (await walRecords(pair.standbyDisk)).map(recordKey),
-      ),
+    await vi.waitFor(
+      async () =>
+        expect((await walRecords(pair.primaryDisk)).map(recordKey)).toEqual(
+          (await walRecords(pair.standbyDisk)).map(recordKey),
+        ),
+      { timeout: 10_000 },
     );
     expectUnique(acked);
     await expect(alloc(primary, 'ids', 1)).rejects.toBeInstanceOf(NotPrimaryError);

@@ -2,6 +2,7 @@
  * The node's side of replication: what the standby's Receiver may do to the log (ReplicaLog),
  * what the primary's Sender may read from it (PrimaryLog), and the sender's metrics.
  */
+import { Serial } from '../core/serial';
 import {
   StaleEpochError,
   StorageFatalError,
@@ -30,7 +31,7 @@ export interface ReplicaHost {
 }
 
 export class ReplicaLogAdapter implements ReplicaLog {
-  private chain: Promise<unknown> = Promise.resolve();
+  private readonly serial = new Serial();
   /** The primary's last index as of its latest message. */
   private primaryLastIndex = 0;
 
@@ -149,9 +150,7 @@ export class ReplicaLogAdapter implements ReplicaLog {
   }
 
   exclusive<T>(fn: () => Promise<T>): Promise<T> {
-    const run = this.chain.then(fn, fn);
-    this.chain = run.catch(() => undefined);
-    return run;
+    return this.serial.run(fn);
   }
 
   status(connected: boolean): ReplicationStatus {
