@@ -180,8 +180,8 @@ export async function killChildren(): Promise<void> {
 
 const protos = loadProtos();
 
-export function counterClient(target: string): CounterClient {
-  return new protos.tally.v1.Counter(target, grpc.credentials.createInsecure());
+export function counterClient(target: string, options?: grpc.ChannelOptions): CounterClient {
+  return new protos.tally.v1.Counter(target, grpc.credentials.createInsecure(), options);
 }
 
 export function adminClient(target: string): AdminClient {
