@@ -16,13 +16,16 @@ import { parseHostPort } from '../server/listen';
 import { createLogger } from '../server/logger';
 import { startMetricsServer } from '../server/metrics-http';
 import { NodeStorage } from '../wal/storage';
+import { ConfigError } from '../core/errors';
 import { CliError, exitUsage, hostPortArg, integerArg, out } from './common';
 
 interface ControllerCliOptions {
   dataDir: string;
   listen: string;
   metricsListen: string;
-  node: NodeRef[];
+  node?: NodeRef[];
+  bootstrap?: boolean;
+  updateAddresses?: boolean;
   probeIntervalMs: number;
   failoverTimeoutMs: number;
 }
@@ -39,13 +42,29 @@ function nodeArg(value: string, previous: NodeRef[] = []): NodeRef[] {
   return [...previous, { id: m[1] as string, address: m[2] as string }];
 }
 
-async function runController(opts: ControllerCliOptions): Promise<void> {
-  if (opts.node.length !== 2 || opts.node[0]?.id === opts.node[1]?.id) {
+/** The two --node flags, or none (the stored configuration names the members). */
+function memberFlags(opts: ControllerCliOptions): [NodeRef, NodeRef] | undefined {
+  const nodes = opts.node;
+  if (nodes === undefined) {
+    if (opts.bootstrap === true || opts.updateAddresses === true) {
+      throw new CliError(
+        'controller: --bootstrap and --update-addresses need both members: --node ID=HOST:PORT (twice)',
+        exitUsage,
+      );
+    }
+    return undefined;
+  }
+  if (nodes.length !== 2 || nodes[0]?.id === nodes[1]?.id) {
     throw new CliError(
       'controller: give exactly two nodes with different ids: --node ID=HOST:PORT (the first starts as primary)',
       exitUsage,
     );
   }
+  return [nodes[0] as NodeRef, nodes[1] as NodeRef];
+}
+
+async function runController(opts: ControllerCliOptions): Promise<void> {
+  const nodes = memberFlags(opts);
   if (opts.failoverTimeoutMs < 2 * opts.probeIntervalMs) {
     throw new CliError(
       'controller: --failover-timeout-ms must be at least two probe intervals',
@@ -63,11 +82,19 @@ async function runController(opts: ControllerCliOptions): Promise<void> {
     clock: systemClock,
     logger,
     metrics,
-    nodes: [opts.node[0] as NodeRef, opts.node[1] as NodeRef],
+    nodes,
+    bootstrap: opts.bootstrap,
+    updateAddresses: opts.updateAddresses,
     probeIntervalMs: opts.probeIntervalMs,
     failoverTimeoutMs: opts.failoverTimeoutMs,
   });
-  await controller.start();
+  try {
+    await controller.start();
+  } catch (err) {
+    lock.close();
+    if (err instanceof ConfigError) throw new CliError(err.message, exitUsage);
+    throw err;
+  }
   const server = await startControllerServer({ controller, listen: opts.listen, logger });
   const metricsServer = await startMetricsServer(
     opts.metricsListen,
@@ -99,16 +126,25 @@ async function runController(opts: ControllerCliOptions): Promise<void> {
   process.on('SIGINT', stop);
 }
 
+/**
+ * Exit 0 only when the standby serves as the new primary; otherwise the controller's account
+ * of what happened (refused, or the target did not serve and the old primary serves again).
+ */
 async function runSwitchover(opts: { controller: string }): Promise<void> {
   const client = new ControllerClient(opts.controller);
   try {
     const before = await client.getConfig();
     const after = await client.switchover();
+    if (after.primary.id === before.primary.id || after.promoting) {
+      throw new Error(
+        `${after.primary.id} is primary (epoch ${after.epoch}); the switchover did not complete`,
+      );
+    }
     out(
       `switchover: ${before.primary.id} → ${after.primary.id} (epoch ${after.epoch}, ${after.lastFailover?.durationMs ?? '?'} ms)\n`,
     );
   } catch (err) {
-    throw new CliError(`switchover: ${(err as Error).message}`);
+    throw new CliError(`switchover failed: ${(err as Error).message}`);
   } finally {
     client.close();
   }
@@ -138,10 +174,16 @@ export function registerController(program: Command): void {
     .addOption(
       new Option(
         '--node <id=host:port>',
-        'a node (twice; the first is primary in a new configuration; a stored one wins)',
-      )
-        .argParser(nodeArg)
-        .makeOptionMandatory(),
+        'a member (twice): needed once, to create the cluster (the first starts as primary); afterwards the stored configuration names the members and --node must match it',
+      ).argParser(nodeArg),
+    )
+    .option(
+      '--bootstrap',
+      'no stored configuration: create the cluster now with the first --node holding the history (instead of waiting for both nodes to prove what they hold)',
+    )
+    .option(
+      '--update-addresses',
+      'store the --node addresses for the same member ids (a member moved to a new address)',
     )
     .addOption(
       new Option('--probe-interval-ms <ms>', 'how often both nodes are probed')

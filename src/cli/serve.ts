@@ -3,15 +3,13 @@
  * Prints one JSON line to stdout once serving — `{"event":"serving","grpcPort":…}` — which
  * tests, benchmarks and supervisors parse (with port 0 it carries the real ports).
  */
-import fs from 'node:fs';
 import path from 'node:path';
 import { type Command, InvalidArgumentError, Option } from 'commander';
 import { createMetrics, type Metrics } from '../core/metrics';
 import { segmentSizeBytesMax, segmentSizeBytesMin, standbyWaitMsDefault } from '../core/limits';
-import { metaFileName } from '../node/data-dir';
+import { UnavailableError } from '../core/errors';
 import { openNode, type NodeOptions } from '../node/node';
-import type { CounterNode, Role, StandbyLossPolicy } from '../node/types';
-import type { ClusterConfig } from '../controller/config-store';
+import type { CounterNode, JoinReport, Placement, Role, StandbyLossPolicy } from '../node/types';
 import { ControllerClient } from '../server/controller-client';
 import { grpcDialer } from '../server/replication-service';
 import { dialHost, parseHostPort } from '../server/listen';
@@ -37,14 +35,6 @@ interface ServeOptions {
   controller?: string;
   standbyLoss: StandbyLossPolicy;
   degradeAfterMs: number;
-}
-
-/** What the controller's configuration makes of this node at start. */
-interface Placement {
-  role: Role;
-  standby?: string;
-  standbyId?: string;
-  aloneApproved?: boolean;
 }
 
 interface Serving {
@@ -78,7 +68,6 @@ function nodeOptions(
   logger: Logger,
   metrics: Metrics,
   advertise: Promise<string>,
-  placement: Placement,
   controller: ControllerClient | null,
 ): NodeOptions {
   return {
@@ -86,10 +75,12 @@ function nodeOptions(
     dataDir: path.resolve(opts.dataDir),
     logger,
     metrics,
-    role: placement.role,
-    standby: placement.standby,
-    standbyId: placement.standbyId,
-    aloneApproved: placement.aloneApproved,
+    role: opts.role,
+    standby: opts.standby,
+    place:
+      controller === null
+        ? undefined
+        : placeByController(controller, logger.child({ module: 'cli' })),
     controller: controller ?? undefined,
     standbyLossPolicy: opts.standbyLoss,
     degradeAfterMs: opts.degradeAfterMs,
@@ -108,61 +99,39 @@ const controllerRetryMs = 500;
 /** How often a node re-reads the controller's configuration (to learn it was deposed). */
 const configPollMs = 1000;
 
-/** The role stored in a data dir's meta (startup only: sync I/O), or null for a new dir. */
-function storedRole(dataDir: string): string | null {
-  try {
-    const meta = JSON.parse(fs.readFileSync(path.join(dataDir, metaFileName), 'utf8')) as {
-      role?: unknown;
-    };
-    return typeof meta.role === 'string' ? meta.role : null;
-  } catch {
-    return null; // no meta yet (or unreadable: the node's own start reports that)
-  }
-}
-
-function placementIn(config: ClusterConfig, id: string, dataDir: string): Placement {
-  // While its promotion is unconfirmed, the node being promoted that already took it (its meta
-  // says primary: it may have acknowledged alone) comes back as primary; one that had not yet
-  // comes back as standby and the controller promotes it again.
-  const promotedHere = config.promoting && storedRole(dataDir) === 'primary';
-  if (config.primary.id === id && (!config.promoting || promotedHere)) {
-    return {
-      role: 'primary',
-      standby: config.standby.address,
-      standbyId: config.standby.id,
-      aloneApproved: !config.inSync.includes(config.standby.id),
-    };
-  }
-  if (config.primary.id === id || config.standby.id === id) return { role: 'standby' };
-  throw new CliError(
-    `serve: node ${id} is not in the controller's configuration (${config.primary.id}, ${config.standby.id})`,
-  );
-}
-
-/** Asks the controller where this node belongs; waits for it (a node never guesses). */
-async function placementFromController(
+/**
+ * With a controller the node reports what its data directory holds once it has recovered its
+ * log, and the controller says where it belongs; a node never guesses. While the controller
+ * cannot place it yet (unreachable, or still building its configuration) it waits; a refusal
+ * (another cluster's directory, not a member) stops it with the controller's reason.
+ */
+function placeByController(
   client: ControllerClient,
-  id: string,
-  dataDir: string,
   logger: Logger,
-): Promise<Placement> {
-  for (let attempt = 0; ; attempt++) {
-    try {
-      const config = await client.getConfig();
-      const placement = placementIn(config, id, dataDir);
-      logger.info({ ...placement, version: config.version }, 'serve: placed by the controller');
-      return placement;
-    } catch (err) {
-      if (err instanceof CliError) throw err;
-      if (attempt % 10 === 0) {
-        logger.warn(
-          { controller: client.address, err: (err as Error).message },
-          'serve: waiting for the controller',
+): (report: JoinReport) => Promise<Placement> {
+  return async (report) => {
+    for (let attempt = 0; ; attempt++) {
+      try {
+        const placement = await client.join(report);
+        logger.info(
+          { ...placement, incarnation: report.incarnation, lastIndex: report.lastIndex },
+          'serve: placed by the controller',
         );
+        return placement;
+      } catch (err) {
+        if (!(err instanceof UnavailableError)) {
+          throw new CliError(`serve: ${(err as Error).message}`);
+        }
+        if (attempt % 10 === 0) {
+          logger.warn(
+            { controller: client.address, err: (err as Error).message },
+            'serve: waiting for the controller to place this node',
+          );
+        }
+        await new Promise((r) => setTimeout(r, controllerRetryMs));
       }
-      await new Promise((r) => setTimeout(r, controllerRetryMs));
     }
-  }
+  };
 }
 
 /**
@@ -181,6 +150,7 @@ function followController(s: Serving, id: string): void {
       .getConfig()
       .then(
         (config) => {
+          s.node.noteInSyncSet(config.inSync);
           if (config.promoting || config.primary.id === id) return;
           const status = s.node.status();
           if (status.role === 'standby' || config.epoch <= status.epoch) return;
@@ -200,21 +170,12 @@ async function start(opts: ServeOptions): Promise<Serving> {
   const logger = createLogger();
   const metrics = createMetrics();
   const controller = opts.controller === undefined ? null : new ControllerClient(opts.controller);
-  const placement: Placement =
-    controller === null
-      ? { role: opts.role, standby: opts.standby }
-      : await placementFromController(
-          controller,
-          opts.id,
-          path.resolve(opts.dataDir),
-          logger.child({ module: 'cli' }),
-        );
   // The address a standby hands to clients: known once the server is bound (port 0).
   let advertised!: (address: string) => void;
   const advertise = new Promise<string>((resolve) => (advertised = resolve));
   const node = await openEngine(
     opts.engine,
-    nodeOptions(opts, logger, metrics, advertise, placement, controller),
+    nodeOptions(opts, logger, metrics, advertise, controller),
   );
   let grpc: RunningServer | undefined;
   try {

@@ -3,7 +3,9 @@
  * StatusResponse message.
  */
 import { type Command, Option } from 'commander';
-import type { ClusterConfig } from '../controller/config-store';
+import { shortId } from '../core/ids';
+import { formatPosition } from '../controller/members';
+import type { ClusterView } from '../server/controller-service';
 import type { StatusResponse__Output } from '../generated/tally/v1/StatusResponse';
 import { ControllerClient } from '../server/controller-client';
 import {
@@ -74,9 +76,34 @@ function nodeStatusOf(target: string, deadlineMs: number): Promise<StatusRespons
   );
 }
 
+/** Who holds every acknowledged record (the in-sync members), and up to where it is vouched. */
+function historyLine(config: ClusterView): string {
+  if (config.inSync.length === 0) return '(no member: the history is lost unless a node returns)';
+  return config.inSync
+    .map((id) => {
+      const vouched = config.members.find((m) => m.id === id)?.vouched ?? null;
+      return `${id} (at least ${formatPosition(vouched)})`;
+    })
+    .join(', ');
+}
+
+/** What the controller knows of a member's data directory against what the node runs on. */
+function directoryText(
+  config: ClusterView,
+  id: string,
+  status: StatusResponse__Output | null,
+): string {
+  const recorded = config.members.find((m) => m.id === id)?.incarnation ?? '';
+  const inSync = config.inSync.includes(id);
+  const dir = shortId(status?.incarnation ?? recorded);
+  if (status !== null && recorded !== '' && status.incarnation !== recorded)
+    return `${dir} (unknown)`;
+  return `${dir} (${inSync ? 'in sync' : 'not in sync'})`;
+}
+
 /** One row per node: what the controller says of it and what it says of itself. */
 export function formatCluster(
-  config: ClusterConfig,
+  config: ClusterView,
   nodes: Array<{
     id: string;
     address: string;
@@ -85,30 +112,32 @@ export function formatCluster(
   }>,
 ): string {
   const lines = [
-    `configuration  version ${config.version}, epoch ${config.epoch}${config.promoting ? ' (promotion in progress)' : ''}`,
-    `in sync        ${config.inSync.join(', ') || '(none)'}`,
+    `cluster        ${shortId(config.clusterId)}, configuration version ${config.version}, epoch ${config.epoch}${config.promoting ? ' (promotion in progress)' : ''}`,
+    `history        ${historyLine(config)}`,
   ];
+  if (config.blocked !== '') lines.push(`NOT SERVING    ${config.blocked}`);
   const f = config.lastFailover;
   lines.push(
     f === null
       ? 'last failover  none'
       : `last failover  ${f.kind} ${f.fromNode} → ${f.toNode} at ${new Date(f.atUnixMs).toISOString()}, epoch ${f.epoch}, ${f.durationMs} ms (${f.reason})`,
     '',
-    `${'NODE'.padEnd(8)}${'ADDRESS'.padEnd(22)}${'CONFIGURED'.padEnd(12)}${'ROLE'.padEnd(10)}${'STATE'.padEnd(10)}${'EPOCH'.padEnd(7)}${'LAST INDEX'.padEnd(12)}LAG`,
+    `${'NODE'.padEnd(8)}${'ADDRESS'.padEnd(22)}${'CONFIGURED'.padEnd(12)}${'DIRECTORY'.padEnd(23)}${'ROLE'.padEnd(10)}${'STATE'.padEnd(10)}${'EPOCH'.padEnd(7)}${'LAST INDEX'.padEnd(12)}LAG`,
   );
   for (const n of nodes) {
     const configured = n.id === config.primary.id ? 'primary' : 'standby';
     const s = n.status;
+    const dir = directoryText(config, n.id, s);
     if (s === null) {
       lines.push(
-        `${n.id.padEnd(8)}${n.address.padEnd(22)}${configured.padEnd(12)}unreachable (${n.error ?? '?'})`,
+        `${n.id.padEnd(8)}${n.address.padEnd(22)}${configured.padEnd(12)}${dir.padEnd(23)}unreachable (${n.error ?? '?'})`,
       );
       continue;
     }
     const r = s.replication;
     const lag = r ? `${r.lagRecords} records${r.catchingUp ? ', catching up' : ''}` : '-';
     lines.push(
-      `${n.id.padEnd(8)}${n.address.padEnd(22)}${configured.padEnd(12)}${s.role.padEnd(10)}${s.state.padEnd(10)}${s.epoch.padEnd(7)}${s.lastIndex.padEnd(12)}${lag}`,
+      `${n.id.padEnd(8)}${n.address.padEnd(22)}${configured.padEnd(12)}${dir.padEnd(23)}${s.role.padEnd(10)}${s.state.padEnd(10)}${s.epoch.padEnd(7)}${s.lastIndex.padEnd(12)}${lag}`,
     );
   }
   return `${lines.join('\n')}\n`;
@@ -116,7 +145,7 @@ export function formatCluster(
 
 async function runClusterStatus(opts: StatusOptions & { controller: string }): Promise<void> {
   const client = new ControllerClient(opts.controller);
-  let config: ClusterConfig;
+  let config: ClusterView;
   try {
     config = await client.getConfig(opts.deadlineMs);
   } catch (err) {

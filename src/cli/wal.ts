@@ -68,6 +68,8 @@ function formatRecord(r: InspectedRecord): string {
   if (r.namespace !== undefined) line += ` namespace=${r.namespace}`;
   if (r.first !== undefined) line += ` first=${r.first}`;
   if (r.count !== undefined) line += ` count=${r.count}`;
+  if (r.nodeId !== undefined) line += ` node=${r.nodeId}`;
+  if (r.skipAhead !== undefined) line += ` skip-ahead=${r.skipAhead}`;
   return line;
 }
 

@@ -16,9 +16,28 @@ export interface NodeRef {
   address: string;
 }
 
+/** A place in the log: the record at `index`, written in `epoch`. */
+export interface Position {
+  epoch: number;
+  index: number;
+}
+
+/** What the controller knows of one member's data directory. */
+export interface MemberRecord {
+  id: string;
+  /** The incarnation of the directory the member runs on ('' until first seen: --bootstrap). */
+  incarnation: string;
+  /**
+   * In-sync members: the member holds every acknowledged record up to here (a lower bound,
+   * refreshed from the primary's acknowledged index). null: not vouched for (not in sync).
+   */
+  vouched: Position | null;
+}
+
 export interface FailoverRecord {
   atUnixMs: number;
-  kind: 'failover' | 'switchover';
+  /** failover (automatic), switchover (operator, planned), forced (operator, skip-ahead). */
+  kind: 'failover' | 'switchover' | 'forced';
   fromNode: string;
   toNode: string;
   epoch: number;
@@ -29,15 +48,28 @@ export interface FailoverRecord {
 
 export interface ClusterConfig {
   version: number;
+  /** Random, given when the cluster was created; members' data directories carry it. */
+  clusterId: string;
   /** The epoch of the latest promotion (a restarted primary may run in a higher one). */
   epoch: number;
   primary: NodeRef;
   standby: NodeRef;
+  /** Both members' data directories, as the controller last recorded them. */
+  members: MemberRecord[];
   /** Node ids that hold every acknowledged record: only these are ever promoted. */
   inSync: string[];
   lastFailover: FailoverRecord | null;
   /** A promotion was decided and not yet confirmed by the new primary: resume it. */
   promoting: boolean;
+  /** While promoting: the promotion is an operator's forced one with this skip-ahead. */
+  forceSkipAhead: number;
+}
+
+/** The member record of `id` (every configuration holds both). */
+export function memberOf(config: ClusterConfig, id: string): MemberRecord {
+  const member = config.members.find((m) => m.id === id);
+  if (member === undefined) throw new Error(`controller: no member record for ${id}`);
+  return member;
 }
 
 export interface ConfigStore {
@@ -48,7 +80,8 @@ export interface ConfigStore {
 }
 
 const configFileName = 'cluster.json';
-const formatVersion = 1;
+/** 2: members (incarnations, vouched positions) and the cluster id. */
+const formatVersion = 2;
 
 /** The embedded default: one JSON file in the controller's data directory. */
 export class FileConfigStore implements ConfigStore {
@@ -73,6 +106,11 @@ export class FileConfigStore implements ConfigStore {
       });
     }
     const stored = parsed as { formatVersion?: unknown; config?: unknown };
+    if (stored.formatVersion === 1) {
+      // Written before members had identities: nothing in it says which data directory
+      // holds the history, so the controller rebuilds the configuration from the nodes.
+      return null;
+    }
     if (stored.formatVersion !== formatVersion || !isClusterConfig(stored.config)) {
       throw new DataDirError(`controller: ${this.file} is not a Tally cluster configuration`);
     }
@@ -92,17 +130,43 @@ function isNodeRef(x: unknown): x is NodeRef {
   );
 }
 
+function isPosition(x: unknown): x is Position {
+  const p = x as Position;
+  return (
+    typeof p === 'object' &&
+    p !== null &&
+    Number.isSafeInteger(p.epoch) &&
+    Number.isSafeInteger(p.index)
+  );
+}
+
+function isMember(x: unknown): x is MemberRecord {
+  const m = x as MemberRecord;
+  return (
+    typeof m === 'object' &&
+    m !== null &&
+    typeof m.id === 'string' &&
+    typeof m.incarnation === 'string' &&
+    (m.vouched === null || isPosition(m.vouched))
+  );
+}
+
 function isClusterConfig(x: unknown): x is ClusterConfig {
   const c = x as ClusterConfig;
   return (
     typeof c === 'object' &&
     c !== null &&
     Number.isSafeInteger(c.version) &&
+    typeof c.clusterId === 'string' &&
     Number.isSafeInteger(c.epoch) &&
     isNodeRef(c.primary) &&
     isNodeRef(c.standby) &&
+    Array.isArray(c.members) &&
+    c.members.every(isMember) &&
+    [c.primary.id, c.standby.id].every((id) => c.members.some((m) => m.id === id)) &&
     Array.isArray(c.inSync) &&
     c.inSync.every((id) => typeof id === 'string') &&
-    typeof c.promoting === 'boolean'
+    typeof c.promoting === 'boolean' &&
+    Number.isSafeInteger(c.forceSkipAhead)
   );
 }

@@ -1,84 +1,140 @@
 import pino from 'pino';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
-import { NotPrimaryError, StaleEpochError, UnavailableError, WrongRoleError } from '../core/errors';
+import {
+  ConfigError,
+  DataDirError,
+  NotPrimaryError,
+  StaleEpochError,
+  SwitchoverFailedError,
+  UnavailableError,
+  WrongRoleError,
+} from '../core/errors';
 import { FakeClock } from '../testing/fake-clock';
 import { FaultStorage } from '../testing/fault-storage';
-import { FileConfigStore } from './config-store';
-import { Controller, type NodeAdmin, type ProbedStatus } from './controller';
+import { FileConfigStore, type ClusterConfig } from './config-store';
+import { Controller, type NodeAdmin, type PromoteCall } from './controller';
+import type { NodeReport } from './members';
 import { createControllerMetrics } from './metrics';
 
 const a = { id: 'a', address: 'a:1' };
 const b = { id: 'b', address: 'b:1' };
+const cluster = 'c1';
 
-/** Two nodes the test can take down, with every call the controller made. */
+function report(changes: Partial<NodeReport> = {}): NodeReport {
+  return {
+    role: 'standby',
+    state: 'serving',
+    epoch: 3,
+    epochPrimary: 'a',
+    incarnation: 'dir-b',
+    clusterId: cluster,
+    lastIndex: 10,
+    lastEpoch: 3,
+    catchingUp: false,
+    acknowledged: { epoch: 0, index: 0 },
+    writeStallMs: 0,
+    ...changes,
+  };
+}
+
+const primaryA = (changes: Partial<NodeReport> = {}) =>
+  report({
+    role: 'primary',
+    incarnation: 'dir-a',
+    acknowledged: { epoch: 3, index: 10 },
+    ...changes,
+  });
+
+/** The configuration of a healthy pair: a primary, both in sync, vouched at index 10 of epoch 3. */
+function seeded(changes: Partial<ClusterConfig> = {}): ClusterConfig {
+  return {
+    version: 7,
+    clusterId: cluster,
+    epoch: 3,
+    primary: a,
+    standby: b,
+    members: [
+      { id: 'a', incarnation: 'dir-a', vouched: { epoch: 3, index: 10 } },
+      { id: 'b', incarnation: 'dir-b', vouched: { epoch: 3, index: 10 } },
+    ],
+    inSync: ['a', 'b'],
+    lastFailover: null,
+    promoting: false,
+    forceSkipAhead: 0,
+    ...changes,
+  };
+}
+
+/** Two nodes the test can take down or change, with every call the controller made. */
 class FakeAdmin implements NodeAdmin {
   up = new Map([
     ['a:1', true],
     ['b:1', true],
   ]);
-  statuses = new Map<string, ProbedStatus>([
-    [
-      'a:1',
-      {
-        role: 'primary',
-        state: 'serving',
-        epoch: 3,
-        epochPrimary: 'a',
-        lastIndex: 10,
-        catchingUp: false,
-      },
-    ],
-    [
-      'b:1',
-      {
-        role: 'standby',
-        state: 'serving',
-        epoch: 3,
-        epochPrimary: 'a',
-        lastIndex: 10,
-        catchingUp: false,
-      },
-    ],
+  statuses = new Map<string, NodeReport>([
+    ['a:1', primaryA()],
+    ['b:1', report()],
   ]);
   calls: string[] = [];
   promoteFails = 0;
   /** > 0: answers arrive this much later, describing the node as it is then. */
   statusDelayMs = 0;
 
-  status(address: string): Promise<ProbedStatus> {
+  status(address: string): Promise<NodeReport> {
     if (!this.up.get(address)) return Promise.reject(new UnavailableError('connection refused'));
-    if (this.statusDelayMs === 0)
-      return Promise.resolve(this.statuses.get(address) as ProbedStatus);
+    if (this.statusDelayMs === 0) return Promise.resolve(this.statuses.get(address) as NodeReport);
     return new Promise((resolve) =>
-      setTimeout(() => resolve(this.statuses.get(address) as ProbedStatus), this.statusDelayMs),
+      setTimeout(() => resolve(this.statuses.get(address) as NodeReport), this.statusDelayMs),
     );
   }
 
-  promote(address: string, epoch: number, standby: string, alone: boolean): Promise<void> {
-    this.calls.push(`promote ${address} ${epoch} ${standby} ${alone ? 'alone' : 'with-standby'}`);
-    if (this.promoteFails > 0) {
-      this.promoteFails--;
+  promote(address: string, epoch: number, standby: string, call: PromoteCall): Promise<void> {
+    const mode = call.aloneApproved ? 'alone' : 'with-standby';
+    this.calls.push(
+      `promote ${address} ${epoch} ${standby} ${mode}${call.skipAhead > 0 ? ` skip ${call.skipAhead}` : ''}`,
+    );
+    if (this.promoteFails > 0 || !this.up.get(address)) {
+      this.promoteFails = Math.max(0, this.promoteFails - 1);
       return Promise.reject(new UnavailableError('promote: no answer'));
     }
-    const s = this.statuses.get(address) as ProbedStatus;
+    const s = this.statuses.get(address) as NodeReport;
     if (s.role === 'standby' && s.epoch >= epoch) {
       return Promise.reject(new StaleEpochError(`promote to ${epoch} refused: ${s.epoch} held`));
     }
-    this.statuses.set(address, { ...s, role: 'primary', epoch });
+    const id = address.slice(0, 1);
+    this.statuses.set(address, { ...s, role: 'primary', epoch, epochPrimary: id });
     return Promise.resolve();
   }
 
   stepDown(address: string): Promise<{ epoch: number; lastIndex: number }> {
     this.calls.push(`stepDown ${address}`);
-    const s = this.statuses.get(address) as ProbedStatus;
+    const s = this.statuses.get(address) as NodeReport;
     this.statuses.set(address, { ...s, role: 'standby' });
     return Promise.resolve({ epoch: s.epoch, lastIndex: s.lastIndex });
   }
+
+  set(address: string, changes: Partial<NodeReport>): void {
+    this.statuses.set(address, { ...(this.statuses.get(address) as NodeReport), ...changes });
+  }
 }
 
-function setup(storage = new FaultStorage(), admin = new FakeAdmin()) {
+interface SetupOptions {
+  storage?: FaultStorage;
+  admin?: FakeAdmin;
+  /** Stored before start (default: a healthy pair); null: nothing stored. */
+  config?: ClusterConfig | null;
+  nodes?: [typeof a, typeof b];
+  bootstrap?: boolean;
+  updateAddresses?: boolean;
+}
+
+async function setup(o: SetupOptions = {}) {
+  const storage = o.storage ?? new FaultStorage();
+  const admin = o.admin ?? new FakeAdmin();
   const clock = new FakeClock();
   const store = new FileConfigStore(storage, '/ctl');
+  const initial = o.config === undefined ? seeded() : o.config;
+  if (initial !== null && (await store.load()) === null) await store.save(initial);
   const metrics = createControllerMetrics({ defaults: false });
   const controller = new Controller({
     store,
@@ -86,10 +142,14 @@ function setup(storage = new FaultStorage(), admin = new FakeAdmin()) {
     clock,
     logger: pino({ level: 'silent' }),
     metrics,
-    nodes: [a, b],
+    nodes: o.nodes,
+    bootstrap: o.bootstrap,
+    updateAddresses: o.updateAddresses,
     probeIntervalMs: 100,
     failoverTimeoutMs: 500,
     startupGraceMs: 2000,
+    promoteTimeoutMs: 1000,
+    vouchPersistMs: 500,
   });
   const run = async (ms: number) => {
     for (let t = 0; t < ms; t += 50) {
@@ -97,15 +157,25 @@ function setup(storage = new FaultStorage(), admin = new FakeAdmin()) {
       await vi.advanceTimersByTimeAsync(50);
     }
   };
-  return { controller, admin, store, storage, run, metrics };
+  const stored = async () => (await store.load()) as ClusterConfig;
+  const gauge = async () => (await metrics.notServing.get()).values[0]?.value;
+  return { controller, admin, store, storage, run, metrics, stored, gauge };
 }
 
-describe('controller', () => {
+const change = (primaryId: string, epoch: number, standbyId: string, index = 10) => ({
+  primaryId,
+  primaryIncarnation: '',
+  epoch,
+  standbyId,
+  acknowledged: { epoch, index },
+});
+
+describe('controller: failover', () => {
   beforeEach(() => void vi.useFakeTimers());
   afterEach(() => void vi.useRealTimers());
 
   it('promotes the in-sync standby once the primary has been unreachable for the failover timeout', async () => {
-    const t = setup();
+    const t = await setup();
     await t.controller.start();
     await t.run(1000);
     expect(t.admin.calls).toEqual([]); // a healthy pair: nothing to do
@@ -114,7 +184,7 @@ describe('controller', () => {
     expect(t.admin.calls).toEqual([]); // not yet past the timeout
     await t.run(500);
     expect(t.admin.calls).toEqual(['promote b:1 4 a:1 alone']);
-    const config = (await t.store.load())!;
+    const config = await t.stored();
     expect(config).toMatchObject({
       epoch: 4,
       primary: b,
@@ -128,12 +198,12 @@ describe('controller', () => {
       toNode: 'b',
       epoch: 4,
     });
+    expect(config.lastFailover?.reason).toMatch(/primary a unreachable for \d+ ms/);
     expect((await t.metrics.failovers.get()).values[0]?.value).toBe(1);
     // The old primary coming back does not cause another promotion.
     t.admin.up.set('a:1', true);
-    t.admin.statuses.set('a:1', {
+    t.admin.set('a:1', {
       role: 'standby',
-      state: 'serving',
       epoch: 4,
       epochPrimary: 'b',
       lastIndex: 9,
@@ -145,60 +215,77 @@ describe('controller', () => {
   });
 
   it('never promotes a standby the primary had taken out of the in-sync set', async () => {
-    const t = setup();
+    const t = await setup();
     await t.controller.start();
     await t.run(200); // both seen
-    await t.controller.removeFromInSync('a', 3, 'b');
-    expect((await t.store.load())!.inSync).toEqual(['a']);
+    await t.controller.removeFromInSync(change('a', 3, 'b'));
+    expect((await t.stored()).inSync).toEqual(['a']);
     t.admin.up.set('a:1', false);
     await t.run(3000);
     expect(t.admin.calls).toEqual([]);
+    expect(t.controller.blocked).toMatch(/b is not in the in-sync set/);
+    expect(await t.gauge()).toBe(1);
     await t.controller.stop();
   });
 
-  it('refuses in-sync changes from a node that is not the primary of that epoch', async () => {
-    const t = setup();
+  it('a configured primary that answers but does not serve as primary (starting, fenced, standby catching up) is failed over, with the reason recorded', async () => {
+    for (const [state, role, expected] of [
+      ['starting', 'primary', /is primary \(starting\), not a serving primary/],
+      ['fenced', 'primary', /is primary \(fenced\)/],
+      ['serving', 'standby', /is standby \(serving\)/],
+    ] as const) {
+      const t = await setup();
+      await t.controller.start();
+      await t.run(500);
+      t.admin.set('a:1', { state, role, catchingUp: role === 'standby' });
+      await t.run(400);
+      expect(t.admin.calls).toEqual([]); // within the failover timeout
+      await t.run(400);
+      expect(t.admin.calls).toEqual(['promote b:1 4 a:1 alone']);
+      expect((await t.stored()).lastFailover?.reason).toMatch(expected);
+      await t.controller.stop();
+    }
+  });
+
+  it('a primary whose disk write has been stuck longer than the failover timeout is failed over; short stalls under load are not', async () => {
+    const t = await setup();
     await t.controller.start();
-    await expect(t.controller.removeFromInSync('b', 3, 'a')).rejects.toBeInstanceOf(
-      NotPrimaryError,
-    );
-    await t.run(200); // both seen
-    t.admin.up.set('a:1', false);
-    await t.run(1000); // b promoted to epoch 4
-    await expect(t.controller.removeFromInSync('a', 3, 'b')).rejects.toBeInstanceOf(
-      NotPrimaryError,
-    );
-    // The new primary may add its standby back once it has caught up.
-    const config = await t.controller.addToInSync('b', 4, 'a');
-    expect(config.inSync).toEqual(['b', 'a']);
-    expect((await t.store.load())!.inSync).toEqual(['b', 'a']);
+    await t.run(500);
+    t.admin.set('a:1', { writeStallMs: 120 }); // a slow write: healthy
+    await t.run(2000);
+    expect(t.admin.calls).toEqual([]);
+    t.admin.set('a:1', { writeStallMs: 800 });
+    await t.run(1000);
+    expect(t.admin.calls).toEqual(['promote b:1 4 a:1 alone']);
+    expect((await t.stored()).lastFailover?.reason).toMatch(/disk write in progress for 800 ms/);
     await t.controller.stop();
   });
 
   it('a controller that dies mid-promotion finishes it after a restart, with the same epoch', async () => {
     const storage = new FaultStorage();
     const admin = new FakeAdmin();
-    const first = setup(storage, admin);
+    const first = await setup({ storage, admin });
     await first.controller.start();
     await first.run(200);
     admin.up.set('a:1', false);
     admin.promoteFails = 100; // the promotion is never confirmed
     await first.run(1000);
     await first.controller.stop();
-    expect((await first.store.load())!).toMatchObject({ promoting: true, epoch: 4, primary: b });
+    expect(await first.stored()).toMatchObject({ promoting: true, epoch: 4, primary: b });
     admin.promoteFails = 0;
     admin.calls = [];
-    const second = setup(storage, admin);
+    const second = await setup({ storage, admin });
     await second.controller.start();
     await second.run(300);
     expect(admin.calls[0]).toBe('promote b:1 4 a:1 alone');
-    expect((await second.store.load())!).toMatchObject({ promoting: false, epoch: 4, primary: b });
+    expect(await second.stored()).toMatchObject({ promoting: false, epoch: 4, primary: b });
     await second.controller.stop();
   });
 
   it('a primary not seen since the controller started gets the startup grace before a failover', async () => {
-    const t = setup();
-    t.admin.up.set('a:1', false);
+    const admin = new FakeAdmin();
+    admin.up.set('a:1', false);
+    const t = await setup({ admin });
     await t.controller.start();
     await t.run(2000);
     expect(t.admin.calls).toEqual([]);
@@ -207,82 +294,225 @@ describe('controller', () => {
     await t.controller.stop();
   });
 
-  it('probe answers that straddle a switchover decide nothing (no second promotion of the new primary)', async () => {
-    const t = setup();
-    await t.controller.start();
-    await t.run(200);
-    t.admin.statusDelayMs = 40;
-    await t.run(100); // a probe round is now waiting for its answers
-    const switched = t.controller.switchover();
-    await t.run(1000);
-    await switched;
-    expect(t.admin.calls).toEqual(['stepDown a:1', 'promote b:1 4 a:1 with-standby']);
-    expect((await t.store.load())!).toMatchObject({ primary: b, epoch: 4, promoting: false });
-    await t.controller.stop();
-  });
-
   it('a promotion blocked by the same epoch number from another primary is retried above it', async () => {
-    const t = setup();
+    const t = await setup();
     await t.controller.start();
     await t.run(200);
     t.admin.up.set('a:1', false);
     t.admin.promoteFails = 1_000; // decided (epoch 4) but not carried out yet
     await t.run(1000);
     // Meanwhile a restarted and took epoch 4 itself, and b accepted it from a.
-    t.admin.statuses.set('b:1', {
-      role: 'standby',
-      state: 'serving',
-      epoch: 4,
-      epochPrimary: 'a',
-      lastIndex: 12,
-      catchingUp: false,
-    });
+    t.admin.set('b:1', { epoch: 4, epochPrimary: 'a', lastIndex: 12 });
     t.admin.promoteFails = 0;
     await t.run(500);
     expect(t.admin.calls).toContain('promote b:1 5 a:1 alone');
-    expect((await t.store.load())!).toMatchObject({ primary: b, epoch: 5, promoting: false });
+    expect(await t.stored()).toMatchObject({ primary: b, epoch: 5, promoting: false });
     await t.controller.stop();
   });
 
-  it('a primary that stepped down with no configuration stored is handed the primary back', async () => {
-    const t = setup();
+  it('a primary that stepped down with no configuration change stored is handed the primary back', async () => {
+    const t = await setup();
     await t.controller.start();
     await t.run(200);
     await t.admin.stepDown('a:1'); // a switchover whose controller died right after the step-down
-    await t.run(500);
+    await t.run(800);
     expect(t.admin.calls).toEqual(['stepDown a:1', 'promote a:1 4 b:1 with-standby']);
-    expect((await t.store.load())!).toMatchObject({ primary: a, epoch: 4, promoting: false });
+    expect(await t.stored()).toMatchObject({
+      primary: a,
+      epoch: 4,
+      promoting: false,
+      inSync: ['a', 'b'],
+    });
     await t.controller.stop();
   });
 
-  it('refuses a switchover when the standby missed its last probe, and an approval for a standby it does not know', async () => {
-    const t = setup();
+  it("the vouched position follows the primary's acknowledged index and is written at most every vouchPersistMs", async () => {
+    const t = await setup();
     await t.controller.start();
     await t.run(200);
-    t.admin.up.set('b:1', false);
+    t.admin.set('a:1', { lastIndex: 500, acknowledged: { epoch: 3, index: 480 } });
+    t.admin.set('b:1', { lastIndex: 500 });
+    await t.run(700);
+    const members = (await t.stored()).members;
+    expect(members.map((m) => m.vouched)).toEqual([
+      { epoch: 3, index: 480 },
+      { epoch: 3, index: 480 },
+    ]);
+    expect((await t.stored()).version).toBe(7); // refinements, not configuration changes
+    await t.controller.stop();
+  });
+});
+
+describe('controller: identity of the members', () => {
+  beforeEach(() => void vi.useFakeTimers());
+  afterEach(() => void vi.useRealTimers());
+
+  it('a node on a data directory the controller does not know is taken out of the in-sync set durably before it is placed, as a catching-up standby, and never promoted', async () => {
+    const t = await setup();
+    await t.controller.start();
     await t.run(200);
-    await expect(t.controller.switchover()).rejects.toThrow(/did not answer its last probe/);
+    t.admin.up.set('b:1', false); // b's disk replaced: it restarts on an empty directory
+    const joined = await t.controller.join(
+      'b',
+      report({
+        incarnation: 'dir-b2',
+        epoch: 0,
+        lastIndex: 0,
+        lastEpoch: 0,
+        clusterId: '',
+        state: 'starting',
+        catchingUp: true,
+      }),
+    );
+    const stored = await t.stored();
+    expect(stored.inSync).toEqual(['a']);
+    expect(stored.members.find((m) => m.id === 'b')).toEqual({
+      id: 'b',
+      incarnation: 'dir-b2',
+      vouched: null,
+    });
+    expect(joined.placement).toMatchObject({
+      role: 'standby',
+      catchingUp: true,
+      clusterId: cluster,
+    });
+    t.admin.up.set('b:1', true);
+    t.admin.set('b:1', { incarnation: 'dir-b2', epoch: 3, lastIndex: 10, catchingUp: false });
+    t.admin.up.set('a:1', false);
+    await t.run(3000);
+    expect(t.admin.calls).toEqual([]); // b holds none of the history: never promoted
+    expect(t.controller.blocked).toMatch(/b is not in the in-sync set/);
+    // The node holding the history returns: the cluster serves again by itself.
+    t.admin.up.set('a:1', true);
+    await t.run(300);
+    expect(t.controller.blocked).toBe('');
+    expect(await t.gauge()).toBe(0);
+    await t.controller.stop();
+  });
+
+  it('the same directory restored from an old copy (its log behind what was acknowledged) is a new member too', async () => {
+    const t = await setup();
+    await t.controller.start();
+    await t.run(200);
+    t.admin.set('a:1', { lastIndex: 900, acknowledged: { epoch: 3, index: 900 } });
+    t.admin.set('b:1', { lastIndex: 900 });
+    await t.run(600); // vouched now 900@3
+    t.admin.up.set('b:1', false);
+    const joined = await t.controller.join('b', report({ lastIndex: 400, state: 'starting' }));
+    expect(joined.placement).toMatchObject({ role: 'standby', catchingUp: true });
+    expect((await t.stored()).inSync).toEqual(['a']);
+    t.admin.up.set('b:1', true);
+    t.admin.set('b:1', { lastIndex: 400 });
+    t.admin.up.set('a:1', false);
+    await t.run(3000);
     expect(t.admin.calls).toEqual([]);
-    await expect(t.controller.removeFromInSync('a', 3, 'x')).rejects.toBeInstanceOf(WrongRoleError);
-    expect((await t.store.load())!.inSync).toEqual(['a', 'b']);
+    await t.controller.stop();
+  });
+
+  it('a directory of another cluster, or a node that is not a member, is refused', async () => {
+    const t = await setup();
+    await t.controller.start();
+    await expect(t.controller.join('b', report({ clusterId: 'other' }))).rejects.toBeInstanceOf(
+      DataDirError,
+    );
+    await expect(t.controller.join('x', report())).rejects.toBeInstanceOf(WrongRoleError);
+    expect((await t.stored()).inSync).toEqual(['a', 'b']);
+    await t.controller.stop();
+  });
+
+  it('the primary rejoining on its own directory goes back to serving; with its standby out of sync it may acknowledge alone', async () => {
+    const t = await setup({
+      config: seeded({
+        inSync: ['a'],
+        members: [
+          { id: 'a', incarnation: 'dir-a', vouched: { epoch: 3, index: 10 } },
+          { id: 'b', incarnation: 'dir-b', vouched: null },
+        ],
+      }),
+    });
+    await t.controller.start();
+    const joined = await t.controller.join('a', primaryA({ state: 'starting' }));
+    expect(joined.placement).toMatchObject({ role: 'primary', standby: b, aloneApproved: true });
+    await t.controller.stop();
+  });
+});
+
+describe('controller: in-sync changes', () => {
+  beforeEach(() => void vi.useFakeTimers());
+  afterEach(() => void vi.useRealTimers());
+
+  it('refuses in-sync changes from a node that is not the primary of that epoch, or on another directory', async () => {
+    const t = await setup();
+    await t.controller.start();
+    await expect(t.controller.removeFromInSync(change('b', 3, 'a'))).rejects.toBeInstanceOf(
+      NotPrimaryError,
+    );
+    await expect(
+      t.controller.removeFromInSync({ ...change('a', 3, 'b'), primaryIncarnation: 'dir-a2' }),
+    ).rejects.toBeInstanceOf(NotPrimaryError);
+    await t.run(200); // both seen
+    t.admin.up.set('a:1', false);
+    await t.run(1000); // b promoted to epoch 4
+    await expect(t.controller.removeFromInSync(change('a', 3, 'b'))).rejects.toBeInstanceOf(
+      NotPrimaryError,
+    );
+    await t.controller.stop();
+  });
+
+  it('adds a standby back only after probing it: the directory it knows, holding what the primary acknowledged', async () => {
+    const t = await setup();
+    await t.controller.start();
+    await t.run(200);
+    await t.controller.removeFromInSync(change('a', 3, 'b'));
+    t.admin.set('b:1', { lastIndex: 40 });
+    await expect(t.controller.addToInSync(change('a', 3, 'b', 50))).rejects.toThrow(
+      /its log ends at 40@3, before 50@3/,
+    );
+    t.admin.set('b:1', { lastIndex: 60, incarnation: 'dir-b9' });
+    await expect(t.controller.addToInSync(change('a', 3, 'b', 50))).rejects.toThrow(
+      /data directory/,
+    );
+    t.admin.set('b:1', { incarnation: 'dir-b' });
+    t.admin.up.set('b:1', false);
+    await expect(t.controller.addToInSync(change('a', 3, 'b', 50))).rejects.toThrow(
+      /cannot verify/,
+    );
+    expect((await t.stored()).inSync).toEqual(['a']);
+    t.admin.up.set('b:1', true);
+    const config = await t.controller.addToInSync(change('a', 3, 'b', 50));
+    expect(config.inSync).toEqual(['a', 'b']);
+    expect(config.members.find((m) => m.id === 'b')?.vouched).toEqual({ epoch: 3, index: 50 });
     await t.controller.stop();
   });
 
   it('the node being promoted may ask for in-sync changes before its promotion is confirmed', async () => {
-    const t = setup();
+    const t = await setup();
     await t.controller.start();
     await t.run(200);
     t.admin.up.set('a:1', false);
     t.admin.promoteFails = 1_000;
     await t.run(1000);
-    expect((await t.store.load())!).toMatchObject({ primary: b, promoting: true, epoch: 4 });
-    const config = await t.controller.addToInSync('b', 4, 'a');
+    expect(await t.stored()).toMatchObject({ primary: b, promoting: true, epoch: 4 });
+    t.admin.up.set('a:1', true);
+    t.admin.set('a:1', {
+      role: 'standby',
+      epoch: 4,
+      epochPrimary: 'b',
+      lastEpoch: 4,
+      lastIndex: 11,
+    });
+    const config = await t.controller.addToInSync(change('b', 4, 'a', 10));
     expect(config.inSync).toEqual(['b', 'a']);
     await t.controller.stop();
   });
+});
+
+describe('controller: switchover and forced promotion', () => {
+  beforeEach(() => void vi.useFakeTimers());
+  afterEach(() => void vi.useRealTimers());
 
   it('switchover: the primary steps down first, then the standby is promoted with both in sync', async () => {
-    const t = setup();
+    const t = await setup();
     await t.controller.start();
     await t.run(200); // both probed
     const config = await t.controller.switchover();
@@ -296,5 +526,201 @@ describe('controller', () => {
     });
     expect(config.lastFailover?.kind).toBe('switchover');
     await t.controller.stop();
+  });
+
+  it('probe answers that straddle a switchover decide nothing (no second promotion of the new primary)', async () => {
+    const t = await setup();
+    await t.controller.start();
+    await t.run(200);
+    t.admin.statusDelayMs = 40;
+    await t.run(100); // a probe round is now waiting for its answers
+    const switched = t.controller.switchover();
+    await t.run(1000);
+    await switched;
+    expect(t.admin.calls).toEqual(['stepDown a:1', 'promote b:1 4 a:1 with-standby']);
+    expect(await t.stored()).toMatchObject({ primary: b, epoch: 4, promoting: false });
+    await t.controller.stop();
+  });
+
+  it('a switchover whose target does not serve in time hands the primary back to the stepped-down node at a new epoch, and fails', async () => {
+    const t = await setup();
+    await t.controller.start();
+    await t.run(200);
+    t.admin.up.set('b:1', false); // b dies right after the switchover was decided
+    t.admin.up.set('b:1', true);
+    t.admin.promoteFails = 1_000_000;
+    const originalPromote = t.admin.promote.bind(t.admin);
+    t.admin.promote = (address, epoch, standby, call) => {
+      if (address === 'a:1') t.admin.promoteFails = 0;
+      return originalPromote(address, epoch, standby, call);
+    };
+    const switched = t.controller.switchover().catch((e: unknown) => e);
+    await t.run(3000);
+    const err = await switched;
+    expect(err).toBeInstanceOf(SwitchoverFailedError);
+    expect((err as Error).message).toMatch(
+      /b did not serve within \d+ ms; a is primary again \(epoch 5\)/,
+    );
+    expect(t.admin.calls[0]).toBe('stepDown a:1');
+    expect(t.admin.calls).toContain('promote a:1 5 b:1 alone');
+    expect(await t.stored()).toMatchObject({
+      primary: a,
+      epoch: 5,
+      inSync: ['a'],
+      promoting: false,
+    });
+    await t.controller.stop();
+  });
+
+  it('refuses a switchover when the standby missed its last probe, and an approval for a standby it does not know', async () => {
+    const t = await setup();
+    await t.controller.start();
+    await t.run(200);
+    t.admin.up.set('b:1', false);
+    await t.run(200);
+    await expect(t.controller.switchover()).rejects.toThrow(/cannot take over \(unreachable/);
+    expect(t.admin.calls).toEqual([]);
+    await expect(t.controller.removeFromInSync(change('a', 3, 'x'))).rejects.toBeInstanceOf(
+      WrongRoleError,
+    );
+    expect((await t.stored()).inSync).toEqual(['a', 'b']);
+    await t.controller.stop();
+  });
+
+  it('a forced promotion stores the skip-ahead, promotes with it, and records the new member', async () => {
+    const t = await setup({
+      config: seeded({
+        inSync: [],
+        members: [
+          { id: 'a', incarnation: 'dir-a', vouched: null },
+          { id: 'b', incarnation: 'dir-b', vouched: null },
+        ],
+      }),
+    });
+    await t.controller.start();
+    t.admin.up.set('a:1', false);
+    t.admin.set('b:1', { incarnation: 'dir-b3', catchingUp: true });
+    await expect(t.controller.forcePromote('b', 0)).rejects.toThrow(/skip-ahead >= 1/);
+    const config = await t.controller.forcePromote('b', 1_000_000);
+    expect(t.admin.calls).toEqual(['promote b:1 4 a:1 alone skip 1000000']);
+    expect(config).toMatchObject({
+      primary: b,
+      inSync: ['b'],
+      promoting: false,
+      forceSkipAhead: 0,
+    });
+    expect(config.lastFailover).toMatchObject({ kind: 'forced', toNode: 'b' });
+    expect(config.members.find((m) => m.id === 'b')?.incarnation).toBe('dir-b3');
+    await t.controller.stop();
+  });
+});
+
+describe('controller: without a stored configuration', () => {
+  beforeEach(() => void vi.useFakeTimers());
+  afterEach(() => void vi.useRealTimers());
+
+  it('creates a brand-new cluster only when both members report empty directories', async () => {
+    const admin = new FakeAdmin();
+    admin.up.set('a:1', false);
+    admin.up.set('b:1', false);
+    const t = await setup({ admin, config: null, nodes: [a, b] });
+    await t.controller.start();
+    const empty = (dir: string) =>
+      report({
+        incarnation: dir,
+        clusterId: '',
+        epoch: 0,
+        epochPrimary: '',
+        lastIndex: 0,
+        lastEpoch: 0,
+        state: 'starting',
+      });
+    await expect(t.controller.join('a', empty('dir-a'))).rejects.toBeInstanceOf(UnavailableError);
+    expect(t.controller.current).toBeNull();
+    expect(t.controller.blocked).toMatch(/waiting for b/);
+    expect(await t.gauge()).toBe(1);
+    const placed = await t.controller.join('b', empty('dir-b'));
+    expect(placed.placement).toMatchObject({ role: 'standby', catchingUp: false });
+    const config = await t.stored();
+    expect(config).toMatchObject({ primary: a, standby: b, inSync: ['a', 'b'] });
+    expect(config.clusterId).toMatch(/^[0-9a-f]{32}$/);
+    expect((await t.controller.join('a', empty('dir-a'))).placement).toMatchObject({
+      role: 'primary',
+      clusterId: config.clusterId,
+    });
+    await t.controller.stop();
+  });
+
+  it('rebuilds from running nodes: the owner of the highest epoch holds the history and is the only member in sync', async () => {
+    const admin = new FakeAdmin();
+    admin.set('a:1', { role: 'standby', epoch: 6, epochPrimary: 'b', incarnation: 'dir-a' });
+    admin.set('b:1', {
+      role: 'primary',
+      epoch: 6,
+      epochPrimary: 'b',
+      incarnation: 'dir-b',
+      acknowledged: { epoch: 6, index: 10 },
+    });
+    const t = await setup({ admin, config: null, nodes: [a, b] });
+    await t.controller.start();
+    await t.run(200);
+    const config = await t.stored();
+    expect(config).toMatchObject({
+      primary: b,
+      standby: a,
+      inSync: ['b'],
+      epoch: 6,
+      clusterId: cluster,
+    });
+    expect(t.admin.calls).toEqual([]); // b serves already
+    await t.controller.stop();
+  });
+
+  it('waits while a member has not reported, or when no member proves it holds the history', async () => {
+    const admin = new FakeAdmin();
+    admin.up.set('b:1', false);
+    const t = await setup({ admin, config: null, nodes: [a, b] });
+    await t.controller.start();
+    await t.run(500);
+    expect(t.controller.current).toBeNull();
+    expect(t.controller.blocked).toMatch(/waiting for b to report/);
+    // b is back, but a's directory was wiped: b holds epoch 3 of a, which nobody began here.
+    admin.up.set('b:1', true);
+    admin.set('a:1', {
+      role: 'standby',
+      epoch: 0,
+      epochPrimary: '',
+      incarnation: 'dir-a2',
+      clusterId: '',
+      lastIndex: 0,
+      lastEpoch: 0,
+    });
+    await t.run(300);
+    expect(t.controller.current).toBeNull();
+    expect(t.controller.blocked).toMatch(/no member proves it holds the history/);
+    expect(t.admin.calls).toEqual([]);
+    await t.controller.stop();
+  });
+
+  it('--node flags that contradict the stored configuration are refused; --update-addresses applies new addresses', async () => {
+    const storage = new FaultStorage();
+    const moved = { id: 'b', address: 'b:2' };
+    const refused = await setup({ storage, nodes: [a, moved] });
+    await expect(refused.controller.start()).rejects.toThrow(ConfigError);
+    await expect(refused.controller.start()).rejects.toThrow(/--update-addresses/);
+    const other = await setup({
+      storage,
+      nodes: [a, { id: 'c', address: 'c:1' }],
+      updateAddresses: true,
+    });
+    await expect(other.controller.start()).rejects.toThrow(/contradicts the stored configuration/);
+    const applied = await setup({ storage, nodes: [a, moved], updateAddresses: true });
+    await applied.controller.start();
+    expect((await applied.stored()).standby).toEqual(moved);
+    await applied.controller.stop();
+    const plain = await setup({ storage });
+    await plain.controller.start(); // no --node: the stored configuration
+    expect(plain.controller.current?.standby).toEqual(moved);
+    await plain.controller.stop();
   });
 });

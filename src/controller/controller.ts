@@ -1,44 +1,98 @@
 /**
- * The failover controller: the one authority on who is primary, who is standby, and which of
- * them may be promoted (the in-sync set).
+ * The failover controller: the one authority on who is primary, who is standby, which data
+ * directories they run on, and which of them may be promoted (the in-sync set).
  *
- * Every probeIntervalMs it asks both nodes for their status. When the primary has not
- * answered for failoverTimeoutMs and the standby is in the in-sync set, reachable and caught
- * up, it promotes the standby: the new configuration (epoch above every epoch seen, the old
- * primary as standby, only the new primary in sync, `promoting`) is stored first, then the
- * standby is told to promote with the controller's approval to acknowledge alone; once it
- * answers, `promoting` is cleared. A controller that restarts with `promoting` set repeats the
- * promotion (the node accepts a repeat of the epoch it already serves).
+ * Identity. Each member's data directory has an incarnation (random, given at creation). A
+ * node reports it when it starts (Join) and in every probe. A member whose directory the
+ * controller does not know (new, wiped, replaced), or whose log ends before what the controller
+ * knows was acknowledged (an old copy of its directory), is durably taken out of the in-sync set
+ * before anything else and placed as a catching-up standby; it is never primary or promoted
+ * until the primary, holding every acknowledged record, has caught it up and the controller has
+ * verified that (AddToInSync). When no member that holds the history is up, the cluster does
+ * not serve: the controller says why (log, status, metric) and waits; an operator may force a
+ * promotion with a skip-ahead.
+ *
+ * Health. Every probeIntervalMs it asks both nodes for their status. A configured primary that
+ * is unreachable, or does not serve as primary (starting, fenced, a standby), or whose local
+ * disk write has stalled, for failoverTimeoutMs, is failed over to a promotable standby (in
+ * sync, the known directory, caught up): the configured primary itself when it is such a
+ * standby (it stepped down), else the configured standby. The new configuration (epoch above
+ * every epoch seen, only the new primary in sync, `promoting`) is stored first, then the node
+ * is told to promote; once it answers, `promoting` is cleared. A promotion that does not
+ * complete within promoteTimeoutMs while another promotable standby exists goes to that one.
  *
  * The same one-step-at-a-time rule covers the primary's requests to take its standby out of
- * the in-sync set (degrade) and to add it back, and an operator's switchover. A node that is
- * not in the in-sync set is never promoted; the data path never waits for the controller.
+ * the in-sync set (degrade) and to add it back (verified by probing the standby), an
+ * operator's switchover (handed back to the old primary if the target does not serve in time)
+ * and a forced promotion. The data path never waits for the controller.
  */
-import { Serial } from '../core/serial';
 import type { Logger } from 'pino';
 import type { Clock } from '../core/clock';
-import { NotPrimaryError, UnavailableError, WrongRoleError } from '../core/errors';
+import {
+  ConfigError,
+  DataDirError,
+  InvalidArgumentError,
+  NotPrimaryError,
+  SwitchoverFailedError,
+  UnavailableError,
+  WrongRoleError,
+} from '../core/errors';
 import { failpoint } from '../core/failpoints';
-import type { ClusterConfig, ConfigStore, NodeRef } from './config-store';
+import { shortId } from '../core/ids';
+import { Serial } from '../core/serial';
+import {
+  memberOf,
+  type ClusterConfig,
+  type ConfigStore,
+  type FailoverRecord,
+  type MemberRecord,
+  type NodeRef,
+  type Position,
+} from './config-store';
+import {
+  comparePositions,
+  formatPosition,
+  holds,
+  lastPosition,
+  memberProblem,
+  primaryProblem,
+  promotionProblem,
+  type NodeReport,
+} from './members';
 import type { ControllerMetrics } from './metrics';
+import { buildConfig } from './rebuild';
 
-/** What a probe learns from a node's Admin.Status. */
-export interface ProbedStatus {
-  role: string;
-  state: string;
-  epoch: number;
-  /** The node that is primary of `epoch` (its identity is the pair). */
-  epochPrimary: string;
-  lastIndex: number;
-  /** Standby: not yet at the primary's tail (never promotable while so). */
-  catchingUp: boolean;
-}
+export type ProbedStatus = NodeReport;
 
 /** The controller's calls to a node's Admin service (gRPC in production, fakes in tests). */
 export interface NodeAdmin {
-  status(address: string): Promise<ProbedStatus>;
-  promote(address: string, epoch: number, standby: string, aloneApproved: boolean): Promise<void>;
+  status(address: string): Promise<NodeReport>;
+  promote(address: string, epoch: number, standby: string, options: PromoteCall): Promise<void>;
   stepDown(address: string, epoch: number): Promise<{ epoch: number; lastIndex: number }>;
+}
+
+export interface PromoteCall {
+  aloneApproved: boolean;
+  /** An operator's forced promotion with this skip-ahead (0: none). */
+  skipAhead: number;
+}
+
+/** Where a node is put at start (tally.v1.Placement). */
+export interface NodePlacement {
+  role: 'primary' | 'standby';
+  standby?: NodeRef;
+  aloneApproved: boolean;
+  clusterId: string;
+  /** Standby: not counted in sync. */
+  catchingUp: boolean;
+}
+
+export interface InSyncChange {
+  primaryId: string;
+  primaryIncarnation: string;
+  epoch: number;
+  standbyId: string;
+  acknowledged: Position;
 }
 
 export interface ControllerOptions {
@@ -47,118 +101,295 @@ export interface ControllerOptions {
   clock: Clock;
   logger: Logger;
   metrics: ControllerMetrics;
-  /** The configuration to start from when the store has none: first node primary. */
-  nodes: [NodeRef, NodeRef];
+  /**
+   * The members (--node flags). Required without a stored configuration; with one they must
+   * match it (or, with updateAddresses, give new addresses for the same ids).
+   */
+  nodes?: [NodeRef, NodeRef];
+  /** Apply the addresses in `nodes` to the stored configuration (same member ids). */
+  updateAddresses?: boolean;
+  /** No stored configuration: create one now, the first node holding the history. */
+  bootstrap?: boolean;
   probeIntervalMs: number;
-  /** How long the primary may be unreachable before the standby is promoted. */
+  /** How long the primary may be unhealthy before a promotable standby is promoted. */
   failoverTimeoutMs: number;
   /**
-   * A primary not yet seen since the controller started gets this much longer (default
-   * max(5 s, 10 × failoverTimeoutMs)).
+   * A primary not yet seen serving since the controller started gets this much longer
+   * (default max(5 s, 2 × failoverTimeoutMs)): a fresh cluster, or every process restarted.
    */
   startupGraceMs?: number;
+  /** A promotion (or switchover) not completed in this long goes elsewhere if it can. */
+  promoteTimeoutMs?: number;
+  /** How often a fresher vouched position is written when nothing else changes. */
+  vouchPersistMs?: number;
 }
 
 interface Seen {
   /** Monotonic ms of the last answer (0: never). */
   okAtMs: number;
-  status: ProbedStatus | null;
+  status: NodeReport | null;
   /** Last probe failed. */
   down: boolean;
 }
 
+const vouchPersistMsDefault = 1000;
+
 export class Controller {
-  private config!: ClusterConfig;
+  private configValue: ClusterConfig | null = null;
   private readonly serial = new Serial();
   private timer: NodeJS.Timeout | null = null;
   private probing = false;
   private readonly seen = new Map<string, Seen>();
+  /** Reports from nodes while there is no configuration (Join or probe), by node id. */
+  private readonly reports = new Map<string, NodeReport>();
   private readonly log: Logger;
   private startedAtMs = 0;
+  /** When the configured primary was last seen serving (monotonic ms; 0: not since start). */
+  private primaryHealthyAtMs = 0;
+  /** When the current promotion was decided (or found on start). */
+  private promotingSinceMs = 0;
+  private blockedReason = '';
+  /** The block is only a configuration waiting for the members' first reports (no warning). */
+  private blockedQuietly = false;
+  private vouchSavedAtMs = 0;
+  private vouchDirty = false;
+  private lastWarning = '';
 
   constructor(private readonly opts: ControllerOptions) {
     this.log = opts.logger.child({ module: 'controller' });
   }
 
-  /** Loads (or creates) the configuration and starts probing. */
+  /** Loads the configuration (or prepares to build one) and starts probing. */
   async start(): Promise<void> {
     const stored = await this.opts.store.load();
-    if (stored === null) {
-      const [primary, standby] = this.opts.nodes;
-      const initial: ClusterConfig = {
-        version: 1,
-        epoch: 0,
-        primary,
-        standby,
-        inSync: [primary.id, standby.id],
-        lastFailover: null,
-        promoting: false,
-      };
-      await this.opts.store.save(initial);
-      this.config = initial;
-      this.log.info(
-        { primary: primary.id, standby: standby.id },
-        'controller: new cluster configuration',
-      );
-    } else {
-      this.config = stored;
+    this.startedAtMs = this.opts.clock.monotonicMs();
+    if (stored !== null) {
+      this.configValue = await this.reconcileFlags(stored);
       this.log.info(
         { version: stored.version, primary: stored.primary.id, promoting: stored.promoting },
         'controller: configuration loaded',
       );
+      this.opts.metrics.configVersion.set(this.configValue.version);
+      if (stored.promoting) this.promotingSinceMs = this.startedAtMs;
+    } else if (this.opts.nodes === undefined) {
+      throw new ConfigError(
+        'controller: no stored configuration; give both members with --node ID=HOST:PORT (twice)',
+      );
+    } else {
+      await this.exclusive(() => this.tryBuild());
     }
-    this.opts.metrics.configVersion.set(this.config.version);
-    this.startedAtMs = this.opts.clock.monotonicMs();
     this.timer = setInterval(() => void this.tick(), this.opts.probeIntervalMs);
+  }
+
+  /**
+   * --node flags with a stored configuration: they must name the stored members at their
+   * stored addresses; with updateAddresses, new addresses for the same ids are stored.
+   */
+  private async reconcileFlags(stored: ClusterConfig): Promise<ClusterConfig> {
+    const nodes = this.opts.nodes;
+    if (nodes === undefined) return stored;
+    const known = [stored.primary, stored.standby];
+    const describe = (refs: NodeRef[]) => refs.map((r) => `${r.id}=${r.address}`).join(' ');
+    const sameIds = nodes.every((n) => known.some((k) => k.id === n.id));
+    const sameAddresses = nodes.every((n) =>
+      known.some((k) => k.id === n.id && k.address === n.address),
+    );
+    if (sameIds && sameAddresses) return stored;
+    if (!sameIds || this.opts.updateAddresses !== true) {
+      throw new ConfigError(
+        `controller: --node ${describe(nodes)} contradicts the stored configuration (${describe(known)}); ` +
+          'start without --node to use it; to move a member to a new address give its id with the new address and --update-addresses; ' +
+          "to replace a member's disk, just start it on the new disk (it joins as a new member)",
+      );
+    }
+    const address = (ref: NodeRef): NodeRef => nodes.find((n) => n.id === ref.id) ?? ref;
+    const next: ClusterConfig = {
+      ...stored,
+      primary: address(stored.primary),
+      standby: address(stored.standby),
+      version: stored.version + 1,
+    };
+    await this.opts.store.save(next);
+    this.log.warn(
+      { from: describe(known), to: describe([next.primary, next.standby]) },
+      'controller: member addresses changed (--update-addresses)',
+    );
+    return next;
   }
 
   stop(): Promise<void> {
     if (this.timer !== null) clearInterval(this.timer);
     this.timer = null;
-    return this.exclusive(() => Promise.resolve());
+    return this.exclusive(() => this.saveVouched());
   }
 
-  get current(): ClusterConfig {
-    return this.config;
+  /** The configuration, or null while it is being built from the nodes. */
+  get current(): ClusterConfig | null {
+    return this.configValue;
+  }
+
+  /** Why the cluster does not serve right now ('' when a primary serves). */
+  get blocked(): string {
+    return this.blockedReason;
+  }
+
+  private get config(): ClusterConfig {
+    const c = this.configValue;
+    if (c === null) throw new UnavailableError(`controller: ${this.blockedReason}`);
+    return c;
   }
 
   /** The latest probe result per node id (for status pages). */
-  observed(id: string): { status: ProbedStatus | null; down: boolean } {
+  observed(id: string): { status: NodeReport | null; down: boolean } {
     const s = this.seen.get(id);
     return { status: s?.status ?? null, down: s?.down ?? true };
   }
 
-  /** Primary → controller: its standby is gone; durable once this resolves. */
-  removeFromInSync(primaryId: string, epoch: number, standbyId: string): Promise<ClusterConfig> {
+  // ---- Requests from nodes and operators --------------------------------------------------
+
+  /** A node at start: its report decides what it is to the cluster, then where it goes. */
+  join(
+    id: string,
+    report: NodeReport,
+  ): Promise<{ placement: NodePlacement; config: ClusterConfig }> {
     return this.exclusive(async () => {
-      this.checkPrimary(primaryId, epoch);
-      const id = this.configuredStandby(standbyId);
+      if (this.configValue === null) {
+        if (!this.isMember(id)) throw this.notMember(id);
+        this.reports.set(id, report);
+        await this.tryBuild();
+      }
+      const c = this.config;
+      if (c.primary.id !== id && c.standby.id !== id) throw this.notMember(id);
+      if (report.clusterId !== '' && report.clusterId !== c.clusterId) {
+        throw new DataDirError(
+          `controller: ${id}'s data directory belongs to cluster ${report.clusterId}, this controller runs cluster ${c.clusterId}; give ${id} an empty data directory (it joins as a new member) or point it at its own controller`,
+        );
+      }
+      await this.checkMember(id, report);
+      this.note(id, report);
+      return { placement: this.place(id, report), config: this.config };
+    });
+  }
+
+  private isMember(id: string): boolean {
+    return this.opts.nodes?.some((n) => n.id === id) ?? false;
+  }
+
+  private notMember(id: string): WrongRoleError {
+    const ids = this.configValue
+      ? [this.configValue.primary.id, this.configValue.standby.id]
+      : (this.opts.nodes ?? []).map((n) => n.id);
+    return new WrongRoleError(
+      `controller: node ${id} is not a member of this cluster (${ids.join(', ')})`,
+    );
+  }
+
+  /**
+   * The configured primary goes back to serving when it is the directory the controller
+   * knows, in sync, and its meta says it was primary (or its log is empty); anything else
+   * starts as a standby (and is promoted by the probe loop when that is right).
+   */
+  private place(id: string, report: NodeReport): NodePlacement {
+    const c = this.config;
+    const inSync = c.inSync.includes(id);
+    const base = { aloneApproved: false, clusterId: c.clusterId };
+    if (id === c.primary.id && inSync) {
+      const tookPromotion =
+        report.epochPrimary === id && report.epoch >= c.epoch && report.role === 'primary';
+      const wasPrimary = report.role === 'primary' || report.lastIndex === 0;
+      if (c.promoting ? tookPromotion : wasPrimary) {
+        return {
+          ...base,
+          role: 'primary',
+          standby: c.standby,
+          aloneApproved: !c.inSync.includes(c.standby.id),
+          catchingUp: false,
+        };
+      }
+    }
+    return { ...base, role: 'standby', catchingUp: !inSync };
+  }
+
+  /** Primary → controller: its standby is gone; durable once this resolves. */
+  removeFromInSync(req: InSyncChange): Promise<ClusterConfig> {
+    return this.exclusive(async () => {
+      this.checkPrimary(req);
+      const id = this.configuredStandby(req.standbyId);
       if (!this.config.inSync.includes(id)) return this.config;
       await this.change(
-        { inSync: this.config.inSync.filter((x) => x !== id) },
-        `degrade: ${primaryId} lost standby ${id}`,
+        this.withInSync(this.config.inSync.filter((x) => x !== id)),
+        `degrade: ${req.primaryId} lost standby ${id}`,
       );
       this.log.warn(
-        { primary: primaryId, standby: id, epoch },
+        { primary: req.primaryId, standby: id, epoch: req.epoch },
         "controller: standby removed from the in-sync set at the primary's request; the primary acknowledges alone",
       );
       return this.config;
     });
   }
 
-  /** Primary → controller: its standby holds everything acknowledged again. */
-  addToInSync(primaryId: string, epoch: number, standbyId: string): Promise<ClusterConfig> {
+  /**
+   * Primary → controller: its standby holds everything acknowledged again. Verified, not
+   * trusted: the controller probes the standby itself (the directory it knows, holding the
+   * primary's acknowledged position) before it records it in sync.
+   */
+  addToInSync(req: InSyncChange): Promise<ClusterConfig> {
     return this.exclusive(async () => {
-      this.checkPrimary(primaryId, epoch);
-      const id = this.configuredStandby(standbyId);
-      if (this.config.inSync.includes(id)) return this.config;
-      await this.change({ inSync: [...this.config.inSync, id] }, `standby ${id} caught up`);
+      this.checkPrimary(req);
+      const id = this.configuredStandby(req.standbyId);
+      const c = this.config;
+      if (c.inSync.includes(id)) return c;
+      const member = memberOf(c, id);
+      let report: NodeReport;
+      try {
+        report = await this.opts.admin.status(c.standby.address);
+      } catch (err) {
+        throw new UnavailableError(
+          `controller: cannot verify standby ${id} before adding it back: ${(err as Error).message}`,
+        );
+      }
+      const why = this.addBackProblem(member, report, req.acknowledged);
+      if (why !== null) {
+        throw new UnavailableError(
+          `controller: standby ${id} not added back to the in-sync set: ${why}`,
+        );
+      }
+      const members = c.members.map((m) =>
+        m.id === id ? { id, incarnation: report.incarnation, vouched: req.acknowledged } : m,
+      );
+      await this.change(
+        { inSync: [...c.inSync, id], members },
+        `standby ${id} caught up (verified)`,
+      );
       this.log.warn(
-        { primary: primaryId, standby: id, epoch },
-        'controller: standby back in the in-sync set',
+        {
+          primary: req.primaryId,
+          standby: id,
+          epoch: req.epoch,
+          at: formatPosition(req.acknowledged),
+        },
+        'controller: standby back in the in-sync set (verified: it holds every acknowledged record)',
       );
       return this.config;
     });
+  }
+
+  private addBackProblem(
+    member: MemberRecord,
+    report: NodeReport,
+    acknowledged: Position,
+  ): string | null {
+    const c = this.config;
+    if (member.incarnation !== '' && report.incarnation !== member.incarnation) {
+      return `it runs on data directory ${shortId(report.incarnation)}, not ${shortId(member.incarnation)}`;
+    }
+    if (report.clusterId !== '' && report.clusterId !== c.clusterId)
+      return 'it belongs to another cluster';
+    if (report.role !== 'standby') return `it is ${report.role}`;
+    if (!holds(report, acknowledged)) {
+      return `its log ends at ${formatPosition(lastPosition(report))}, before ${formatPosition(acknowledged)}, which the primary acknowledged`;
+    }
+    return null;
   }
 
   /** Operator: the in-sync standby becomes primary, the primary its standby, nothing lost. */
@@ -167,17 +398,15 @@ export class Controller {
       const { primary, standby } = this.config;
       if (this.config.promoting)
         throw new UnavailableError('controller: a promotion is in progress');
-      if (!this.config.inSync.includes(standby.id)) {
+      const problem = promotionProblem(
+        this.fresh(standby.id),
+        memberOf(this.config, standby.id),
+        this.config.inSync.includes(standby.id),
+        this.config.clusterId,
+      );
+      if (problem !== null) {
         throw new UnavailableError(
-          `controller: standby ${standby.id} is not in sync; no switchover`,
-        );
-      }
-      const seen = this.seen.get(standby.id);
-      const fit =
-        seen?.down === false && seen.status?.role === 'standby' && !seen.status.catchingUp;
-      if (!fit) {
-        throw new UnavailableError(
-          `controller: standby ${standby.id} did not answer its last probe as a caught-up standby; no switchover`,
+          `controller: standby ${standby.id} cannot take over (${problem} at its last probe); no switchover`,
         );
       }
       const started = this.opts.clock.monotonicMs();
@@ -195,14 +424,87 @@ export class Controller {
         stepped.epoch,
         [standby.id, primary.id],
       );
+      if (await this.finishWithin(started)) return this.config;
+      // The target did not serve: the stepped-down primary (caught up, in sync) serves again.
+      const waited = Math.round(this.opts.clock.monotonicMs() - started);
+      const why = `switchover: ${standby.id} did not serve within ${waited} ms`;
+      this.log.error(
+        { target: standby.id },
+        `controller: ${why}; handing the primary back to ${primary.id}`,
+      );
+      const back = this.opts.clock.monotonicMs();
+      await this.promote(
+        primary,
+        standby,
+        'switchover',
+        `${why}; handed back`,
+        back,
+        this.config.epoch,
+        [primary.id],
+      );
+      const handedBack = await this.finishWithin(back);
+      throw new SwitchoverFailedError(
+        handedBack
+          ? `controller: ${why}; ${primary.id} is primary again (epoch ${this.config.epoch})`
+          : `controller: ${why}; handing the primary back to ${primary.id} has not finished yet (the controller keeps trying)`,
+      );
+    });
+  }
+
+  /** Retries the stored promotion until it is confirmed or promoteTimeoutMs has passed. */
+  private async finishWithin(startedAtMs: number): Promise<boolean> {
+    const limit = startedAtMs + this.promoteTimeoutMs();
+    while (this.config.promoting) {
+      if (this.opts.clock.monotonicMs() >= limit) return false;
+      await new Promise((resolve) => setTimeout(resolve, this.opts.probeIntervalMs));
+      await this.finishPromotion(startedAtMs);
+    }
+    return true;
+  }
+
+  /**
+   * Operator: `id` becomes primary although it may not hold every acknowledged record. Its
+   * epoch starts by raising every counter (and the floor for new namespaces) by skipAhead.
+   */
+  forcePromote(id: string, skipAhead: number): Promise<ClusterConfig> {
+    return this.exclusive(async () => {
+      if (!Number.isSafeInteger(skipAhead) || skipAhead < 1) {
+        throw new InvalidArgumentError('controller: a forced promotion needs a skip-ahead >= 1');
+      }
+      const c = this.config;
+      if (c.primary.id !== id && c.standby.id !== id) throw this.notMember(id);
+      const to = c.primary.id === id ? c.primary : c.standby;
+      const from = c.primary.id === id ? c.standby : c.primary;
+      let report: NodeReport;
+      try {
+        report = await this.opts.admin.status(to.address);
+      } catch (err) {
+        throw new UnavailableError(
+          `controller: ${id} must be up to be promoted: ${(err as Error).message}`,
+        );
+      }
+      if (report.role !== 'standby') {
+        throw new WrongRoleError(
+          `controller: ${id} is ${report.role} (${report.state}); only a standby can be promoted`,
+        );
+      }
+      const members = c.members.map((m) =>
+        m.id === id ? { id, incarnation: report.incarnation, vouched: lastPosition(report) } : m,
+      );
+      this.configValue = { ...c, members }; // stored with the promotion below
+      const reason = `operator forced ${id} (skip-ahead ${skipAhead})`;
+      const now = this.opts.clock.monotonicMs();
+      await this.promote(to, from, 'forced', reason, now, report.epoch, [id], skipAhead);
+      if (this.config.promoting) {
+        throw new UnavailableError(
+          `controller: forced promotion of ${id} stored but not confirmed yet; the controller keeps trying`,
+        );
+      }
       return this.config;
     });
   }
 
-  /**
-   * The standby a primary names must be the configured one ('' = the configured one): an
-   * approval for another id would leave the configured standby promotable.
-   */
+  /** The standby a primary names must be the configured one ('' = the configured one). */
   private configuredStandby(standbyId: string): string {
     const configured = this.config.standby.id;
     if (standbyId !== '' && standbyId !== configured) {
@@ -213,24 +515,99 @@ export class Controller {
     return configured;
   }
 
-  /** Only the configured primary (also while its promotion is unconfirmed) at its epoch or later. */
-  private checkPrimary(primaryId: string, epoch: number): void {
+  /** Only the configured primary, on its known directory, at its epoch or later. */
+  private checkPrimary(req: InSyncChange): void {
     const c = this.config;
-    if (c.primary.id !== primaryId || epoch < c.epoch) {
+    const member = memberOf(c, c.primary.id);
+    const knownDir =
+      req.primaryIncarnation === '' ||
+      member.incarnation === '' ||
+      req.primaryIncarnation === member.incarnation;
+    if (c.primary.id !== req.primaryId || req.epoch < c.epoch || !knownDir) {
       throw new NotPrimaryError(
-        `controller: ${c.primary.id} is the primary (epoch ${c.epoch}${c.promoting ? ', being promoted' : ''}), not ${primaryId} at epoch ${epoch}`,
+        `controller: ${c.primary.id} is the primary (epoch ${c.epoch}${c.promoting ? ', being promoted' : ''}), not ${req.primaryId} at epoch ${req.epoch}${knownDir ? '' : ' on an unknown data directory'}`,
       );
     }
   }
 
+  // ---- Configuration changes ---------------------------------------------------------------
+
   /** Stores `changes` as the next version (durable before it takes effect). */
   private async change(changes: Partial<ClusterConfig>, why: string): Promise<void> {
-    const next: ClusterConfig = { ...this.config, ...changes, version: this.config.version + 1 };
+    const current = this.config;
+    const next: ClusterConfig = { ...current, ...changes, version: current.version + 1 };
     await this.opts.store.save(next);
-    this.config = next;
+    this.configValue = next;
+    this.vouchDirty = false;
+    this.vouchSavedAtMs = this.opts.clock.monotonicMs();
     this.opts.metrics.configVersion.set(next.version);
     this.log.info({ version: next.version, why }, 'controller: configuration changed');
   }
+
+  /** `inSync` as given; members left out of it lose their vouched position. */
+  private withInSync(inSync: string[]): Partial<ClusterConfig> {
+    const members = this.config.members.map((m) =>
+      inSync.includes(m.id) ? m : { ...m, vouched: null },
+    );
+    return { inSync, members };
+  }
+
+  /**
+   * A node whose directory is not the one recorded, or an in-sync member whose log is behind
+   * what was acknowledged, is a new member: durably out of the in-sync set first.
+   */
+  private async checkMember(id: string, report: NodeReport): Promise<void> {
+    const c = this.config;
+    const member = memberOf(c, id);
+    const inSync = c.inSync.includes(id);
+    const problem = memberProblem(member, report, inSync);
+    if (problem === null) {
+      if (member.incarnation === '') {
+        const members = c.members.map((m) =>
+          m.id === id ? { ...m, incarnation: report.incarnation } : m,
+        );
+        await this.change(
+          { members },
+          `${id} first seen (incarnation ${shortId(report.incarnation)})`,
+        );
+      }
+      return;
+    }
+    const members = c.members.map((m) =>
+      m.id === id ? { id, incarnation: report.incarnation, vouched: null } : m,
+    );
+    await this.change(
+      { members, inSync: c.inSync.filter((x) => x !== id) },
+      `${id} ${problem}: a new member, out of the in-sync set`,
+    );
+    this.log.warn(
+      { node: id, incarnation: shortId(report.incarnation), wasInSync: inSync },
+      `controller: ${id} ${problem}; it holds none of the history the controller vouches for: taken out of the in-sync set, placed as a catching-up standby, never promoted until it has caught up`,
+    );
+  }
+
+  private async tryBuild(): Promise<void> {
+    const nodes = this.opts.nodes as [NodeRef, NodeRef];
+    const built = buildConfig(nodes, this.reports, this.opts.bootstrap === true);
+    if ('waiting' in built) {
+      this.block(built.waiting, built.pending === true);
+      return;
+    }
+    await this.opts.store.save(built.config);
+    this.configValue = built.config;
+    this.reports.clear();
+    this.opts.metrics.configVersion.set(built.config.version);
+    this.log.warn(
+      {
+        primary: built.config.primary.id,
+        inSync: built.config.inSync,
+        clusterId: built.config.clusterId,
+      },
+      `controller: configuration created: ${built.why}`,
+    );
+  }
+
+  // ---- The probe loop -----------------------------------------------------------------------
 
   private exclusive<T>(fn: () => Promise<T>): Promise<T> {
     return this.serial.run(fn);
@@ -251,18 +628,32 @@ export class Controller {
     return seen;
   }
 
+  /** A fresh report of `id` (from its last probe or Join), or null when it is down. */
+  private fresh(id: string): NodeReport | null {
+    const s = this.seen.get(id);
+    return s === undefined || s.down ? null : s.status;
+  }
+
+  private note(id: string, report: NodeReport): void {
+    this.seen.set(id, { okAtMs: this.opts.clock.monotonicMs(), status: report, down: false });
+  }
+
   /** One probe round, then whatever it calls for (serialized with every other change). */
   private async tick(): Promise<void> {
     if (this.probing) return;
     this.probing = true;
     try {
-      const { primary, standby, version } = this.config;
-      const [p, s] = await Promise.all([this.probe(primary), this.probe(standby)]);
+      const c = this.configValue;
+      const nodes = c === null ? (this.opts.nodes as NodeRef[]) : [c.primary, c.standby];
+      const version = c?.version ?? 0;
+      const seen = await Promise.all(nodes.map((n) => this.probe(n)));
       // A change (a switchover, an approval) may have landed while probing: these answers
       // describe the old roles, so they decide nothing.
-      await this.exclusive(() =>
-        this.config.version === version ? this.decide(p, s) : Promise.resolve(),
-      );
+      await this.exclusive(async () => {
+        if ((this.configValue?.version ?? 0) !== version) return;
+        if (this.configValue === null) return this.buildFromProbes(nodes, seen);
+        await this.decide();
+      });
     } catch (err) {
       this.log.error({ err: (err as Error).message }, 'controller: probe round failed');
     } finally {
@@ -270,70 +661,178 @@ export class Controller {
     }
   }
 
-  private async decide(p: Seen, s: Seen): Promise<void> {
+  private async buildFromProbes(nodes: NodeRef[], seen: Seen[]): Promise<void> {
+    nodes.forEach((n, k) => {
+      const s = seen[k];
+      if (s !== undefined && !s.down && s.status !== null) this.reports.set(n.id, s.status);
+    });
+    await this.tryBuild();
+  }
+
+  private async decide(): Promise<void> {
     const c = this.config;
+    for (const ref of [c.primary, c.standby]) {
+      const report = this.fresh(ref.id);
+      if (report !== null) await this.checkMember(ref.id, report);
+    }
     const now = this.opts.clock.monotonicMs();
-    if (c.promoting) {
-      // Decided before (perhaps by a controller that died): finish it.
-      if (!p.down) await this.resumePromotion(p);
+    const primary = this.fresh(this.config.primary.id);
+    const problem = primaryProblem(
+      primary,
+      memberOf(this.config, this.config.primary.id),
+      this.opts.failoverTimeoutMs,
+    );
+    if (this.config.promoting) return this.decidePromoting(primary, now);
+    if (problem === null && this.config.inSync.includes(this.config.primary.id)) {
+      this.primaryHealthyAtMs = now;
+      this.unblock();
+      await this.vouch(primary as NodeReport, now);
       return;
     }
-    if (
-      !p.down &&
-      p.status !== null &&
-      p.status.role === 'standby' &&
-      !p.status.catchingUp &&
-      c.inSync.includes(c.primary.id)
-    ) {
-      // The configured primary is a caught-up standby: it stepped down for a switchover whose
-      // controller died before storing it, or crashed inside its promotion. Hand it the
-      // primary again (above every epoch seen), with whatever standby is in sync.
-      await this.promote(
-        c.primary,
-        c.standby,
-        'failover',
-        'configured primary found as standby',
-        now,
-        p.status.epoch,
-        c.inSync,
+    const since =
+      this.primaryHealthyAtMs > 0
+        ? this.primaryHealthyAtMs
+        : this.startedAtMs + this.startupGraceMs();
+    const why = `primary ${this.config.primary.id} ${problem ?? 'is not in the in-sync set'}`;
+    if (now - since < this.opts.failoverTimeoutMs) return;
+    const candidate = this.candidate();
+    if (typeof candidate === 'string') {
+      this.block(
+        `${why}, and no member that holds every acknowledged record can take over: ${candidate}`,
       );
       return;
     }
-    // A primary never seen since this controller started gets a grace period first: it may
-    // still be starting (a fresh cluster, or every process restarted together).
-    const lastOk = p.okAtMs > 0 ? p.okAtMs : this.startedAtMs + this.startupGraceMs();
-    if (!p.down || now - lastOk < this.opts.failoverTimeoutMs) return;
-    const why = `primary ${c.primary.id} unreachable for ${Math.round(now - lastOk)} ms`;
-    if (!c.inSync.includes(c.standby.id)) {
-      this.warnOnce(
-        `not-in-sync-${c.version}`,
-        { standby: c.standby.id },
-        `controller: ${why}, but standby ${c.standby.id} is not in sync: not promoting`,
+    const { to, from, inSync } = candidate;
+    const reason = `${why} for ${Math.round(now - since)} ms`;
+    const epochSeen = Math.max(primary?.epoch ?? 0, this.fresh(to.id)?.epoch ?? 0);
+    await this.promote(to, from, 'failover', reason, now, epochSeen, inSync);
+  }
+
+  /**
+   * Who may take over: the configured primary itself when it is a promotable standby (it
+   * stepped down; both stay in sync), else the configured standby (alone in sync). A string
+   * says why neither may.
+   */
+  private candidate(): { to: NodeRef; from: NodeRef; inSync: string[] } | string {
+    const c = this.config;
+    const why = (ref: NodeRef) =>
+      promotionProblem(
+        this.fresh(ref.id),
+        memberOf(c, ref.id),
+        c.inSync.includes(ref.id),
+        c.clusterId,
+      );
+    const primaryWhy = why(c.primary);
+    if (primaryWhy === null) return { to: c.primary, from: c.standby, inSync: c.inSync };
+    const standbyWhy = why(c.standby);
+    if (standbyWhy === null) return { to: c.standby, from: c.primary, inSync: [c.standby.id] };
+    return `${c.standby.id} is ${standbyWhy}`;
+  }
+
+  /** A stored promotion: finish it; after promoteTimeoutMs, give it to another candidate. */
+  private async decidePromoting(target: NodeReport | null, now: number): Promise<void> {
+    const c = this.config;
+    if (this.promotingSinceMs === 0) this.promotingSinceMs = now;
+    if (target !== null) await this.resumePromotion(target);
+    if (!this.config.promoting || now - this.promotingSinceMs < this.promoteTimeoutMs()) return;
+    const other = c.standby;
+    const problem = promotionProblem(
+      this.fresh(other.id),
+      memberOf(c, other.id),
+      c.inSync.includes(other.id),
+      c.clusterId,
+    );
+    if (problem !== null) {
+      this.block(
+        `promotion of ${c.primary.id} not confirmed, and ${other.id} cannot take over (${problem})`,
       );
       return;
     }
-    if (s.down || s.status === null || s.status.role !== 'standby' || s.status.catchingUp) {
-      this.warnOnce(
-        `standby-unfit-${c.version}`,
-        { standby: c.standby.id, status: s.status },
-        `controller: ${why}, but the standby cannot be promoted now`,
-      );
-      return;
-    }
-    const epochSeen = Math.max(p.status?.epoch ?? 0, s.status.epoch);
-    await this.promote(c.standby, c.primary, 'failover', why, now, epochSeen, [c.standby.id]);
+    const reason = `promotion of ${c.primary.id} not confirmed in ${Math.round(now - this.promotingSinceMs)} ms`;
+    await this.promote(
+      other,
+      c.primary,
+      'failover',
+      reason,
+      now,
+      this.fresh(other.id)?.epoch ?? 0,
+      [other.id],
+    );
   }
 
   private startupGraceMs(): number {
-    return this.opts.startupGraceMs ?? Math.max(5000, 10 * this.opts.failoverTimeoutMs);
+    return this.opts.startupGraceMs ?? Math.max(5000, 2 * this.opts.failoverTimeoutMs);
   }
 
-  private lastWarning = '';
-  /** A reason not to promote is logged once, until the reason or the configuration changes. */
+  private promoteTimeoutMs(): number {
+    return this.opts.promoteTimeoutMs ?? Math.max(3000, 4 * this.opts.failoverTimeoutMs);
+  }
+
+  /**
+   * Says once (log and metric) why the cluster does not serve, until that changes. `quiet`:
+   * only the members' first reports are missing (a normal start): info, not a warning.
+   */
+  private block(reason: string, quiet = false): void {
+    this.opts.metrics.notServing.set(1);
+    if (this.blockedReason === reason) return;
+    this.blockedReason = reason;
+    this.blockedQuietly = quiet;
+    if (quiet) this.log.info(`controller: ${reason}`);
+    else this.warnOnce(reason, {}, `controller: the cluster does not serve: ${reason}`);
+  }
+
+  private unblock(): void {
+    if (this.blockedReason === '') return;
+    const fields = { was: this.blockedReason };
+    if (this.blockedQuietly) this.log.info(fields, 'controller: a primary serves');
+    else this.log.warn(fields, 'controller: a primary serves again');
+    this.blockedReason = '';
+    this.lastWarning = '';
+    this.opts.metrics.notServing.set(0);
+  }
+
+  /** A reason is logged once, until the reason changes. */
   private warnOnce(key: string, fields: object, message: string): void {
     if (this.lastWarning === key) return;
     this.lastWarning = key;
     this.log.warn(fields, message);
+  }
+
+  /**
+   * The serving primary's acknowledged position is held by it and by every in-sync standby
+   * (their acks were waited for): the vouched positions move up to it, written at most every
+   * vouchPersistMs (a restarted controller checks against the last one written).
+   */
+  private async vouch(primary: NodeReport, now: number): Promise<void> {
+    const c = this.config;
+    const at = primary.acknowledged;
+    if (at.index === 0) return;
+    let moved = false;
+    const members = c.members.map((m) => {
+      if (!c.inSync.includes(m.id) || (m.vouched !== null && comparePositions(m.vouched, at) >= 0))
+        return m;
+      moved = true;
+      return { ...m, vouched: at };
+    });
+    if (moved) {
+      this.configValue = { ...c, members };
+      this.vouchDirty = true;
+    }
+    if (
+      this.vouchDirty &&
+      now - this.vouchSavedAtMs >= (this.opts.vouchPersistMs ?? vouchPersistMsDefault)
+    ) {
+      await this.saveVouched();
+    }
+  }
+
+  /** Writes the vouched positions (same version: they refine, they change no role). */
+  private async saveVouched(): Promise<void> {
+    const c = this.configValue;
+    if (c === null || !this.vouchDirty) return;
+    await this.opts.store.save(c);
+    this.vouchDirty = false;
+    this.vouchSavedAtMs = this.opts.clock.monotonicMs();
   }
 
   /**
@@ -343,32 +842,36 @@ export class Controller {
   private async promote(
     to: NodeRef,
     from: NodeRef,
-    kind: 'failover' | 'switchover',
+    kind: FailoverRecord['kind'],
     reason: string,
     decidedAtMs: number,
     epochSeen: number,
     inSync: string[],
+    skipAhead = 0,
   ): Promise<void> {
     const epoch = Math.max(this.config.epoch, epochSeen) + 1;
+    const record: FailoverRecord = {
+      atUnixMs: this.opts.clock.nowUnixMs(),
+      kind,
+      fromNode: from.id,
+      toNode: to.id,
+      epoch,
+      durationMs: 0,
+      reason,
+    };
     await this.change(
       {
+        ...this.withInSync(inSync),
         epoch,
         primary: to,
         standby: from,
-        inSync,
         promoting: true,
-        lastFailover: {
-          atUnixMs: this.opts.clock.nowUnixMs(),
-          kind,
-          fromNode: from.id,
-          toNode: to.id,
-          epoch,
-          durationMs: 0,
-          reason,
-        },
+        forceSkipAhead: skipAhead,
+        lastFailover: record,
       },
       `${kind}: promote ${to.id} to epoch ${epoch} (${reason})`,
     );
+    this.promotingSinceMs = this.opts.clock.monotonicMs();
     this.log.warn(
       { from: from.id, to: to.id, epoch, reason },
       `controller: ${kind}: promoting ${to.id}`,
@@ -376,26 +879,28 @@ export class Controller {
     await this.finishPromotion(decidedAtMs);
   }
 
-  private async resumePromotion(p: Seen): Promise<void> {
+  private async resumePromotion(target: NodeReport): Promise<void> {
     const c = this.config;
-    if (p.status !== null && p.status.role === 'primary' && p.status.epoch >= c.epoch) {
+    if (
+      target.role === 'primary' &&
+      target.epoch >= c.epoch &&
+      target.epochPrimary === c.primary.id
+    ) {
       // It already serves (the confirmation was lost): record it rather than promote again.
       await this.change(
-        { epoch: p.status.epoch, promoting: false },
+        { epoch: target.epoch, promoting: false, forceSkipAhead: 0 },
         `${c.primary.id} already serves`,
       );
       this.log.warn(
-        { primary: c.primary.id, epoch: p.status.epoch },
+        { primary: c.primary.id, epoch: target.epoch },
         'controller: new primary serving',
       );
       return;
     }
-    const held = p.status;
-    const ownedByOther =
-      held !== null && held.epoch === c.epoch && held.epochPrimary !== c.primary.id;
-    if (held !== null && held.role === 'standby' && (held.epoch > c.epoch || ownedByOther)) {
+    const ownedByOther = target.epoch === c.epoch && target.epochPrimary !== c.primary.id;
+    if (target.role === 'standby' && (target.epoch > c.epoch || ownedByOther)) {
       // It accepted a newer epoch from someone else meanwhile: promote above it.
-      await this.change({ epoch: held.epoch + 1 }, "promotion: epoch raised above the node's");
+      await this.change({ epoch: target.epoch + 1 }, "promotion: epoch raised above the node's");
     }
     await this.finishPromotion(this.opts.clock.monotonicMs());
   }
@@ -405,7 +910,10 @@ export class Controller {
     const alone = !c.inSync.includes(c.standby.id);
     await failpoint('controller.beforePromote');
     try {
-      await this.opts.admin.promote(c.primary.address, c.epoch, c.standby.address, alone);
+      await this.opts.admin.promote(c.primary.address, c.epoch, c.standby.address, {
+        aloneApproved: alone,
+        skipAhead: c.forceSkipAhead,
+      });
     } catch (err) {
       this.log.warn(
         { to: c.primary.id, epoch: c.epoch, err: (err as Error).message },
@@ -417,9 +925,12 @@ export class Controller {
     const durationMs = Math.round(this.opts.clock.monotonicMs() - decidedAtMs);
     const last = c.lastFailover;
     await this.change(
-      { promoting: false, lastFailover: last ? { ...last, durationMs } : null },
+      { promoting: false, forceSkipAhead: 0, lastFailover: last ? { ...last, durationMs } : null },
       `${c.primary.id} serves epoch ${c.epoch}`,
     );
+    this.promotingSinceMs = 0;
+    this.primaryHealthyAtMs = this.opts.clock.monotonicMs();
+    this.unblock();
     this.opts.metrics.failovers.inc({ kind: last?.kind ?? 'failover' });
     this.opts.metrics.promoteSeconds.observe(durationMs / 1000);
     this.log.warn(

@@ -7,6 +7,7 @@ export interface ControllerMetrics {
   failovers: Counter<'kind'>;
   promoteSeconds: Histogram;
   configVersion: Gauge;
+  notServing: Gauge;
 }
 
 export function createControllerMetrics(opts: { defaults?: boolean } = {}): ControllerMetrics {
@@ -23,7 +24,7 @@ export function createControllerMetrics(opts: { defaults?: boolean } = {}): Cont
     }),
     failovers: new Counter({
       name: 'tally_controller_failovers_total',
-      help: 'Promotions completed, by kind (failover, switchover)',
+      help: 'Promotions completed, by kind (failover, switchover, forced)',
       labelNames: ['kind'],
       registers,
     }),
@@ -36,6 +37,11 @@ export function createControllerMetrics(opts: { defaults?: boolean } = {}): Cont
     configVersion: new Gauge({
       name: 'tally_controller_config_version',
       help: 'Version of the cluster configuration the controller holds',
+      registers,
+    }),
+    notServing: new Gauge({
+      name: 'tally_controller_not_serving',
+      help: '1 while no primary serves and none can be promoted (no member that holds every acknowledged record is up, or no configuration yet); the reason is in the log and in tally status --controller',
       registers,
     }),
   };

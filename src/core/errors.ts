@@ -105,6 +105,14 @@ export class ProtocolError extends TallyError {
   readonly kind = 'invalid_argument';
 }
 
+/**
+ * A planned switchover did not complete: the target did not serve in time (the controller
+ * handed the primary back to the stepped-down node; the message says what happened).
+ */
+export class SwitchoverFailedError extends TallyError {
+  readonly kind = 'aborted';
+}
+
 /** A message is larger than this node accepts. */
 export class TooLargeError extends TallyError {
   readonly kind = 'resource_exhausted';

@@ -410,7 +410,18 @@ class BaselineNode implements CounterNode {
       dataDir: this.opts.dataDir,
       epochPrimary: this.opts.id,
       replication: null,
+      incarnation: '',
+      clusterId: '',
+      lastEpoch: 0,
+      acknowledgedIndex: this.writeCount,
+      acknowledgedEpoch: 0,
+      writeStallMs: 0,
+      idFloor: 0,
     };
+  }
+
+  noteInSyncSet(): void {
+    // never a primary with a standby
   }
 
   openReplication(channel: Channel<ToPrimary>): ChannelEvents<ToStandby> {

@@ -13,6 +13,7 @@
  * ackWaitMs without one) are answered UNAVAILABLE: never acknowledged without the standby.
  */
 import type { Logger } from 'pino';
+import { assert } from '../core/assert';
 import type { Clock } from '../core/clock';
 import {
   DeadlineExceededError,
@@ -48,6 +49,8 @@ interface Pending {
   first: number;
   /** Set for the epoch-start record (the primary's id); count is 0. */
   epochStartOf?: string;
+  /** Epoch start of a forced promotion: every counter goes up by this much (else 0). */
+  skipAhead?: number;
   /** Replicated mode: when waiting for the standby turns into UNAVAILABLE. */
   expiresAtUnixMs: number;
 }
@@ -116,6 +119,10 @@ export class Committer {
    * acknowledged once durable locally; they are still offered to the standby.
    */
   private aloneFlag = false;
+  /** Last index acknowledged to its caller (every record up to it is, too). */
+  private acknowledged = 0;
+  /** When the local write now in progress started (monotonic ms), or null. */
+  private writeStartedAtMs: number | null = null;
 
   constructor(private readonly opts: CommitterOptions) {
     this.buf = Buffer.alloc(opts.batchBytesMax);
@@ -125,8 +132,11 @@ export class Committer {
     return this.opts.replicator !== undefined;
   }
 
-  /** Queues the epoch-start record; cb is called once it is acknowledged (or fails). */
-  submitEpochStart(nodeId: string, cb: AllocateCallback): void {
+  /**
+   * Queues the epoch-start record (with a forced promotion's skip-ahead, applied to the
+   * counters before any request after it reserves IDs); cb is called once it is acknowledged.
+   */
+  submitEpochStart(nodeId: string, cb: AllocateCallback, skipAhead = 0): void {
     if (this.stopped) return cb(this.stopped);
     this.push({
       namespace: '',
@@ -135,8 +145,22 @@ export class Committer {
       cb,
       first: 0,
       epochStartOf: nodeId,
+      skipAhead,
       expiresAtUnixMs: Infinity,
     });
+  }
+
+  /** Every record up to this index has been acknowledged to its caller. */
+  get acknowledgedIndex(): number {
+    return this.acknowledged;
+  }
+
+  /**
+   * How long the local write in progress has been running (0: none). A hung disk shows here
+   * while requests wait behind it; a batch waiting only for the standby does not count.
+   */
+  writeStallMs(nowMs: number): number {
+    return this.writeStartedAtMs === null ? 0 : nowMs - this.writeStartedAtMs;
   }
 
   /** The standby's ack advanced: acknowledge what it now covers. */
@@ -345,7 +369,9 @@ export class Committer {
       if (p.cb === null) continue; // expired while queued
       if (p.epochStartOf !== undefined) {
         const index = wal.nextIndex + accepted.length;
-        bytes += encodeEpochStart(this.buf, bytes, epoch, index, p.epochStartOf);
+        const skip = p.skipAhead ?? 0;
+        bytes += encodeEpochStart(this.buf, bytes, epoch, index, p.epochStartOf, skip);
+        if (skip > 0) state.skipAhead(skip);
         accepted.push(p);
         continue;
       }
@@ -390,12 +416,15 @@ export class Committer {
         }
       : undefined;
     this.inflight.push(flight);
+    this.writeStartedAtMs = started;
     try {
       await wal.append(this.buf, bytes, accepted.length, offer);
     } catch (err) {
       this.inflight.pop();
       this.commitFailed(accepted, err);
       return;
+    } finally {
+      this.writeStartedAtMs = null;
     }
     if (this.diskFull) {
       this.diskFull = false;
@@ -418,9 +447,14 @@ export class Committer {
       const f = this.inflight[0] as InFlight;
       if (!f.localDone || f.lastIndex > acked) break;
       this.inflight.shift();
+      this.acknowledged = f.lastIndex;
       for (let k = 0; k < f.requests.length; k++) {
         const p = f.requests[k] as Pending;
-        if (p.epochStartOf === undefined) state.apply(p.namespace, p.first, p.count);
+        if (p.epochStartOf === undefined) {
+          // The moment of acknowledgement: these IDs were never acknowledged before.
+          assert(p.first > state.lastId(p.namespace), 'committer: acknowledged IDs are new');
+          state.apply(p.namespace, p.first, p.count);
+        }
         this.reply(p, null, { first: p.first, count: p.count, epoch, index: f.firstIndex + k });
       }
       this.opts.onBatchDurable(f.lastIndex, f.bytes);

@@ -1,11 +1,13 @@
 /**
  * The node's data directory: an exclusive lock (fcntl, released by the kernel when the process
- * dies, SIGKILL included), the meta file {nodeId, epoch, role}, the snapshot and wal/.
+ * dies, SIGKILL included), the meta file {nodeId, incarnation, clusterId, epoch, role, …}, the
+ * snapshot and wal/. Every meta write after the first goes through MetaStore (meta-store.ts).
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { tryLock } from 'fs-native-extensions';
 import { DataDirError } from '../core/errors';
+import { randomId } from '../core/ids';
 import { walDirName } from '../wal/segment-files';
 import { writeFileAtomic, type Storage } from '../wal/storage';
 import type { Role } from './types';
@@ -24,13 +26,24 @@ const known = new Set([
 export interface Meta {
   formatVersion: 1;
   nodeId: string;
-  /** Highest epoch accepted; its identity is (epoch, epochPrimary). */
+  /**
+   * Random, given when the directory is created: a wiped or replaced directory has another
+   * one, so the controller can tell it holds none of the history even with the same node id.
+   */
+  incarnation: string;
+  /** The cluster this directory joined ('' or absent before it joined one). */
+  clusterId?: string;
+  /** Highest epoch accepted; its identity is (epoch, epochPrimary, epochNonce). */
   epoch: number;
   /** The node that is primary of `epoch` ('' in directories written before replication). */
   epochPrimary?: string;
+  /** Random per epoch begun or proposed: tells two proposals of one epoch number apart. */
+  epochNonce?: string;
   role: Role;
   /** Standby: where clients reach the primary (the FAILED_PRECONDITION hint). */
   primaryAddress?: string;
+  /** Standby: the data directory of the primary of `epoch` (its Hello said so). */
+  primaryIncarnation?: string;
   /** Standby: its log has not yet reached the primary's tail (new, wiped, rejoined): never promoted. */
   catchingUp?: boolean;
   /** Standby: a snapshot install was interrupted; the log is discarded at start. */
@@ -114,7 +127,10 @@ function fsyncDirSync(dir: string): void {
   }
 }
 
-/** Reads meta, or creates it for a new directory. Refuses other nodes' and non-Tally dirs. */
+/**
+ * Reads meta, or creates it (with a new incarnation) for a new directory. Refuses other
+ * nodes' and non-Tally dirs. A meta written before incarnations existed gets one now.
+ */
 export async function loadMeta(
   storage: Storage,
   dataDir: string,
@@ -125,7 +141,14 @@ export async function loadMeta(
   if (!(await storage.exists(file))) {
     const foreign = foreignEntries(await storage.list(dataDir));
     if (foreign.length > 0) throw refuseForeign(dataDir, foreign);
-    const meta: Meta = { formatVersion: 1, nodeId, epoch: 0, role, catchingUp: role === 'standby' };
+    const meta: Meta = {
+      formatVersion: 1,
+      nodeId,
+      incarnation: randomId(),
+      epoch: 0,
+      role,
+      catchingUp: role === 'standby',
+    };
     await writeMeta(storage, dataDir, meta);
     return meta;
   }
@@ -148,6 +171,10 @@ export async function loadMeta(
     throw new DataDirError(
       `data-dir: ${dataDir} belongs to node '${meta.nodeId}', not '${nodeId}'`,
     );
+  }
+  if (typeof meta.incarnation !== 'string' || meta.incarnation === '') {
+    meta = { ...meta, incarnation: randomId() };
+    await writeMeta(storage, dataDir, meta);
   }
   return meta;
 }

@@ -2,20 +2,20 @@ import { afterEach, describe, expect, it, vi } from 'vitest';
 import { NotPrimaryError } from '../core/errors';
 import { alloc } from '../testing/node-harness';
 import { Pair, primaryAddress, recordKey, walRecords } from '../testing/replication-harness';
-import type { AllocateResult, CounterNode, InSyncAuthority } from './types';
+import type { AllocateResult, CounterNode, InSyncAuthority, InSyncRequest } from './types';
 
 /** A controller that approves at once and remembers what it was asked, in order. */
 class RecordingAuthority implements InSyncAuthority {
   calls: string[] = [];
   inSync = new Set(['primary', 'standby']);
 
-  removeFromInSync(primaryId: string, epoch: number, standbyId: string): Promise<void> {
+  removeFromInSync({ standbyId }: InSyncRequest): Promise<void> {
     this.calls.push(`remove ${standbyId}`);
     this.inSync.delete(standbyId);
     return Promise.resolve();
   }
 
-  addToInSync(primaryId: string, epoch: number, standbyId: string): Promise<void> {
+  addToInSync({ standbyId }: InSyncRequest): Promise<void> {
     this.calls.push(`add ${standbyId}`);
     this.inSync.add(standbyId);
     return Promise.resolve();
@@ -96,7 +96,7 @@ describe('failover pieces in one process (controller faked)', () => {
     );
     const standby = pair.standby as CounterNode;
     const epoch = primary.status().epoch + 1;
-    await standby.promote(epoch, primaryAddress, true);
+    await standby.promote(epoch, { standby: primaryAddress, aloneApproved: true });
     await vi.waitFor(() => expect(standby.status().state).toBe('serving'), { timeout: 10_000 });
     acked.push(...(await Promise.all(Array.from({ length: 10 }, () => alloc(standby, 'ids', 1)))));
     pair.net.heal();
@@ -128,7 +128,7 @@ describe('failover pieces in one process (controller faked)', () => {
     expect(primary.status().replication?.catchingUp).toBe(false);
     const standby = pair.standby as CounterNode;
     expect(standby.status().lastIndex).toBe(lastIndex);
-    await standby.promote(epoch + 1, primaryAddress, false);
+    await standby.promote(epoch + 1, { standby: primaryAddress });
     await vi.waitFor(() => expect(standby.status().state).toBe('serving'), { timeout: 10_000 });
     const next = await alloc(standby, 'ids', 1);
     expect(next.first).toBeGreaterThan(Math.max(...acked.map((r) => r.first)));

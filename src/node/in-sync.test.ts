@@ -4,18 +4,18 @@ import { NotPrimaryError, UnavailableError } from '../core/errors';
 import { createMetrics } from '../core/metrics';
 import { FakeClock } from '../testing/fake-clock';
 import { InSyncTracker, type StandbyLink } from './in-sync';
-import type { InSyncAuthority, StandbyLossPolicy } from './types';
+import type { InSyncAuthority, InSyncRequest, StandbyLossPolicy } from './types';
 
 /** A controller whose answers the test releases one at a time. */
 class FakeAuthority implements InSyncAuthority {
   calls: string[] = [];
   private pending: Array<{ resolve: () => void; reject: (e: Error) => void }> = [];
 
-  removeFromInSync(primaryId: string, epoch: number, standbyId: string): Promise<void> {
+  removeFromInSync({ primaryId, epoch, standbyId }: InSyncRequest): Promise<void> {
     return this.ask(`remove ${primaryId}@${epoch} ${standbyId}`);
   }
 
-  addToInSync(primaryId: string, epoch: number, standbyId: string): Promise<void> {
+  addToInSync({ primaryId, epoch, standbyId }: InSyncRequest): Promise<void> {
     return this.ask(`add ${primaryId}@${epoch} ${standbyId}`);
   }
 
@@ -46,6 +46,7 @@ function setup(policy: StandbyLossPolicy = 'degrade', alone = false) {
   const metrics = createMetrics({ defaults: false });
   const tracker = new InSyncTracker({
     nodeId: 'a',
+    incarnation: 'dir-a',
     epoch: 7,
     authority,
     policy,
@@ -56,6 +57,7 @@ function setup(policy: StandbyLossPolicy = 'degrade', alone = false) {
     },
     sender,
     lastIndex: () => lastIndex,
+    acknowledged: () => ({ index: lastIndex, epoch: 7 }),
     standbyId: 'b',
     clock,
     logger: pino({ level: 'silent' }),
@@ -92,7 +94,8 @@ describe('in-sync tracker', () => {
     expect(t.tracker.state).toBe('alone');
     expect((await t.metrics.degraded.get()).values[0]?.value).toBe(1);
 
-    // The standby streams again: acks wait for it, and it goes back once it covers index 50.
+    // The standby streams again. It is waited for only once its ack reaches a record written
+    // after it was back (index 50), then it goes back once it covers everything (index 60).
     t.sender.state = 'catching-up';
     await t.tick();
     expect(t.tracker.state).toBe('alone');
@@ -100,12 +103,19 @@ describe('in-sync tracker', () => {
     t.committer.waitMs = 0; // a streaming standby acknowledges promptly
     t.sender.state = 'streaming';
     await t.tick();
-    expect(t.tracker.state).toBe('resyncing');
-    expect(t.committer.alone).toBe(false);
+    expect(t.tracker.state).toBe('alone');
     t.sender.ackedIndex = 49;
     await t.tick();
-    expect(t.authority.calls).toHaveLength(1);
+    expect(t.tracker.state).toBe('alone');
+    t.setLastIndex(60);
     t.sender.ackedIndex = 50;
+    await t.tick();
+    expect(t.tracker.state).toBe('resyncing');
+    expect(t.committer.alone).toBe(false);
+    t.sender.ackedIndex = 59;
+    await t.tick();
+    expect(t.authority.calls).toHaveLength(1);
+    t.sender.ackedIndex = 60;
     await t.tick();
     expect(t.authority.calls).toEqual(['remove a@7 b', 'add a@7 b']);
     t.authority.answer();
@@ -150,10 +160,25 @@ describe('in-sync tracker', () => {
     t.tracker.stop();
   });
 
-  it('starts alone when the promotion came with the approval', async () => {
+  it('starts alone when the promotion came with the approval (the node begins its epoch alone)', async () => {
     const t = setup('degrade', true);
-    expect(t.committer.alone).toBe(true);
     expect(t.tracker.state).toBe('alone');
+    expect((await t.metrics.degraded.get()).values[0]?.value).toBe(1);
+    t.tracker.stop();
+  });
+
+  it('a standby that is connected but silent (paused) is never waited for again: no flapping between alone and waiting', async () => {
+    const t = setup('degrade', true);
+    t.committer.alone = true; // as the node begins it
+    t.setLastIndex(100);
+    t.sender.state = 'streaming'; // a SIGSTOPped standby: the stream stays open
+    t.sender.ackedIndex = 40;
+    for (let i = 0; i < 50; i++) {
+      await t.tick();
+      expect(t.tracker.state).toBe('alone');
+    }
+    expect(t.authority.calls).toEqual([]); // never asked to degrade again
+    expect(t.committer.alone).toBe(true); // acknowledgements never went back to waiting
     t.tracker.stop();
   });
 });

@@ -6,8 +6,15 @@
  *             the standby out of the in-sync set (policy `degrade`; `block` never asks);
  *   alone     the controller has durably recorded that: acknowledged after the local fsync,
  *             batches still offered to the standby whenever it is connected;
- *   resyncing the standby streams again: acknowledgements wait for it again, and once its ack
+ *   resyncing the standby streams again and has shown it keeps up (its ack reached a record
+ *             written after it was back): acknowledgements wait for it again, and once its ack
  *             covers everything acknowledged alone the controller is asked to add it back.
+ *             A standby that is connected but silent (paused) never gets here, so the primary
+ *             does not flap between acknowledging alone and waiting for it.
+ *
+ * The same runs while a primary starts: a standby that does not accept the new epoch (down,
+ * or refusing the Hello) for degradeAfterMs is taken out of the in-sync set the same way, and
+ * the primary then begins its epoch alone.
  *
  * Safety rests on the order: the primary acknowledges alone only after the controller's
  * durable yes, and the controller never promotes a node outside the in-sync set.
@@ -16,7 +23,6 @@ import type { Logger } from 'pino';
 import type { Clock } from '../core/clock';
 import { NotPrimaryError } from '../core/errors';
 import type { Metrics } from '../core/metrics';
-import type { Committer } from './committer';
 import type { InSyncAuthority, StandbyLossPolicy } from './types';
 
 export type SyncState = 'in-sync' | 'degrading' | 'alone' | 'resyncing';
@@ -28,16 +34,28 @@ export interface StandbyLink {
   readonly standbyId: string;
 }
 
+/** Where acknowledgements wait for the standby: the committer, or a primary still starting. */
+export interface AloneSwitch {
+  /** How long the oldest write (or the epoch proposal) has waited for the standby. */
+  standbyWaitMs(nowMs: number): number;
+  /** The controller's durable yes (true), or the standby is waited for again (false). */
+  setAlone(alone: boolean): void;
+}
+
 export interface InSyncTrackerOptions {
   nodeId: string;
+  /** This primary's data directory (the controller checks it is the member it knows). */
+  incarnation: string;
   epoch: number;
   authority: InSyncAuthority;
   policy: StandbyLossPolicy;
   degradeAfterMs: number;
-  committer: Pick<Committer, 'setAlone' | 'standbyWaitMs'>;
+  committer: AloneSwitch;
   sender: StandbyLink;
   /** The last index written (or being written) locally. */
   lastIndex: () => number;
+  /** The last index acknowledged to callers, and its epoch. */
+  acknowledged: () => { index: number; epoch: number };
   /** The configured standby's id, when the controller named it (before any Hello reply). */
   standbyId: string;
   clock: Clock;
@@ -57,6 +75,8 @@ const askRetryMs = 1000;
 export class InSyncTracker {
   private stateValue: SyncState;
   private resyncMark = 0;
+  /** Alone, standby streaming: its ack must reach this index before it is waited for again. */
+  private keepUpMark = 0;
   private asking = false;
   private nextAskAtMs = 0;
   /** After stop() an answer still on its way changes nothing (the node is no primary now). */
@@ -64,8 +84,8 @@ export class InSyncTracker {
   private readonly timer: NodeJS.Timeout;
 
   constructor(private readonly opts: InSyncTrackerOptions) {
+    // Starting alone: the caller begins its epoch acknowledging alone (setAlone is not called).
     this.stateValue = opts.alone ? 'alone' : 'in-sync';
-    opts.committer.setAlone(opts.alone);
     opts.metrics.degraded.set(opts.alone ? 1 : 0);
     this.timer = setInterval(() => this.tick(), tickMs);
     this.timer.unref();
@@ -99,9 +119,17 @@ export class InSyncTracker {
         }
         return;
       case 'alone':
-        if (sender.state === 'streaming') {
+        if (sender.state !== 'streaming') {
+          this.keepUpMark = 0;
+          return;
+        }
+        // A connected standby must first show it keeps up: its ack reaches a record written
+        // after it was back. One that is paused (SIGSTOP) never does, and is not waited for.
+        if (this.keepUpMark === 0) this.keepUpMark = Math.max(1, this.opts.lastIndex());
+        if (sender.ackedIndex >= this.keepUpMark) {
           // From here every acknowledgement waits for the standby again; once its ack covers
           // the last record written alone, it holds everything ever acknowledged.
+          this.keepUpMark = 0;
           committer.setAlone(false);
           this.resyncMark = this.opts.lastIndex();
           this.stateValue = 'resyncing';
@@ -120,13 +148,13 @@ export class InSyncTracker {
     const from = this.stateValue;
     this.stateValue = 'degrading';
     this.asking = true;
-    const { authority, nodeId, epoch, logger } = this.opts;
+    const { authority, epoch, logger } = this.opts;
     const standbyId = this.standbyId;
     logger.warn(
       { standby: standbyId, waitedMs: Math.round(waitMs) },
       'replication: the standby has not acknowledged in time; asking the controller to take it out of the in-sync set',
     );
-    authority.removeFromInSync(nodeId, epoch, standbyId).then(
+    authority.removeFromInSync(this.request(standbyId)).then(
       () => {
         this.asking = false;
         if (this.stopped) return;
@@ -146,11 +174,37 @@ export class InSyncTracker {
     );
   }
 
+  /**
+   * The controller's configuration leaves the standby out of the in-sync set although every
+   * acknowledgement here waits for it (the controller rebuilt its configuration, or missed an
+   * answer): ask it to verify the standby and add it back.
+   */
+  noteInSyncSet(inSync: readonly string[]): void {
+    if (this.stateValue !== 'in-sync' || this.asking || this.stopped) return;
+    const standbyId = this.standbyId;
+    if (standbyId === '' || inSync.includes(standbyId)) return;
+    if (this.opts.sender.state !== 'streaming') return;
+    this.addBack();
+  }
+
+  private request(standbyId: string) {
+    const { nodeId, epoch, incarnation } = this.opts;
+    const acknowledged = this.opts.acknowledged();
+    return {
+      primaryId: nodeId,
+      primaryIncarnation: incarnation,
+      epoch,
+      standbyId,
+      acknowledgedIndex: acknowledged.index,
+      acknowledgedEpoch: acknowledged.epoch,
+    };
+  }
+
   private addBack(): void {
     this.asking = true;
-    const { authority, nodeId, epoch, logger } = this.opts;
+    const { authority, epoch, logger } = this.opts;
     const standbyId = this.standbyId;
-    authority.addToInSync(nodeId, epoch, standbyId).then(
+    authority.addToInSync(this.request(standbyId)).then(
       () => {
         this.asking = false;
         if (this.stopped) return;

@@ -22,6 +22,7 @@ import { walDirName } from '../wal/segment-files';
 import { readSnapshot, snapshotFileName, writeSnapshot, type Snapshot } from '../wal/snapshot';
 import type { Storage } from '../wal/storage';
 import { Wal } from '../wal/wal';
+import type { TransferSnapshot } from '../replication/protocol';
 import type { CheckpointInfo } from './types';
 
 export interface LogStoreOptions {
@@ -78,7 +79,7 @@ export class LogStore {
     const started = opts.clock.monotonicMs();
     const snapshot = await readSnapshot(opts.storage, opts.dataDir);
     const state = new CounterState();
-    if (snapshot) state.load(snapshot.counters);
+    if (snapshot) state.load(snapshot.counters, snapshot.floor ?? 0);
     const fromIndex = snapshot?.index ?? 0;
     const { wal, recovery } = await Wal.open(
       LogStore.walOptions(opts, !freshWal && (opts.requireExisting || snapshot !== null)),
@@ -249,6 +250,7 @@ export class LogStore {
         epoch: this.epochAt(this.appliedIndex) ?? 0,
         unixMs: this.opts.clock.nowUnixMs(),
         counters: this.state.durableEntries(),
+        floor: this.state.floor,
       },
       bytesAtCapture: this.bytesSinceCheckpoint,
     };
@@ -272,17 +274,18 @@ export class LogStore {
     return removed;
   }
 
-  /** Replaces log and counters with a snapshot at `index`; the WAL restarts after it. */
-  async installSnapshot(index: number, indexEpoch: number, counters: Array<[string, number]>) {
+  /** Replaces log and counters with a snapshot at its index; the WAL restarts after it. */
+  async installSnapshot(transfer: TransferSnapshot): Promise<void> {
     await this.checkpointRunning?.catch(() => undefined);
     this.pendingCheckpoint = null;
     await this.wal.close();
     await LogStore.discard(this.opts.storage, this.opts.dataDir);
     const snapshot: Snapshot = {
-      index,
-      epoch: indexEpoch,
+      index: transfer.index,
+      epoch: transfer.indexEpoch,
       unixMs: this.opts.clock.nowUnixMs(),
-      counters,
+      counters: transfer.counters,
+      floor: transfer.floor,
     };
     await writeSnapshot(this.opts.storage, this.opts.dataDir, snapshot);
     const { store } = await LogStore.open(this.opts, true);
@@ -301,14 +304,15 @@ export class LogStore {
   }
 
   /** The newest snapshot for a standby that needs compacted records (index 0 if none). */
-  async snapshotForTransfer(): Promise<{
-    index: number;
-    indexEpoch: number;
-    counters: Array<[string, number]>;
-  }> {
+  async snapshotForTransfer(): Promise<TransferSnapshot> {
     const snapshot = await readSnapshot(this.opts.storage, this.opts.dataDir);
-    if (snapshot === null) return { index: 0, indexEpoch: 0, counters: [] };
-    return { index: snapshot.index, indexEpoch: snapshot.epoch, counters: snapshot.counters };
+    if (snapshot === null) return { index: 0, indexEpoch: 0, counters: [], floor: 0 };
+    return {
+      index: snapshot.index,
+      indexEpoch: snapshot.epoch,
+      counters: snapshot.counters,
+      floor: snapshot.floor ?? 0,
+    };
   }
 
   /**
@@ -394,4 +398,5 @@ export class LogStore {
 function applyRecord(state: CounterState, record: WalRecord): void {
   if (record.type === RecordType.allocate)
     state.apply(record.namespace, record.first, record.count);
+  else if (record.skipAhead > 0) state.skipAhead(record.skipAhead);
 }

@@ -3,16 +3,20 @@
  *   standalone: group commit, acknowledged after the local fsync;
  *   primary:    group commit replicated to a standby, acknowledged once both fsynced;
  *   standby:    takes the primary's records (replica.ts), refuses allocations with the hint.
- * Start: lock dir → meta → snapshot → replay WAL → by role. A standalone node begins a new
- * epoch at once; a primary proposes the next epoch to its standby and persists it only once
- * the standby accepted it, so it never writes in an epoch that someone else owns. A node never
- * writes in an epoch it used before a restart.
+ * Start: lock dir → meta → snapshot → replay WAL → placement (the controller's, given what the
+ * directory holds, or the --role flags) → by role. A standalone node begins a new epoch at
+ * once; a primary proposes the next epoch (with a new nonce) to its standby and persists it
+ * only once the standby accepted it, so it never writes in an epoch that someone else owns. A
+ * node never writes in an epoch it used before a restart. Every meta write goes through one
+ * MetaStore.
  */
 import type { Logger } from 'pino';
 import { systemClock, type Clock } from '../core/clock';
 import {
   ConfigError,
+  CounterExhaustedError,
   DataDirError,
+  InvalidArgumentError,
   NotPrimaryError,
   StaleEpochError,
   StorageFatalError,
@@ -20,8 +24,11 @@ import {
   WrongRoleError,
   type TallyError,
 } from '../core/errors';
+import { failpoint } from '../core/failpoints';
+import { randomId } from '../core/ids';
 import {
   checkpointBytesDefault,
+  idMax,
   checkpointRecordsDefault,
   queuedRequestsMaxDefault,
   segmentSizeBytesDefault,
@@ -41,8 +48,9 @@ import { Receiver } from '../replication/receiver';
 import { Sender } from '../replication/sender';
 import { NodeStorage, type Storage } from '../wal/storage';
 import { Committer } from './committer';
-import { loadMeta, lockDataDir, writeMeta, type DirLock, type Meta } from './data-dir';
+import { loadMeta, lockDataDir, type DirLock, type Meta } from './data-dir';
 import { InSyncTracker } from './in-sync';
+import { MetaStore } from './meta-store';
 import { LogStore } from './log-store';
 import { ReplicaLogAdapter, primaryLogOf, senderMetricsOf } from './replica';
 import type {
@@ -50,8 +58,11 @@ import type {
   CheckpointInfo,
   CounterNode,
   InSyncAuthority,
+  JoinReport,
   NodeState,
   NodeStatus,
+  Placement,
+  PromoteOptions,
   PromoteResult,
   ReplicationStatus,
   Role,
@@ -63,10 +74,15 @@ export interface NodeOptions {
   dataDir: string;
   logger: Logger;
   metrics: Metrics;
-  /** Default standalone. A primary needs `standby`. */
+  /** Default standalone. A primary needs `standby`. Ignored with `place` (the controller decides). */
   role?: Role;
-  /** Primary: the standby's HOST:PORT (dialled with `dial`). */
+  /** Primary without a controller: the standby's HOST:PORT (dialled with `dial`). */
   standby?: string;
+  /**
+   * With a failover controller: called once the log is recovered with what this node holds
+   * (its data directory's identity and its log); resolves to where the controller puts it.
+   */
+  place?: (report: JoinReport) => Promise<Placement>;
   /** Opens replication streams to a standby (gRPC in production, a simulated network in tests). */
   dial?: (target: string) => Dialer;
   /**
@@ -83,28 +99,38 @@ export interface NodeOptions {
   checkpointBytes?: number;
   queuedRequestsMax?: number;
   /**
-   * The failover controller. With it a primary whose standby stops acknowledging asks it to
-   * take the standby out of the in-sync set and then acknowledges alone (policy `degrade`),
-   * and a deposed primary rejoins as a standby instead of staying fenced.
+   * The failover controller. With it a primary whose standby stops acknowledging (or, while
+   * starting, does not accept its epoch) asks it to take the standby out of the in-sync set
+   * and then acknowledges alone (policy `degrade`), and a deposed primary rejoins as a standby
+   * instead of staying fenced.
    */
   controller?: InSyncAuthority;
   /** With a controller: `degrade` (default) or `block` (keep waiting for the standby). */
   standbyLossPolicy?: StandbyLossPolicy;
   /** With a controller: a batch waiting this long for the standby starts a degrade. */
   degradeAfterMs?: number;
-  /** Primary: the standby's node id, as the controller names it. */
-  standbyId?: string;
-  /** Primary with a controller: it approved acknowledging alone (the standby is not in sync). */
-  aloneApproved?: boolean;
   /** Test seams: a fault-injecting disk, a fake clock; `lock: false` skips the OS lock. */
   storage?: Storage;
   clock?: Clock;
   lock?: boolean;
 }
 
+/** One epoch this node begins (or was promoted into) as primary or standalone. */
+interface Term {
+  epoch: number;
+  /** With the epoch number and this node's id, the epoch's identity. */
+  nonce: string;
+  /** The epoch is already in meta (a promotion stored it). */
+  persisted: boolean;
+  /** A forced promotion: the epoch-start record raises every counter by this much. */
+  skipAhead: number;
+}
+
 const batchBytesMax = 1024 * 1024;
 /** With a controller, a batch waiting this long for the standby starts a degrade. */
 const degradeAfterMsDefault = 500;
+/** With a controller, a starting primary waits this long for its standby to accept the epoch. */
+const standbyStartWaitMs = 3000;
 /** How long a step-down waits for the standby to acknowledge what was written. */
 const stepDownWaitMsDefault = 2000;
 /** How long close() waits for the standby to acknowledge batches already written. */
@@ -119,7 +145,8 @@ export async function openNode(opts: NodeOptions): Promise<CounterNode> {
     );
   }
   const role = opts.role ?? 'standalone';
-  if (role === 'primary' && (opts.standby === undefined || opts.dial === undefined)) {
+  const noStandby = opts.standby === undefined || opts.dial === undefined;
+  if (opts.place === undefined && role === 'primary' && noStandby) {
     throw new ConfigError('node: a primary needs a standby address (--standby HOST:PORT)');
   }
   const lock = opts.lock === false ? null : lockDataDir(opts.dataDir);
@@ -150,6 +177,71 @@ function checkRoleChange(meta: Meta, role: Role, dataDir: string, log: Logger): 
   log.warn({ from: meta.role, to: role }, 'node: role changed at start');
 }
 
+/** What the node holds, for the controller (tally.v1.JoinRequest). */
+function joinReport(meta: Readonly<Meta>, store: LogStore): JoinReport {
+  return {
+    nodeId: meta.nodeId,
+    incarnation: meta.incarnation,
+    clusterId: meta.clusterId ?? '',
+    epoch: meta.epoch,
+    epochPrimary: meta.epochPrimary ?? '',
+    role: meta.role,
+    lastIndex: store.lastIndex,
+    lastEpoch: store.epochAt(store.lastIndex) ?? store.highestEpoch,
+    catchingUp: meta.catchingUp === true,
+  };
+}
+
+/** Stores where the node was placed (role, catching-up flag, cluster) before it acts on it. */
+async function applyPlacement(
+  metaStore: MetaStore,
+  placement: Placement,
+  dataDir: string,
+): Promise<void> {
+  const m = metaStore.current;
+  const joined = m.clusterId ?? '';
+  const cluster = placement.clusterId ?? '';
+  if (cluster !== '' && joined !== '' && cluster !== joined) {
+    throw new DataDirError(
+      `data-dir: ${dataDir} belongs to cluster ${joined}, but the controller runs cluster ${cluster}; ` +
+        'give this node an empty data directory to join this cluster, or point it at its own controller',
+    );
+  }
+  const role = placement.role;
+  // A node turned standby, or one the controller does not count in sync, is catching up.
+  const catchingUp =
+    role === 'standby' && (m.role !== 'standby' || placement.catchingUp === true || !!m.catchingUp);
+  const next: Partial<Meta> = {
+    role,
+    catchingUp: catchingUp || undefined,
+    snapshotInstall: undefined,
+    clusterId: cluster || joined || undefined,
+  };
+  const same =
+    m.role === role &&
+    !!m.catchingUp === catchingUp &&
+    !m.snapshotInstall &&
+    (m.clusterId ?? '') === (cluster || joined);
+  if (!same) await metaStore.set(next);
+}
+
+/** A forced promotion must skip ahead (and stay below the highest ID); only a forced one may. */
+function checkSkipAhead(force: boolean, skipAhead: number, highestReserved: number): void {
+  if (force && !(Number.isSafeInteger(skipAhead) && skipAhead >= 1)) {
+    throw new InvalidArgumentError(
+      'node: a forced promotion needs a skip-ahead >= 1 (above anything the lost history can have acknowledged)',
+    );
+  }
+  if (!force && skipAhead !== 0) {
+    throw new InvalidArgumentError('node: a skip-ahead is only for a forced promotion');
+  }
+  if (highestReserved + skipAhead > idMax) {
+    throw new CounterExhaustedError(
+      `node: a skip-ahead of ${skipAhead} would take a counter past its maximum ID ${idMax}`,
+    );
+  }
+}
+
 export class TallyNode implements CounterNode {
   private stateValue: NodeState = 'starting';
   private readonly log: Logger;
@@ -162,8 +254,9 @@ export class TallyNode implements CounterNode {
   private demoting = false;
   /** A primary's epoch is being begun (or was): only once per primary term. */
   private beginning = false;
-  /** Primary: the standby's address (from --standby, or from a promotion). */
+  /** Primary: the standby's address and id (from --standby or the controller's placement). */
   private standbyTarget = '';
+  private standbyId = '';
   private resolveFailed!: (err: Error) => void;
   readonly failed: Promise<Error>;
 
@@ -173,12 +266,16 @@ export class TallyNode implements CounterNode {
     readonly clock: Clock,
     readonly store: LogStore,
     private readonly lock: DirLock | null,
-    public meta: Meta,
+    readonly metaStore: MetaStore,
     private readonly segmentSizeBytes: number,
   ) {
     this.log = opts.logger.child({ module: 'node' });
     this.failed = new Promise((resolve) => (this.resolveFailed = resolve));
     opts.metrics.onScrape.refresh = () => this.refreshLagGauges();
+  }
+
+  get meta(): Readonly<Meta> {
+    return this.metaStore.current;
   }
 
   static async start(
@@ -188,12 +285,18 @@ export class TallyNode implements CounterNode {
   ): Promise<TallyNode> {
     const storage = opts.storage ?? new NodeStorage();
     const clock = opts.clock ?? systemClock;
-    const role = opts.role ?? 'standalone';
+    const requested = opts.role ?? 'standalone';
     const log = opts.logger.child({ module: 'node' });
     await storage.mkdir(opts.dataDir);
-    let meta = await loadMeta(storage, opts.dataDir, opts.id, role);
-    checkRoleChange(meta, role, opts.dataDir, log);
-    if (meta.snapshotInstall) {
+    // Under a controller a new directory waits as a standby until the controller places it.
+    const loaded = await loadMeta(
+      storage,
+      opts.dataDir,
+      opts.id,
+      opts.place ? 'standby' : requested,
+    );
+    if (opts.place === undefined) checkRoleChange(loaded, requested, opts.dataDir, log);
+    if (loaded.snapshotInstall) {
       log.warn('node: a snapshot install was interrupted; discarding the log to catch up again');
       await LogStore.discard(storage, opts.dataDir);
     }
@@ -205,20 +308,19 @@ export class TallyNode implements CounterNode {
       logger: opts.logger,
       metrics: opts.metrics,
       clock,
-      requireExisting: meta.epoch > 0 && !meta.snapshotInstall,
+      requireExisting: loaded.epoch > 0 && !loaded.snapshotInstall,
       checkpointRecords: opts.checkpointRecords ?? checkpointRecordsDefault,
       checkpointBytes: opts.checkpointBytes ?? checkpointBytesDefault,
       onFatal: (err) => node?.fail(err),
     });
-    if (meta.role !== role || meta.snapshotInstall) {
-      // A node turned standby has not caught up with its new primary yet.
-      const catchingUp = role === 'standby' ? true : undefined;
-      meta = { ...meta, role, catchingUp, snapshotInstall: undefined };
-      await writeMeta(storage, opts.dataDir, meta);
-    }
-    node = new TallyNode(opts, storage, clock, store, lock, meta, segmentSizeBytes);
+    const metaStore = new MetaStore(storage, opts.dataDir, loaded);
     try {
-      await node.startRole(role, Math.max(lastEpoch, meta.epoch) + 1);
+      const placement: Placement = opts.place
+        ? await opts.place(joinReport(loaded, store))
+        : { role: requested, standby: opts.standby };
+      await applyPlacement(metaStore, placement, opts.dataDir);
+      node = new TallyNode(opts, storage, clock, store, lock, metaStore, segmentSizeBytes);
+      await node.startRole(placement, Math.max(lastEpoch, metaStore.current.epoch) + 1);
     } catch (err) {
       await store.close();
       throw err;
@@ -226,15 +328,23 @@ export class TallyNode implements CounterNode {
     return node;
   }
 
-  private async startRole(role: Role, nextEpoch: number): Promise<void> {
+  /** A standalone node serves when this resolves; a primary once its standby accepted. */
+  private async startRole(placement: Placement, nextEpoch: number): Promise<void> {
+    const { role } = placement;
     this.setRoleGauge(role);
-    if (role === 'standalone') return this.beginEpoch(nextEpoch, null);
+    const term: Term = { epoch: nextEpoch, nonce: randomId(), persisted: false, skipAhead: 0 };
+    if (role === 'standalone') return this.beginEpoch(term, null);
     if (role === 'primary') {
-      const alone = this.opts.controller !== undefined && this.opts.aloneApproved === true;
-      this.startPrimary(nextEpoch, this.opts.standby as string, false, alone);
+      const alone = this.opts.controller !== undefined && placement.aloneApproved === true;
+      this.startPrimary(term, placement.standby as string, placement.standbyId ?? '', alone);
       return;
     }
     this.startStandby();
+  }
+
+  private beginFailed(err: unknown): void {
+    this.log.error({ err: (err as Error).message }, 'node: cannot begin epoch');
+    this.fail(new StorageFatalError(`node: cannot begin epoch: ${(err as Error).message}`));
   }
 
   private startStandby(): void {
@@ -255,51 +365,56 @@ export class TallyNode implements CounterNode {
   }
 
   /**
-   * Proposes `epoch` to the standby; once accepted, persists it (unless a promotion already
-   * did) and begins it. Until then the node is `starting` and refuses allocations.
+   * Proposes the term's epoch to the standby; once accepted, persists it (unless a promotion
+   * already did) and begins it. Until then the node is `starting` and refuses allocations.
+   * With a controller, a standby that does not accept in time is taken out of the in-sync set
+   * (the tracker asks) and the epoch begins alone; `alone` (approved already) begins at once.
    */
-  private startPrimary(epoch: number, standby: string, persisted: boolean, alone: boolean): void {
+  private startPrimary(term: Term, standby: string, standbyId: string, alone: boolean): void {
     this.standbyTarget = standby;
+    this.standbyId = standbyId;
     this.log.info(
-      { epoch, standby, alone },
+      { epoch: term.epoch, standby, alone },
       alone
         ? 'node: primary serving alone (approved by the controller) while the standby is brought back'
         : 'node: primary waiting for the standby to accept the epoch',
     );
     void Promise.resolve(this.opts.advertiseAddress ?? '').then((address) => {
       if (this.stateValue !== 'starting') return;
-      const sender = this.startSender(epoch, standby, persisted, address);
-      if (alone) this.beginPrimary(epoch, sender, persisted, true);
+      const sender = this.startSender(term, standby, address);
+      this.startTracker(term, sender, alone);
+      if (alone) this.beginPrimary(term, sender);
     });
   }
 
-  private beginPrimary(epoch: number, sender: Sender, persisted: boolean, alone: boolean): void {
-    // Begun already: alone (approved) before the standby answered, or the other way round —
-    // the flag is set before the first await, so the epoch is never begun twice.
+  /** Begins the term once: alone (approved) or after the standby accepted, whichever is first. */
+  private beginPrimary(term: Term, sender: Sender): void {
     if (this.beginning) return;
     this.beginning = true;
-    const begin = persisted
-      ? this.beginCommitter(epoch, sender, alone)
-      : this.beginEpoch(epoch, sender, alone);
-    begin.catch((err: unknown) =>
-      this.fail(new StorageFatalError(`node: cannot begin epoch: ${(err as Error).message}`)),
-    );
+    const begin = term.persisted
+      ? this.beginCommitter(term, sender)
+      : this.beginEpoch(term, sender);
+    begin.catch((err: unknown) => this.beginFailed(err));
   }
 
-  private startSender(epoch: number, standby: string, persisted: boolean, address: string): Sender {
+  private startSender(term: Term, standby: string, address: string): Sender {
     const dial = this.opts.dial as (target: string) => Dialer;
     const sender = new Sender({
       dialer: dial(standby),
       log: primaryLogOf(this.store),
-      epoch,
+      epoch: term.epoch,
+      epochNonce: term.nonce,
       primaryId: this.opts.id,
       primaryAddress: address,
+      clusterId: this.meta.clusterId ?? '',
+      primaryIncarnation: this.meta.incarnation,
+      commitIndex: () => this.committer?.acknowledgedIndex ?? 0,
       logger: this.opts.logger.child({ module: 'replication' }),
       clock: this.clock,
       metrics: senderMetricsOf(this.opts.metrics),
       ackTimeoutMs: this.opts.replicationAckTimeoutMs,
       onAck: () => this.committer?.onAck(),
-      onAccepted: () => this.beginPrimary(epoch, sender, persisted, false),
+      onAccepted: () => this.beginPrimary(term, sender),
       onFenced: (err) => this.fence(err),
     });
     this.sender = sender;
@@ -307,19 +422,78 @@ export class TallyNode implements CounterNode {
     return sender;
   }
 
-  /** Persists the new epoch as this node's own, then begins it. */
-  private async beginEpoch(epoch: number, sender: Sender | null, alone = false): Promise<void> {
+  /**
+   * With a controller: tracks the standby's standing for this term, from the proposal on —
+   * while starting, "waiting for the standby" is the time since the proposal went out.
+   */
+  private startTracker(term: Term, sender: Sender, alone: boolean): void {
+    const controller = this.opts.controller;
+    if (controller === undefined) return;
+    // A starting primary gives its standby longer than a slow ack gets: after a restart of both
+    // the standby may still be recovering. Past that it asks to go on alone, like a degrade.
+    const degradeAfterMs = this.opts.degradeAfterMs ?? degradeAfterMsDefault;
+    const startGraceMs = Math.max(0, standbyStartWaitMs - degradeAfterMs);
+    const proposedAtMs = this.clock.monotonicMs() + startGraceMs;
+    this.inSync = new InSyncTracker({
+      nodeId: this.opts.id,
+      incarnation: this.meta.incarnation,
+      epoch: term.epoch,
+      authority: controller,
+      policy: this.opts.standbyLossPolicy ?? 'degrade',
+      degradeAfterMs,
+      committer: {
+        standbyWaitMs: (now) => {
+          if (this.committer !== null) return this.committer.standbyWaitMs(now);
+          return this.beginning ? 0 : Math.max(0, now - proposedAtMs);
+        },
+        setAlone: (on) => {
+          if (this.committer !== null) this.committer.setAlone(on);
+          else if (on) this.beginPrimary(term, sender);
+        },
+      },
+      sender,
+      lastIndex: () => this.store.wal.nextIndex - 1,
+      acknowledged: () => this.acknowledged(),
+      standbyId: this.standbyId,
+      clock: this.clock,
+      logger: this.opts.logger.child({ module: 'replication' }),
+      metrics: this.opts.metrics,
+      onDeposed: (reason) => void this.becomeStandby(reason),
+      alone,
+    });
+  }
+
+  /** The last index acknowledged to callers in this term, and its epoch. */
+  private acknowledged(): { index: number; epoch: number } {
+    const index = this.committer?.acknowledgedIndex ?? 0;
+    return { index, epoch: index === 0 ? 0 : (this.store.epochAt(index) ?? 0) };
+  }
+
+  /** Persists the term's epoch as this node's own, then begins it. */
+  private async beginEpoch(term: Term, sender: Sender | null): Promise<void> {
     const role: Role = sender ? 'primary' : this.meta.role;
-    const meta = { ...this.meta, epoch, epochPrimary: this.opts.id, role, catchingUp: undefined };
-    await writeMeta(this.storage, this.opts.dataDir, meta);
-    this.meta = meta;
-    if (this.stateValue !== 'starting') return; // closed or failed meanwhile: write nothing
-    await this.beginCommitter(epoch, sender, alone);
+    await failpoint('node.beforeBeginEpoch');
+    // Still this term's turn? (It may have been deposed and turned standby meanwhile.)
+    const current = (): boolean => this.stateValue === 'starting' && this.receiver === null;
+    await this.metaStore.update((m) =>
+      current() && m.epoch <= term.epoch
+        ? {
+            epoch: term.epoch,
+            epochPrimary: this.opts.id,
+            epochNonce: term.nonce,
+            role,
+            catchingUp: undefined,
+          }
+        : null,
+    );
+    if (!current() || this.meta.epochNonce !== term.nonce) return; // write nothing
+    await this.beginCommitter(term, sender);
   }
 
   /** Writes the epoch-start record (replicated when there is a standby), then serves. */
-  private beginCommitter(epoch: number, sender: Sender | null, alone = false): Promise<void> {
+  private beginCommitter(term: Term, sender: Sender | null): Promise<void> {
     if (this.stateValue !== 'starting') return Promise.resolve(); // closed or failed meanwhile
+    const { epoch } = term;
     this.opts.metrics.epoch.set(epoch);
     const committer = new Committer({
       wal: this.store.wal,
@@ -337,36 +511,29 @@ export class TallyNode implements CounterNode {
       ackWaitMs: this.opts.ackWaitMs,
     });
     this.committer = committer;
-    const controller = this.opts.controller;
-    if (sender !== null && controller !== undefined) {
-      // Before the epoch-start record: alone, even that is acknowledged without the standby.
-      this.inSync = new InSyncTracker({
-        nodeId: this.opts.id,
-        epoch,
-        authority: controller,
-        policy: this.opts.standbyLossPolicy ?? 'degrade',
-        degradeAfterMs: this.opts.degradeAfterMs ?? degradeAfterMsDefault,
-        committer,
-        sender,
-        lastIndex: () => this.store.wal.nextIndex - 1,
-        standbyId: this.opts.standbyId ?? '',
-        clock: this.clock,
-        logger: this.opts.logger.child({ module: 'replication' }),
-        metrics: this.opts.metrics,
-        onDeposed: (reason) => void this.becomeStandby(reason),
-        alone,
-      });
-    }
+    // Alone only on the controller's durable yes (given before the epoch-start record: then
+    // even that is acknowledged without the standby).
+    committer.setAlone(this.inSync?.state === 'alone');
     return new Promise((resolve, reject) => {
-      committer.submitEpochStart(this.opts.id, (err, result) => {
-        if (err) {
-          this.log.error({ epoch, err: err.message }, 'node: epoch-start record not written');
-          return reject(err);
-        }
-        if (this.stateValue === 'starting') this.stateValue = 'serving';
-        this.log.info({ epoch, index: result?.index, nodeId: this.opts.id }, 'node: serving');
-        resolve();
-      });
+      committer.submitEpochStart(
+        this.opts.id,
+        (err, result) => {
+          if (err) {
+            this.log.error({ epoch, err: err.message }, 'node: epoch-start record not written');
+            return reject(err);
+          }
+          if (this.stateValue === 'starting') this.stateValue = 'serving';
+          const fields = { epoch, index: result?.index, nodeId: this.opts.id };
+          if (term.skipAhead > 0) {
+            this.log.warn(
+              { ...fields, skipAhead: term.skipAhead, floor: this.store.state.floor },
+              'node: serving after a forced promotion; every counter skipped ahead',
+            );
+          } else this.log.info(fields, 'node: serving');
+          resolve();
+        },
+        term.skipAhead,
+      );
     });
   }
 
@@ -417,7 +584,9 @@ export class TallyNode implements CounterNode {
     return this.store.checkpoint();
   }
 
-  async promote(epoch: number, standby?: string, aloneApproved = false): Promise<PromoteResult> {
+  async promote(epoch: number, options: PromoteOptions = {}): Promise<PromoteResult> {
+    const { standby, force = false } = options;
+    const skipAhead = options.skipAhead ?? 0;
     const replica = this.replica;
     const own = this.meta.epochPrimary === this.opts.id && this.meta.epoch === epoch;
     if (replica === null && own && this.meta.role !== 'standby' && !this.demoting) {
@@ -432,47 +601,68 @@ export class TallyNode implements CounterNode {
     if (standby !== undefined && this.opts.dial === undefined) {
       throw new ConfigError('node: this node cannot dial a standby');
     }
-    return replica.exclusive(async () => {
-      if (this.stateValue !== 'serving') {
-        throw new UnavailableError(`node: cannot promote while ${this.stateValue}`);
-      }
-      const highest = Math.max(this.meta.epoch, this.store.highestEpoch);
-      if (!(epoch > highest)) {
-        throw new StaleEpochError(
-          `node: promote to epoch ${epoch} refused: epoch ${highest} (primary ${this.meta.epochPrimary ?? '?'}) is already accepted or in the log here`,
-        );
-      }
-      if (this.meta.catchingUp) {
-        throw new WrongRoleError(
-          `node: ${this.opts.id} is still catching up (at ${this.store.lastIndex}); promoting it would lose acknowledged IDs`,
-        );
-      }
-      const role: Role = standby === undefined ? 'standalone' : 'primary';
-      const meta = { ...this.meta, epoch, epochPrimary: this.opts.id, role, catchingUp: undefined };
-      try {
-        await writeMeta(this.storage, this.opts.dataDir, meta);
-      } catch (err) {
-        // Unknown whether the new epoch is on disk: stop rather than serve either epoch.
-        this.fail(
-          new StorageFatalError(`node: promote: meta not written: ${(err as Error).message}`),
-        );
-        throw err;
-      }
-      // The fence: from here the old primary's appends are refused and it cannot get acks.
-      this.meta = meta;
-      (this.receiver as Receiver).closeAll(
-        new StaleEpochError(`node: ${this.opts.id} was promoted to epoch ${epoch}`),
+    checkSkipAhead(force, skipAhead, this.store.state.highestReserved());
+    return replica.exclusive(() => this.promoteStandby(epoch, options));
+  }
+
+  /** Under the log's exclusive section: persist the epoch (the fence), then serve. */
+  private async promoteStandby(epoch: number, options: PromoteOptions): Promise<PromoteResult> {
+    const { standby, aloneApproved = false, force = false } = options;
+    if (this.stateValue !== 'serving') {
+      throw new UnavailableError(`node: cannot promote while ${this.stateValue}`);
+    }
+    const role: Role = standby === undefined ? 'standalone' : 'primary';
+    const term: Term = {
+      epoch,
+      nonce: randomId(),
+      persisted: true,
+      skipAhead: options.skipAhead ?? 0,
+    };
+    try {
+      await this.metaStore.update((m) => {
+        const highest = Math.max(m.epoch, this.store.highestEpoch);
+        if (!(epoch > highest)) {
+          throw new StaleEpochError(
+            `node: promote to epoch ${epoch} refused: epoch ${highest} (primary ${m.epochPrimary ?? '?'}) is already accepted or in the log here`,
+          );
+        }
+        if (m.catchingUp && !force) {
+          throw new WrongRoleError(
+            `node: ${this.opts.id} is still catching up (at ${this.store.lastIndex}); promoting it would lose acknowledged IDs (an operator may force it with a skip-ahead)`,
+          );
+        }
+        return {
+          epoch,
+          epochPrimary: this.opts.id,
+          epochNonce: term.nonce,
+          role,
+          catchingUp: undefined,
+        };
+      });
+    } catch (err) {
+      if (err instanceof StaleEpochError || err instanceof WrongRoleError) throw err; // refused
+      // Unknown whether the new epoch is on disk: stop rather than serve either epoch.
+      this.fail(
+        new StorageFatalError(`node: promote: meta not written: ${(err as Error).message}`),
       );
-      this.receiver = null;
-      this.replica = null;
-      this.store.noteAcknowledged(null); // its log is the authority now
-      this.stateValue = 'starting';
-      this.setRoleGauge(role);
-      this.log.warn({ epoch, standby: standby ?? null }, 'node: promoted');
-      if (standby === undefined) await this.beginCommitter(epoch, null);
-      else this.startPrimary(epoch, standby, true, aloneApproved);
-      return { epoch, role, lastIndex: this.store.lastIndex };
-    });
+      throw err;
+    }
+    // The fence: from here the old primary's appends are refused and it cannot get acks.
+    (this.receiver as Receiver).closeAll(
+      new StaleEpochError(`node: ${this.opts.id} was promoted to epoch ${epoch}`),
+    );
+    this.receiver = null;
+    this.replica = null;
+    this.store.noteAcknowledged(null); // its log is the authority now
+    this.stateValue = 'starting';
+    this.setRoleGauge(role);
+    this.log.warn(
+      { epoch, standby: standby ?? null, force, skipAhead: term.skipAhead },
+      force ? 'node: promoted by force' : 'node: promoted',
+    );
+    if (standby === undefined) await this.beginCommitter(term, null);
+    else this.startPrimary(term, standby, '', aloneApproved);
+    return { epoch, role, lastIndex: this.store.lastIndex };
   }
 
   openReplication(channel: Channel<ToPrimary>, peer: string): ChannelEvents<ToStandby> {
@@ -578,9 +768,8 @@ export class TallyNode implements CounterNode {
       this.committer = null;
       this.beginning = false;
       this.standbyTarget = '';
-      const meta: Meta = { ...this.meta, role: 'standby', catchingUp: catchingUp || undefined };
-      await writeMeta(this.storage, this.opts.dataDir, meta);
-      this.meta = meta;
+      this.standbyId = '';
+      await this.metaStore.set({ role: 'standby', catchingUp: catchingUp || undefined });
       const now = this.stateValue as NodeState; // closed or failed while awaiting
       if (now === 'draining' || now === 'failed' || now === 'closed') return;
       this.opts.metrics.degraded.set(0);
@@ -631,6 +820,7 @@ export class TallyNode implements CounterNode {
 
   status(): NodeStatus {
     const { store } = this;
+    const acknowledged = this.acknowledged();
     return {
       nodeId: this.opts.id,
       role: this.meta.role,
@@ -645,7 +835,18 @@ export class TallyNode implements CounterNode {
       checkpointUnixMs: store.checkpointUnixMs,
       dataDir: this.opts.dataDir,
       replication: this.replicationStatus(),
+      incarnation: this.meta.incarnation,
+      clusterId: this.meta.clusterId ?? '',
+      lastEpoch: store.epochAt(store.lastIndex) ?? store.highestEpoch,
+      acknowledgedIndex: acknowledged.index,
+      acknowledgedEpoch: acknowledged.epoch,
+      writeStallMs: Math.round(this.committer?.writeStallMs(this.clock.monotonicMs()) ?? 0),
+      idFloor: store.state.floor,
     };
+  }
+
+  noteInSyncSet(inSync: readonly string[]): void {
+    this.inSync?.noteInSyncSet(inSync);
   }
 
   fail(err: TallyError): void {

@@ -12,20 +12,21 @@ import {
 import type { Logger } from 'pino';
 import { helloEpochsMax } from '../core/limits';
 import type { Metrics } from '../core/metrics';
-import type { LogShape } from '../replication/protocol';
+import type { Hello, LogShape, TransferSnapshot } from '../replication/protocol';
+import { shortId } from '../core/ids';
 import type { ReplicaLog } from '../replication/receiver';
 import type { PrimaryLog, SenderMetrics } from '../replication/sender';
-import { writeMeta, type Meta } from './data-dir';
-import type { Storage } from '../wal/storage';
+import type { Meta } from './data-dir';
+import type { MetaStore } from './meta-store';
 import type { LogStore } from './log-store';
 import type { ReplicationStatus } from './types';
 
 /** The parts of the node a standby's log operations touch. */
 export interface ReplicaHost {
-  readonly opts: { id: string; dataDir: string; metrics: Metrics; logger: Logger };
-  readonly storage: Storage;
+  readonly opts: { id: string; metrics: Metrics; logger: Logger };
   readonly store: LogStore;
-  meta: Meta;
+  /** The node's one meta writer. */
+  readonly metaStore: MetaStore;
   /** A write or fsync failed: the node stops (never retrying on the same file). */
   fail(err: TallyError): void;
 }
@@ -34,6 +35,8 @@ export class ReplicaLogAdapter implements ReplicaLog {
   private readonly serial = new Serial();
   /** The primary's last index as of its latest message. */
   private primaryLastIndex = 0;
+  /** The highest index a primary said it acknowledged (since this standby started). */
+  private acknowledged = 0;
 
   constructor(private readonly host: ReplicaHost) {}
 
@@ -41,39 +44,80 @@ export class ReplicaLogAdapter implements ReplicaLog {
     return this.host.opts.id;
   }
 
-  /** Durable first, then in memory: a failed write leaves the node as it was. */
-  private async saveMeta(changes: Partial<Meta>): Promise<void> {
-    const meta = { ...this.host.meta, ...changes };
-    await writeMeta(this.host.storage, this.host.opts.dataDir, meta);
-    this.host.meta = meta;
+  private get meta(): Readonly<Meta> {
+    return this.host.metaStore.current;
   }
 
-  async acceptEpoch(epoch: number, primaryId: string, primaryAddress: string): Promise<void> {
-    const meta = this.host.meta;
-    if (meta.role !== 'standby') {
-      throw new WrongRoleError(
-        `node: ${this.nodeId} is ${meta.role} (epoch ${meta.epoch}), not a standby`,
-      );
-    }
-    const held = meta.epochPrimary ?? '';
-    if (epoch > meta.epoch) {
-      await this.saveMeta({ epoch, epochPrimary: primaryId, primaryAddress });
-      this.host.opts.metrics.epoch.set(epoch);
-      this.host.opts.logger.info({ epoch, primaryId }, 'node: standby accepted a new epoch');
-      return;
-    }
-    if (epoch === meta.epoch && primaryId === held) {
-      if (primaryAddress !== (meta.primaryAddress ?? '')) await this.saveMeta({ primaryAddress });
-      return;
-    }
-    throw new StaleEpochError(
-      `node: epoch ${epoch} of ${primaryId} is stale: ${this.nodeId} has accepted epoch ${meta.epoch} of ${held || 'another primary'}`,
+  /**
+   * An epoch's identity is (number, primary id, nonce). Accepted: a higher number; the same
+   * identity again (a reconnect); the same number and primary with another nonce only while
+   * this log holds no record of that epoch (the earlier proposal wrote nothing here: its
+   * primary crashed before persisting it). Refused: anything else, and a primary whose data
+   * directory is not the one this standby followed (it was replaced: it holds no history).
+   */
+  async acceptEpoch(hello: Hello): Promise<void> {
+    const before = this.meta.epoch;
+    const meta = await this.host.metaStore.update((m) => this.epochChange(m, hello));
+    if (meta.epoch === before && hello.epoch === before) return;
+    this.host.opts.metrics.epoch.set(meta.epoch);
+    this.host.opts.logger.info(
+      { epoch: hello.epoch, primaryId: hello.primaryId },
+      'node: standby accepted a new epoch',
     );
   }
 
-  holdsEpoch(epoch: number, primaryId: string): boolean {
-    const meta = this.host.meta;
-    return meta.role === 'standby' && meta.epoch === epoch && meta.epochPrimary === primaryId;
+  private epochChange(m: Readonly<Meta>, hello: Hello): Partial<Meta> | null {
+    if (m.role !== 'standby') {
+      throw new WrongRoleError(
+        `node: ${this.nodeId} is ${m.role} (epoch ${m.epoch}), not a standby`,
+      );
+    }
+    if (hello.clusterId !== '' && (m.clusterId ?? '') !== '' && hello.clusterId !== m.clusterId) {
+      throw new WrongRoleError(
+        `node: ${this.nodeId} belongs to cluster ${shortId(m.clusterId ?? '')}, primary ${hello.primaryId} to cluster ${shortId(hello.clusterId)}`,
+      );
+    }
+    const held = m.epochPrimary ?? '';
+    const followed = m.primaryIncarnation ?? '';
+    if (held === hello.primaryId && followed !== '' && hello.primaryIncarnation !== followed) {
+      throw new StaleEpochError(
+        `node: ${this.nodeId} followed ${held} on data directory ${shortId(followed)}; ${held} now runs on ${shortId(hello.primaryIncarnation)} (wiped or replaced): it holds none of the history and must not be primary`,
+      );
+    }
+    const accepted: Partial<Meta> = {
+      epoch: hello.epoch,
+      epochPrimary: hello.primaryId,
+      epochNonce: hello.epochNonce,
+      primaryIncarnation: hello.primaryIncarnation || undefined,
+      primaryAddress: hello.primaryAddress,
+      clusterId: m.clusterId || hello.clusterId || undefined,
+    };
+    if (hello.epoch > m.epoch) return accepted;
+    if (hello.epoch === m.epoch && hello.primaryId === held) {
+      if (hello.epochNonce === (m.epochNonce ?? '')) {
+        return hello.primaryAddress === (m.primaryAddress ?? '')
+          ? null
+          : { primaryAddress: hello.primaryAddress };
+      }
+      if (this.host.store.highestEpoch < hello.epoch) return accepted;
+    }
+    throw new StaleEpochError(
+      `node: epoch ${hello.epoch} of ${hello.primaryId} is stale: ${this.nodeId} has accepted epoch ${m.epoch} of ${held || 'another primary'}${hello.epoch === m.epoch ? ' (another proposal of that number, which wrote records here)' : ''}`,
+    );
+  }
+
+  holdsEpoch(hello: Hello): boolean {
+    const m = this.meta;
+    return (
+      m.role === 'standby' &&
+      m.epoch === hello.epoch &&
+      m.epochPrimary === hello.primaryId &&
+      (m.epochNonce ?? '') === hello.epochNonce
+    );
+  }
+
+  acknowledgedFloor(): number {
+    return Math.max(this.acknowledged, this.host.store.checkpointIndex);
   }
 
   shape(): LogShape {
@@ -126,22 +170,20 @@ export class ReplicaLogAdapter implements ReplicaLog {
    * Crash-safe: the meta flag goes first, so a crash halfway leaves a directory that start()
    * discards (and the primary sends the snapshot again); the node counts as catching up.
    */
-  async installSnapshot(
-    index: number,
-    indexEpoch: number,
-    counters: Array<[string, number]>,
-  ): Promise<void> {
-    await this.saveMeta({ snapshotInstall: true, catchingUp: true });
-    await this.fatalOnError(() => this.host.store.installSnapshot(index, indexEpoch, counters));
-    await this.saveMeta({ snapshotInstall: undefined });
+  async installSnapshot(snapshot: TransferSnapshot): Promise<void> {
+    await this.host.metaStore.set({ snapshotInstall: true, catchingUp: true });
+    await this.fatalOnError(() => this.host.store.installSnapshot(snapshot));
+    await this.host.metaStore.set({ snapshotInstall: undefined });
     this.host.opts.metrics.replicationSnapshotInstalls.inc();
   }
 
   async noteProgress(primaryLastIndex: number, commitIndex: number): Promise<void> {
     this.primaryLastIndex = primaryLastIndex;
-    this.host.store.noteAcknowledged(Math.min(commitIndex, this.host.store.lastIndex));
-    if (this.host.meta.catchingUp && this.host.store.lastIndex >= primaryLastIndex) {
-      await this.saveMeta({ catchingUp: undefined });
+    const acknowledged = Math.min(commitIndex, this.host.store.lastIndex);
+    this.acknowledged = Math.max(this.acknowledged, acknowledged);
+    this.host.store.noteAcknowledged(acknowledged);
+    if (this.meta.catchingUp && this.host.store.lastIndex >= primaryLastIndex) {
+      await this.host.metaStore.set({ catchingUp: undefined });
       this.host.opts.logger.info(
         { lastIndex: this.host.store.lastIndex },
         'replication: standby reached the primary tail; no longer catching up',
@@ -156,12 +198,12 @@ export class ReplicaLogAdapter implements ReplicaLog {
   status(connected: boolean): ReplicationStatus {
     const lastIndex = this.host.store.lastIndex;
     return {
-      peer: this.host.meta.primaryAddress ?? '',
+      peer: this.meta.primaryAddress ?? '',
       state: connected ? 'connected' : 'disconnected',
       ackIndex: lastIndex,
       lagRecords: Math.max(0, this.primaryLastIndex - lastIndex),
       lagSeconds: 0,
-      catchingUp: !!this.host.meta.catchingUp,
+      catchingUp: !!this.meta.catchingUp,
     };
   }
 }

@@ -45,6 +45,56 @@ export interface NodeStatus {
   /** The primary that owns `epoch`. */
   epochPrimary: string;
   replication: ReplicationStatus | null;
+  /** The data directory's identity, and the cluster it joined ('' before it joined one). */
+  incarnation: string;
+  clusterId: string;
+  /** Epoch of the last record in the log. */
+  lastEpoch: number;
+  /** Primary: the last index acknowledged to callers, and its epoch (0 elsewhere). */
+  acknowledgedIndex: number;
+  acknowledgedEpoch: number;
+  /** How long the local write in progress has been running (0: none). */
+  writeStallMs: number;
+  /** Namespaces not seen yet start above this ID. */
+  idFloor: number;
+}
+
+/** What a node at start tells the controller (tally.v1.JoinRequest). */
+export interface JoinReport {
+  nodeId: string;
+  incarnation: string;
+  clusterId: string;
+  epoch: number;
+  epochPrimary: string;
+  role: Role;
+  lastIndex: number;
+  lastEpoch: number;
+  catchingUp: boolean;
+}
+
+/** Where the controller puts a node at start. */
+export interface Placement {
+  role: Role;
+  /** Primary: the standby's HOST:PORT and node id. */
+  standby?: string;
+  standbyId?: string;
+  /** Primary: the standby is durably out of the in-sync set; acknowledge alone. */
+  aloneApproved?: boolean;
+  /** The cluster the node belongs to ('' for none: no controller). */
+  clusterId?: string;
+  /** Standby: the controller does not count it in sync (new, behind, or not yet added back). */
+  catchingUp?: boolean;
+}
+
+export interface PromoteOptions {
+  /** HOST:PORT of the new primary's standby; absent: alone (standalone). */
+  standby?: string;
+  /** The controller durably recorded this node as the only in-sync member. */
+  aloneApproved?: boolean;
+  /** Operator's forced promotion: also when catching up; begins with a skip-ahead. */
+  force?: boolean;
+  /** Forced promotion: every counter and the floor for new namespaces go up by this much. */
+  skipAhead?: number;
 }
 
 /** A primary's view of its standby, or a standby's view of its primary. */
@@ -70,8 +120,20 @@ export type StandbyLossPolicy = 'degrade' | 'block';
  * the controller has another primary, UnavailableError when it cannot be reached.
  */
 export interface InSyncAuthority {
-  removeFromInSync(primaryId: string, epoch: number, standbyId: string): Promise<void>;
-  addToInSync(primaryId: string, epoch: number, standbyId: string): Promise<void>;
+  removeFromInSync(request: InSyncRequest): Promise<void>;
+  /** The controller verifies the standby holds `acknowledged…` before it records it in sync. */
+  addToInSync(request: InSyncRequest): Promise<void>;
+}
+
+export interface InSyncRequest {
+  /** The caller: primary of `epoch`, on data directory `primaryIncarnation`. */
+  primaryId: string;
+  primaryIncarnation: string;
+  epoch: number;
+  standbyId: string;
+  /** Every record up to here is acknowledged (and the epoch of that record). */
+  acknowledgedIndex: number;
+  acknowledgedEpoch: number;
 }
 
 export interface PromoteResult {
@@ -96,10 +158,11 @@ export interface CounterNode {
   checkpoint(): Promise<CheckpointInfo>;
   /**
    * Standby only: accepts `epoch` (higher than any it holds) as its own, stops taking appends
-   * from the old primary, writes the epoch-start record and serves — replicating to `standby`
-   * when given (a HOST:PORT), alone otherwise (the operator's decision).
+   * from the old primary, writes the epoch-start record and serves — replicating to
+   * `options.standby` when given (a HOST:PORT), alone otherwise (the operator's decision). A
+   * catching-up standby is refused unless `force` (with a skip-ahead).
    */
-  promote(epoch: number, standby?: string, aloneApproved?: boolean): Promise<PromoteResult>;
+  promote(epoch: number, options?: PromoteOptions): Promise<PromoteResult>;
   /**
    * Primary only (planned switchover): refuse new allocations, wait until every batch written
    * is acknowledged by the standby, then become a standby. Stays primary (and serves again)
@@ -111,6 +174,11 @@ export interface CounterNode {
    * acknowledging and rejoins as a standby. Nothing to do on a standby.
    */
   rejoinAsStandby(reason: string): Promise<void>;
+  /**
+   * The controller's in-sync set as last read: a primary whose acknowledgements all wait for a
+   * standby the set leaves out asks the controller to verify and add it back.
+   */
+  noteInSyncSet(inSync: readonly string[]): void;
   /**
    * A replication stream from a primary (`peer` names it in logs). A node that is not a
    * standby ends it at once with FAILED_PRECONDITION.

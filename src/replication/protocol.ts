@@ -13,6 +13,12 @@ export interface Hello {
   primaryId: string;
   epoch: number;
   primaryAddress: string;
+  /** With epoch and primaryId, the identity of the epoch (new for every epoch proposed). */
+  epochNonce: string;
+  /** The primary's cluster ('' when none). */
+  clusterId: string;
+  /** The primary's data directory ('' when unknown). */
+  primaryIncarnation: string;
 }
 
 export interface Append {
@@ -32,12 +38,18 @@ export interface Append {
   commitIndex: number;
 }
 
-export interface InstallSnapshot {
+export interface InstallSnapshot extends TransferSnapshot {
   kind: 'installSnapshot';
   epoch: number;
+}
+
+/** A snapshot as it travels: counters and floor as of `index`, whose epoch is `indexEpoch`. */
+export interface TransferSnapshot {
   index: number;
   indexEpoch: number;
   counters: Array<[string, number]>;
+  /** Namespaces not in `counters` start above this ID. */
+  floor: number;
 }
 
 export type ToStandby = Hello | Append | InstallSnapshot;

@@ -36,15 +36,24 @@ import {
   type LogShape,
   type ToPrimary,
   type ToStandby,
+  type TransferSnapshot,
 } from './protocol';
 
 /** What the receiver needs from the standby node's storage. */
 export interface ReplicaLog {
   readonly nodeId: string;
-  /** Durably accepts (epoch, primaryId), or throws StaleEpochError / WrongRoleError. */
-  acceptEpoch(epoch: number, primaryId: string, primaryAddress: string): Promise<void>;
-  /** True while (epoch, primaryId) is still the identity this node holds. */
-  holdsEpoch(epoch: number, primaryId: string): boolean;
+  /**
+   * Durably accepts the epoch the Hello proposes (its identity: number, primary id, nonce),
+   * or throws StaleEpochError / WrongRoleError.
+   */
+  acceptEpoch(hello: Hello): Promise<void>;
+  /** True while the Hello's epoch is still the identity this node holds. */
+  holdsEpoch(hello: Hello): boolean;
+  /**
+   * Every record up to here is known to be acknowledged (the snapshot, and what the primary
+   * said it acknowledged): log matching may never cut or replace it.
+   */
+  acknowledgedFloor(): number;
   shape(): LogShape;
   /** Epoch of the record at `index` (0 for index 0, the snapshot's at the snapshot index). */
   epochAt(index: number): number | null;
@@ -52,12 +61,8 @@ export interface ReplicaLog {
   append(records: Buffer, count: number): Promise<void>;
   /** Durably removes every record after `index` and rebuilds the counters without them. */
   truncateAfter(index: number): Promise<void>;
-  /** Replaces log and counters with a snapshot at `index` (the WAL restarts after it). */
-  installSnapshot(
-    index: number,
-    indexEpoch: number,
-    counters: Array<[string, number]>,
-  ): Promise<void>;
+  /** Replaces log and counters with a snapshot at its index (the WAL restarts after it). */
+  installSnapshot(snapshot: TransferSnapshot): Promise<void>;
   /**
    * The primary's tail and acknowledged index as of the last message: for lag, the
    * catching-up flag and how far the standby may checkpoint.
@@ -224,7 +229,7 @@ export class ReceiverSession implements ChannelEvents<ToStandby> {
         `replication: message for epoch ${message.epoch} in a session of epoch ${hello.epoch}`,
       );
     }
-    if (!this.log.holdsEpoch(hello.epoch, hello.primaryId)) {
+    if (!this.log.holdsEpoch(hello)) {
       throw new StaleEpochError(
         `replication: epoch ${hello.epoch} of ${hello.primaryId} is no longer current here`,
       );
@@ -246,7 +251,7 @@ export class ReceiverSession implements ChannelEvents<ToStandby> {
     if (hello.primaryId === this.log.nodeId) {
       throw new ProtocolError(`replication: node ${hello.primaryId} cannot replicate to itself`);
     }
-    await this.log.acceptEpoch(hello.epoch, hello.primaryId, hello.primaryAddress);
+    await this.log.acceptEpoch(hello);
     this.hello = hello;
     this.receiver.activate(this);
     const shape = this.log.shape();
@@ -314,6 +319,7 @@ export class ReceiverSession implements ChannelEvents<ToStandby> {
             `replication: log diverges at ${index}, inside the snapshot (index ${shape.snapshotIndex})`,
           );
         }
+        this.refuseBelowAcknowledged(index - 1, 'cut the log');
         await this.log.truncateAfter(index - 1);
         return { offset, records: count };
       }
@@ -321,6 +327,18 @@ export class ReceiverSession implements ChannelEvents<ToStandby> {
       count++;
     }
     return { offset, records: count };
+  }
+
+  /**
+   * A primary whose log ends below a record known to be acknowledged here has lost history
+   * (an old copy of its data directory): following it would cut acknowledged records.
+   */
+  private refuseBelowAcknowledged(index: number, what: string): void {
+    const floor = this.log.acknowledgedFloor();
+    if (index >= floor) return;
+    throw new ReplicationAbortedError(
+      `replication: refusing to ${what} at index ${index}: records up to ${floor} are acknowledged here, so the primary's log lacks acknowledged records (lost or restored from an old copy)`,
+    );
   }
 
   private async onInstallSnapshot(message: InstallSnapshot): Promise<void> {
@@ -340,11 +358,15 @@ export class ReceiverSession implements ChannelEvents<ToStandby> {
     if (!Number.isSafeInteger(message.index) || message.index < 0) {
       throw new ProtocolError(`replication: snapshot index ${message.index} is invalid`);
     }
+    if (!Number.isSafeInteger(message.floor) || message.floor < 0 || message.floor > idMax) {
+      throw new InvalidArgumentError(`replication: snapshot floor ${message.floor} is invalid`);
+    }
+    this.refuseBelowAcknowledged(message.index, 'replace the log with a snapshot');
     this.logger.warn(
       { peer: this.peer, index: message.index, namespaces: message.counters.length },
       'replication: installing a snapshot from the primary (catch-up)',
     );
-    await this.log.installSnapshot(message.index, message.indexEpoch, message.counters);
+    await this.log.installSnapshot(message);
     this.channel.send({ kind: 'ack', durableIndex: message.index });
   }
 }

@@ -11,6 +11,7 @@ import {
   type TallyError,
 } from '../core/errors';
 import { replicationMessageBytesMax } from '../core/limits';
+import type { TallyNode } from '../node/node';
 import type { AllocateResult, CounterNode } from '../node/types';
 import { alloc } from '../testing/node-harness';
 import { Pair, recordKey, walRecords } from '../testing/replication-harness';
@@ -85,8 +86,20 @@ describe('standby refuses bad replication input and leaves its log untouched', (
     return { pair, held, untouched, standby: pair.standby as CounterNode };
   }
 
-  const hello = (epoch: number, primaryId = 'primary') =>
-    ({ kind: 'hello', protocolVersion, primaryId, epoch, primaryAddress: 'x:1' }) as const;
+  /** A Hello as the standby's own primary would send it (its epoch nonce and directory). */
+  const hello = (epoch: number, primaryId = 'primary', standby?: CounterNode) => {
+    const meta = standby === undefined ? undefined : (standby as TallyNode).meta;
+    return {
+      kind: 'hello',
+      protocolVersion,
+      primaryId,
+      epoch,
+      primaryAddress: 'x:1',
+      epochNonce: meta?.epochNonce ?? '',
+      clusterId: '',
+      primaryIncarnation: meta?.primaryIncarnation ?? '',
+    } as const;
+  };
 
   it('a Hello from a lower epoch, or the same epoch of another primary: StaleEpochError', async () => {
     const { held, untouched, standby } = await standbyWithLog();
@@ -115,7 +128,7 @@ describe('standby refuses bad replication input and leaves its log untouched', (
     });
     expect(await a.ended()).toBeInstanceOf(ProtocolError);
     const b = rawSession(standby);
-    b.send({ ...hello(held.epoch), protocolVersion: protocolVersion + 1 });
+    b.send({ ...hello(held.epoch, 'primary', standby), protocolVersion: protocolVersion + 1 });
     expect(await b.ended()).toBeInstanceOf(ProtocolError);
     await untouched();
   });
@@ -152,13 +165,14 @@ describe('standby refuses bad replication input and leaves its log untouched', (
           index: 1,
           indexEpoch: 1,
           counters: [['NOT valid!', 5]],
+          floor: 0,
         },
         InvalidArgumentError,
       ],
     ];
     for (const [message, expected] of cases) {
       const s = rawSession(standby);
-      s.send(hello(held.epoch));
+      s.send(hello(held.epoch, 'primary', standby));
       s.send(message);
       expect(await s.ended(), message.kind).toBeInstanceOf(expected);
       expect(s.replies.map((r) => r.kind)).toEqual(['helloReply']);
@@ -244,7 +258,7 @@ describe('failures of the primary or the link', () => {
     const pair = await servingPair(23);
     const standby = pair.standby as CounterNode;
     await alloc(pair.primary as CounterNode, 'ids', 1);
-    const promoted = await standby.promote(standby.status().epoch + 1, 'spare:7402');
+    const promoted = await standby.promote(standby.status().epoch + 1, { standby: 'spare:7402' });
     expect(promoted.role).toBe('primary');
     expect(standby.status().replication?.peer).toBe('spare:7402');
     // Its standby is not there (the harness routes it back to itself, which refuses): no acks.

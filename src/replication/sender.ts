@@ -27,6 +27,7 @@ import {
   type HelloReply,
   type ToPrimary,
   type ToStandby,
+  type TransferSnapshot,
 } from './protocol';
 
 /** What the sender needs from the primary's log. */
@@ -41,7 +42,7 @@ export interface PrimaryLog {
   epochAt(index: number): number | null;
   readFrom(index: number, maxBytes: number): Promise<{ buf: Buffer; records: number } | null>;
   /** The newest snapshot (index 0 and no counters when the WAL still starts at 1). */
-  snapshot(): Promise<{ index: number; indexEpoch: number; counters: Array<[string, number]> }>;
+  snapshot(): Promise<TransferSnapshot>;
 }
 
 export interface Batch {
@@ -61,8 +62,18 @@ export interface SenderOptions {
   dialer: Dialer;
   log: PrimaryLog;
   epoch: number;
+  /** With epoch and primaryId, this epoch's identity (see Hello.epochNonce). */
+  epochNonce: string;
   primaryId: string;
   primaryAddress: string;
+  /** The primary's cluster ('' when none) and data directory. */
+  clusterId: string;
+  primaryIncarnation: string;
+  /**
+   * Every record up to here has been acknowledged to clients (never truncated): the standby
+   * may checkpoint up to it. 0 when unknown.
+   */
+  commitIndex(): number;
   logger: Logger;
   clock: Clock;
   metrics: SenderMetrics;
@@ -207,6 +218,9 @@ export class Sender {
       primaryId: this.opts.primaryId,
       epoch: this.opts.epoch,
       primaryAddress: this.opts.primaryAddress,
+      epochNonce: this.opts.epochNonce,
+      clusterId: this.opts.clusterId,
+      primaryIncarnation: this.opts.primaryIncarnation,
     });
   }
 
@@ -349,7 +363,7 @@ export class Sender {
       records,
       primaryLastIndex: this.lastOffered,
       lastEpoch,
-      commitIndex: this.acked,
+      commitIndex: this.opts.commitIndex(),
     });
     this.nextSend += count;
     this.prevEpoch = lastEpoch;

@@ -27,6 +27,13 @@ export function toStatusResponse(status: NodeStatus, version: string): StatusRes
     dataDir: status.dataDir,
     epochPrimary: status.epochPrimary,
     replication: status.replication,
+    incarnation: status.incarnation,
+    clusterId: status.clusterId,
+    lastEpoch: status.lastEpoch,
+    acknowledgedIndex: status.acknowledgedIndex,
+    acknowledgedEpoch: status.acknowledgedEpoch,
+    writeStallMs: status.writeStallMs,
+    idFloor: status.idFloor,
   };
 }
 
@@ -72,7 +79,18 @@ export function createAdminHandlers(node: CounterNode, logger: Logger): AdminHan
           return;
         }
       }
-      node.promote(epoch, standby, call.request.aloneApproved).then(
+      const skipAhead = Number(call.request.skipAhead);
+      if (!Number.isSafeInteger(skipAhead) || skipAhead < 0) {
+        callback(toGrpcError(new InvalidArgumentError('admin: skip_ahead invalid'), logger));
+        return;
+      }
+      const options = {
+        standby,
+        aloneApproved: call.request.aloneApproved,
+        force: call.request.force,
+        skipAhead,
+      };
+      node.promote(epoch, options).then(
         (r) => callback(null, { epoch: r.epoch, role: r.role, lastIndex: r.lastIndex }),
         (err: unknown) => callback(toGrpcError(err, logger)),
       );

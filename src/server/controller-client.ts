@@ -5,22 +5,26 @@
  */
 import * as grpc from '@grpc/grpc-js';
 import {
+  CounterExhaustedError,
+  DataDirError,
   InvalidArgumentError,
   NotPrimaryError,
   StaleEpochError,
+  SwitchoverFailedError,
   UnavailableError,
   WrongRoleError,
   type TallyError,
 } from '../core/errors';
-import type { ClusterConfig } from '../controller/config-store';
-import type { NodeAdmin, ProbedStatus } from '../controller/controller';
-import type { InSyncAuthority } from '../node/types';
+import type { NodeAdmin, PromoteCall } from '../controller/controller';
+import type { NodeReport } from '../controller/members';
+import type { InSyncAuthority, InSyncRequest, JoinReport, Placement } from '../node/types';
+import type { Placement__Output } from '../generated/tally/v1/Placement';
 import type { AdminClient } from '../generated/tally/v1/Admin';
 import type { ClusterConfig__Output } from '../generated/tally/v1/ClusterConfig';
 import type { ControllerClient as WireControllerClient } from '../generated/tally/v1/Controller';
 import type { StatusResponse__Output } from '../generated/tally/v1/StatusResponse';
 import type { StepDownResponse__Output } from '../generated/tally/v1/StepDownResponse';
-import { fromWireConfig } from './controller-service';
+import { fromWireConfig, type ClusterView } from './controller-service';
 import { loadProtos } from './proto';
 import { errorNameKey } from './status';
 
@@ -30,6 +34,8 @@ const controllerCallMs = 2000;
 const probeCallMs = 400;
 /** Promotion and step-down wait for disk writes and the standby: give them longer. */
 const roleChangeCallMs = 5000;
+/** A switchover may wait for a target that does not serve, then hand back: longer still. */
+const switchoverCallMs = 30_000;
 
 const channelOptions: grpc.ChannelOptions = {
   'grpc.initial_reconnect_backoff_ms': 100,
@@ -52,6 +58,9 @@ const errorsByName: Record<string, new (message: string) => TallyError> = {
   WrongRoleError,
   UnavailableError,
   InvalidArgumentError,
+  DataDirError,
+  SwitchoverFailedError,
+  CounterExhaustedError,
 };
 
 /**
@@ -101,7 +110,7 @@ export class ControllerClient implements InSyncAuthority {
     );
   }
 
-  async getConfig(ms = controllerCallMs): Promise<ClusterConfig> {
+  async getConfig(ms = controllerCallMs): Promise<ClusterView> {
     const res = await unary<object, ClusterConfig__Output>(
       (r, o, cb) => this.client.GetConfig(r, o, cb),
       {},
@@ -111,29 +120,58 @@ export class ControllerClient implements InSyncAuthority {
     return fromWireConfig(res);
   }
 
-  async removeFromInSync(primaryId: string, epoch: number, standbyId: string): Promise<void> {
+  async removeFromInSync(req: InSyncRequest): Promise<void> {
     await unary(
       (r, o, cb) => this.client.RemoveFromInSync(r, o, cb),
-      { primaryId, epoch, standbyId },
+      req,
       controllerCallMs,
       `controller ${this.address}`,
     );
   }
 
-  async addToInSync(primaryId: string, epoch: number, standbyId: string): Promise<void> {
+  async addToInSync(req: InSyncRequest): Promise<void> {
     await unary(
       (r, o, cb) => this.client.AddToInSync(r, o, cb),
-      { primaryId, epoch, standbyId },
+      req,
       controllerCallMs,
       `controller ${this.address}`,
     );
   }
 
-  async switchover(): Promise<ClusterConfig> {
+  /** A starting node: what it holds → where the controller puts it. */
+  async join(report: JoinReport): Promise<Placement> {
+    const res = await unary<object, Placement__Output>(
+      (r, o, cb) => this.client.Join(r, o, cb),
+      report,
+      controllerCallMs,
+      `controller ${this.address}`,
+    );
+    const role = res.role === 'primary' ? 'primary' : 'standby';
+    return {
+      role,
+      standby: res.standby?.address,
+      standbyId: res.standby?.id,
+      aloneApproved: res.aloneApproved,
+      clusterId: res.clusterId,
+      catchingUp: res.catchingUp,
+    };
+  }
+
+  async switchover(): Promise<ClusterView> {
     const res = await unary<object, ClusterConfig__Output>(
       (r, o, cb) => this.client.Switchover(r, o, cb),
       {},
-      roleChangeCallMs * 2,
+      switchoverCallMs,
+      `controller ${this.address}`,
+    );
+    return fromWireConfig(res);
+  }
+
+  async forcePromote(nodeId: string, skipAhead: number): Promise<ClusterView> {
+    const res = await unary<object, ClusterConfig__Output>(
+      (r, o, cb) => this.client.ForcePromote(r, o, cb),
+      { nodeId, skipAhead },
+      switchoverCallMs,
       `controller ${this.address}`,
     );
     return fromWireConfig(res);
@@ -157,7 +195,7 @@ export class GrpcNodeAdmin implements NodeAdmin {
     return client;
   }
 
-  async status(address: string): Promise<ProbedStatus> {
+  async status(address: string): Promise<NodeReport> {
     const admin = this.admin(address);
     const s = await unary<object, StatusResponse__Output>(
       (r, o, cb) => admin.Status(r, o, cb),
@@ -172,19 +210,20 @@ export class GrpcNodeAdmin implements NodeAdmin {
       epochPrimary: s.epochPrimary,
       lastIndex: Number(s.lastIndex),
       catchingUp: s.replication?.catchingUp ?? false,
+      incarnation: s.incarnation,
+      clusterId: s.clusterId,
+      lastEpoch: Number(s.lastEpoch),
+      acknowledged: { epoch: Number(s.acknowledgedEpoch), index: Number(s.acknowledgedIndex) },
+      writeStallMs: Number(s.writeStallMs),
     };
   }
 
-  async promote(
-    address: string,
-    epoch: number,
-    standby: string,
-    aloneApproved: boolean,
-  ): Promise<void> {
+  async promote(address: string, epoch: number, standby: string, call: PromoteCall): Promise<void> {
     const admin = this.admin(address);
+    const { aloneApproved, skipAhead } = call;
     await unary(
       (r, o, cb) => admin.Promote(r, o, cb),
-      { epoch, standby, aloneApproved },
+      { epoch, standby, aloneApproved, force: skipAhead > 0, skipAhead },
       roleChangeCallMs,
       `node ${address}`,
     );

@@ -1,25 +1,34 @@
 /**
- * tally.v1.Controller over gRPC: the controller's server (configuration, in-sync approvals,
- * switchover), plus health and reflection, on its own port.
+ * tally.v1.Controller over gRPC: the controller's server (configuration, placement of starting
+ * nodes, in-sync approvals, switchover, forced promotion), plus health and reflection, on its
+ * own port. The wire conversions live here too (the controller client uses them).
  */
 import * as grpc from '@grpc/grpc-js';
 import { ReflectionService } from '@grpc/reflection';
 import { HealthImplementation } from 'grpc-health-check';
 import type { Logger } from 'pino';
-import { InvalidArgumentError } from '../core/errors';
-import type { ClusterConfig, NodeRef } from '../controller/config-store';
-import type { Controller } from '../controller/controller';
+import { InvalidArgumentError, UnavailableError } from '../core/errors';
+import type { ClusterConfig, FailoverRecord, NodeRef } from '../controller/config-store';
+import type { Controller, InSyncChange } from '../controller/controller';
+import { noPosition, type NodeReport } from '../controller/members';
 import type { ClusterConfig as WireConfig } from '../generated/tally/v1/ClusterConfig';
 import type { ClusterConfig__Output } from '../generated/tally/v1/ClusterConfig';
 import type { ControllerHandlers } from '../generated/tally/v1/Controller';
 import type { InSyncChange__Output } from '../generated/tally/v1/InSyncChange';
+import type { JoinRequest__Output } from '../generated/tally/v1/JoinRequest';
+import type { Placement as WirePlacement } from '../generated/tally/v1/Placement';
 import { parseHostPort } from './listen';
 import { loadProtos } from './proto';
 import { toGrpcError } from './status';
 
 export const controllerServiceName = 'tally.v1.Controller';
 
-export function toWireConfig(c: ClusterConfig): WireConfig {
+/** The configuration as clients see it: the stored one, and why the cluster does not serve. */
+export interface ClusterView extends ClusterConfig {
+  blocked: string;
+}
+
+export function toWireConfig(c: ClusterConfig, blocked = ''): WireConfig {
   return {
     version: c.version,
     epoch: c.epoch,
@@ -28,6 +37,14 @@ export function toWireConfig(c: ClusterConfig): WireConfig {
     inSync: c.inSync,
     lastFailover: c.lastFailover,
     promoting: c.promoting,
+    clusterId: c.clusterId,
+    members: c.members.map((m) => ({
+      id: m.id,
+      incarnation: m.incarnation,
+      vouchedEpoch: m.vouched?.epoch ?? 0,
+      vouchedIndex: m.vouched?.index ?? 0,
+    })),
+    blocked,
   };
 }
 
@@ -36,21 +53,33 @@ function nodeRef(r: { id: string; address: string } | null, what: string): NodeR
   return { id: r.id, address: r.address };
 }
 
-export function fromWireConfig(w: ClusterConfig__Output): ClusterConfig {
+const failoverKinds: ReadonlyArray<FailoverRecord['kind']> = ['failover', 'switchover', 'forced'];
+
+export function fromWireConfig(w: ClusterConfig__Output): ClusterView {
   const f = w.lastFailover;
   return {
     version: Number(w.version),
+    clusterId: w.clusterId,
     epoch: Number(w.epoch),
     primary: nodeRef(w.primary, 'primary'),
     standby: nodeRef(w.standby, 'standby'),
+    members: w.members.map((m) => ({
+      id: m.id,
+      incarnation: m.incarnation,
+      vouched: w.inSync.includes(m.id)
+        ? { epoch: Number(m.vouchedEpoch), index: Number(m.vouchedIndex) }
+        : null,
+    })),
     inSync: w.inSync,
     promoting: w.promoting,
+    forceSkipAhead: 0,
+    blocked: w.blocked,
     lastFailover:
       f === null
         ? null
         : {
             atUnixMs: Number(f.atUnixMs),
-            kind: f.kind === 'switchover' ? 'switchover' : 'failover',
+            kind: failoverKinds.find((k) => k === f.kind) ?? 'failover',
             fromNode: f.fromNode,
             toNode: f.toNode,
             epoch: Number(f.epoch),
@@ -60,20 +89,43 @@ export function fromWireConfig(w: ClusterConfig__Output): ClusterConfig {
   };
 }
 
-function inSyncArgs(req: InSyncChange__Output): [string, number, string] {
+function inSyncArgs(req: InSyncChange__Output): InSyncChange {
   const epoch = Number(req.epoch);
   if (req.primaryId === '' || !Number.isSafeInteger(epoch) || epoch < 1) {
     throw new InvalidArgumentError('controller: primary_id and an epoch >= 1 are required');
   }
-  return [req.primaryId, epoch, req.standbyId];
+  return {
+    primaryId: req.primaryId,
+    primaryIncarnation: req.primaryIncarnation,
+    epoch,
+    standbyId: req.standbyId,
+    acknowledged: { epoch: Number(req.acknowledgedEpoch), index: Number(req.acknowledgedIndex) },
+  };
+}
+
+/** A starting node's report, as the controller judges it (it is not serving yet). */
+function joinReport(req: JoinRequest__Output): NodeReport {
+  if (req.nodeId === '' || req.incarnation === '') {
+    throw new InvalidArgumentError('controller: Join needs node_id and incarnation');
+  }
+  return {
+    role: req.role,
+    state: 'starting',
+    epoch: Number(req.epoch),
+    epochPrimary: req.epochPrimary,
+    incarnation: req.incarnation,
+    clusterId: req.clusterId,
+    lastIndex: Number(req.lastIndex),
+    lastEpoch: Number(req.lastEpoch),
+    catchingUp: req.catchingUp,
+    acknowledged: noPosition,
+    writeStallMs: 0,
+  };
 }
 
 function createHandlers(controller: Controller, logger: Logger): ControllerHandlers {
-  const answer = (
-    work: () => Promise<ClusterConfig>,
-    callback: grpc.sendUnaryData<WireConfig>,
-  ): void => {
-    let pending: Promise<ClusterConfig>;
+  const answer = <T>(work: () => Promise<T>, callback: grpc.sendUnaryData<T>): void => {
+    let pending: Promise<T>;
     try {
       pending = work();
     } catch (err) {
@@ -81,17 +133,50 @@ function createHandlers(controller: Controller, logger: Logger): ControllerHandl
       return;
     }
     pending.then(
-      (c) => callback(null, toWireConfig(c)),
+      (r) => callback(null, r),
       (err: unknown) => callback(toGrpcError(err, logger)),
     );
   };
+  const view = (c: ClusterConfig): WireConfig => toWireConfig(c, controller.blocked);
   return {
-    GetConfig: (_call, callback) => callback(null, toWireConfig(controller.current)),
+    GetConfig: (_call, callback) => {
+      const c = controller.current;
+      if (c === null) {
+        const err = new UnavailableError(`controller: no configuration yet: ${controller.blocked}`);
+        callback(toGrpcError(err, logger));
+        return;
+      }
+      callback(null, view(c));
+    },
     RemoveFromInSync: (call, callback) =>
-      answer(() => controller.removeFromInSync(...inSyncArgs(call.request)), callback),
+      answer(
+        async () => view(await controller.removeFromInSync(inSyncArgs(call.request))),
+        callback,
+      ),
     AddToInSync: (call, callback) =>
-      answer(() => controller.addToInSync(...inSyncArgs(call.request)), callback),
-    Switchover: (_call, callback) => answer(() => controller.switchover(), callback),
+      answer(async () => view(await controller.addToInSync(inSyncArgs(call.request))), callback),
+    Switchover: (_call, callback) =>
+      answer(async () => view(await controller.switchover()), callback),
+    ForcePromote: (call, callback) =>
+      answer(async () => {
+        const skipAhead = Number(call.request.skipAhead);
+        return view(await controller.forcePromote(call.request.nodeId, skipAhead));
+      }, callback),
+    Join: (call, callback) =>
+      answer(async (): Promise<WirePlacement> => {
+        const { placement, config } = await controller.join(
+          call.request.nodeId,
+          joinReport(call.request),
+        );
+        return {
+          role: placement.role,
+          standby: placement.standby ?? null,
+          aloneApproved: placement.aloneApproved,
+          clusterId: placement.clusterId,
+          catchingUp: placement.catchingUp,
+          config: view(config),
+        };
+      }, callback),
   };
 }
 

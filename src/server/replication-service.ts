@@ -40,6 +40,9 @@ function fromWireRequest(req: ReplicateRequest__Output): ToStandby {
       primaryId: h.primaryId,
       epoch: num(h.epoch),
       primaryAddress: h.primaryAddress,
+      epochNonce: h.epochNonce,
+      clusterId: h.clusterId,
+      primaryIncarnation: h.primaryIncarnation,
     };
   }
   if (req.kind === 'append' && req.append) {
@@ -64,6 +67,7 @@ function fromWireRequest(req: ReplicateRequest__Output): ToStandby {
       index: num(s.index),
       indexEpoch: num(s.indexEpoch),
       counters: s.counters.map((c) => [c.namespace, num(c.lastId)]),
+      floor: num(s.idFloor),
     };
   }
   throw new ProtocolError('replication: empty or unknown message');
@@ -76,6 +80,7 @@ function toWireRequest(m: ToStandby): object {
     installSnapshot: {
       ...m,
       counters: m.counters.map(([namespace, lastId]) => ({ namespace, lastId })),
+      idFloor: m.floor,
     },
   };
 }

@@ -4,6 +4,9 @@
  *   - durable:  the highest ID in a record that is on disk (what replay rebuilds).
  * A reservation that fails to reach the disk is a gap (never acknowledged), never a reuse:
  * `reserved` only moves forward while the process lives.
+ *
+ * A namespace not seen yet starts at the floor (0 unless a forced promotion skipped ahead):
+ * its first ID is floor + 1.
  */
 import { assert } from '../core/assert';
 import { CounterExhaustedError, InvalidArgumentError, OverloadedError } from '../core/errors';
@@ -36,8 +39,35 @@ export function validateAllocation(namespace: unknown, count: unknown): void {
 
 export class CounterState {
   private readonly counters = new Map<string, Counter>();
+  private floorValue = 0;
 
   constructor(private readonly namespacesLimit = namespacesMax) {}
+
+  /** Namespaces not seen yet start above this ID. */
+  get floor(): number {
+    return this.floorValue;
+  }
+
+  /** The highest ID any counter has reserved (at least the floor). */
+  highestReserved(): number {
+    let highest = this.floorValue;
+    for (const c of this.counters.values()) if (c.reserved > highest) highest = c.reserved;
+    return highest;
+  }
+
+  /**
+   * A forced promotion: every counter, and the floor new namespaces start above, go up by
+   * `margin`, so nothing a lost history can have acknowledged is handed out again.
+   */
+  skipAhead(margin: number): void {
+    assert(Number.isSafeInteger(margin) && margin >= 1, 'skipAhead: margin >= 1');
+    assert(this.highestReserved() + margin <= idMax, 'skipAhead: counters stay below idMax');
+    this.floorValue += margin;
+    for (const c of this.counters.values()) {
+      c.reserved += margin;
+      c.durable += margin;
+    }
+  }
 
   get namespaceCount(): number {
     return this.counters.size;
@@ -52,7 +82,7 @@ export class CounterState {
           `state: namespace limit ${this.namespacesLimit} reached; cannot create ${namespace}`,
         );
       }
-      counter = { reserved: 0, durable: 0 };
+      counter = { reserved: this.floorValue, durable: this.floorValue };
       this.counters.set(namespace, counter);
     }
     if (counter.reserved + count > idMax) {
@@ -70,7 +100,7 @@ export class CounterState {
     assert(first >= 1 && count >= 1 && first + count - 1 <= idMax, 'apply: IDs in range');
     let counter = this.counters.get(namespace);
     if (counter === undefined) {
-      counter = { reserved: 0, durable: 0 };
+      counter = { reserved: this.floorValue, durable: this.floorValue };
       this.counters.set(namespace, counter);
     }
     const last = first + count - 1;
@@ -79,7 +109,7 @@ export class CounterState {
   }
 
   lastId(namespace: string): number {
-    return this.counters.get(namespace)?.durable ?? 0;
+    return this.counters.get(namespace)?.durable ?? this.floorValue;
   }
 
   /** Durable values, sorted by name: what a snapshot stores and Status shows. */
@@ -89,7 +119,9 @@ export class CounterState {
     return out.sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0));
   }
 
-  load(entries: Array<[string, number]>): void {
+  load(entries: Array<[string, number]>, floor = 0): void {
+    assert(Number.isSafeInteger(floor) && floor >= 0 && floor <= idMax, 'snapshot floor valid');
+    this.floorValue = floor;
     for (const [name, lastId] of entries) {
       assert(
         typeof name === 'string' && Number.isSafeInteger(lastId) && lastId >= 0,

@@ -20,6 +20,7 @@ export interface InspectedRecord {
   first?: number;
   count?: number;
   nodeId?: string;
+  skipAhead?: number;
 }
 
 export interface InspectReport {
@@ -95,7 +96,12 @@ export async function inspectDataDir(
           count: record.count,
         });
       } else {
-        onRecord({ ...base, type: 'epoch-start', nodeId: record.nodeId });
+        onRecord({
+          ...base,
+          type: 'epoch-start',
+          nodeId: record.nodeId,
+          ...(record.skipAhead > 0 ? { skipAhead: record.skipAhead } : {}),
+        });
       }
     });
     expected = scan.lastIndex + 1;

@@ -59,6 +59,17 @@ describe('record codec', () => {
       epoch: 5,
       index: 99,
       nodeId: 'node-é1',
+      skipAhead: 0,
+    });
+    // A forced promotion's epoch start carries its skip-ahead (a u64 after the node id).
+    const forced = encodeEpochStart(buf, 0, 6, 100, 'b', 2 ** 40 + 7);
+    expect(forced).toBe(length - 'node-é1'.length - 1 + 'b'.length + 8);
+    expect(decodeRecord(buf, 0, forced)).toEqual({
+      type: 2,
+      epoch: 6,
+      index: 100,
+      nodeId: 'b',
+      skipAhead: 2 ** 40 + 7,
     });
   });
 

@@ -16,7 +16,9 @@
  * write was cut short (its last byte is still zero: a torn tail, cut off).
  *
  * Payloads: allocate = u8 namespace length, namespace (ASCII), u64 first, u32 count;
- *           epoch start = u8 node id length, node id (UTF-8).
+ *           epoch start = u8 node id length, node id (UTF-8), then, only when the epoch was
+ *           begun by a forced promotion, u64 skip-ahead (every counter, and the floor that
+ *           new namespaces start above, go up by it).
  */
 import { crc32c } from '../core/crc32c';
 import { assert } from '../core/assert';
@@ -60,6 +62,8 @@ export interface EpochStartRecord {
   epoch: number;
   index: number;
   nodeId: string;
+  /** 0 unless a forced promotion raised every counter by this much. */
+  skipAhead: number;
 }
 
 export type WalRecord = AllocateRecord | EpochStartRecord;
@@ -117,12 +121,18 @@ export function encodeEpochStart(
   epoch: number,
   index: number,
   nodeId: string,
+  skipAhead = 0,
 ): number {
   const p = at + recordHeaderBytes;
   const idBytes = buf.write(nodeId, p + 1, 'utf8');
   assert(idBytes <= 255, 'node id fits one length byte');
   buf[p] = idBytes;
-  return finish(buf, at, p + 1 + idBytes, RecordType.epochStart, epoch, index);
+  let end = p + 1 + idBytes;
+  if (skipAhead > 0) {
+    writeU64(buf, skipAhead, end);
+    end += 8;
+  }
+  return finish(buf, at, end, RecordType.epochStart, epoch, index);
 }
 
 /** Decodes the payload of a record whose CRCs were already verified. Returns null if malformed. */
@@ -147,8 +157,11 @@ export function decodeRecord(buf: Buffer, at: number, length: number): WalRecord
     };
   }
   if (type === RecordType.epochStart) {
-    if (strEnd !== bodyEnd) return null;
-    return { type, epoch, index, nodeId: buf.toString('utf8', body + 1, strEnd) };
+    const skipped = strEnd + 8 === bodyEnd;
+    if (strEnd !== bodyEnd && !skipped) return null;
+    const skipAhead = skipped ? readU64(buf, strEnd) : 0;
+    if (skipped && skipAhead === 0) return null;
+    return { type, epoch, index, nodeId: buf.toString('utf8', body + 1, strEnd), skipAhead };
   }
   return null;
 }

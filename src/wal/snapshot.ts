@@ -3,7 +3,8 @@
  *   bytes 0..8   magic "TALLYSN1"
  *   bytes 8..12  u32 LE length of the JSON body
  *   bytes 12..16 u32 LE CRC32C of the body
- *   bytes 16..   JSON {index, epoch, unixMs, counters: [[namespace, lastId], ...]}
+ *   bytes 16..   JSON {index, epoch, unixMs, counters: [[namespace, lastId], ...], floor?}
+ *                (floor: namespaces not in counters start above it; absent = 0)
  * Written temp → fsync → rename → directory fsync, so a crash leaves the old or the new one.
  */
 import * as path from 'node:path';
@@ -21,6 +22,8 @@ export interface Snapshot {
   epoch: number;
   unixMs: number;
   counters: Array<[string, number]>;
+  /** Namespaces not in `counters` start above this ID (absent in older snapshots: 0). */
+  floor?: number;
 }
 
 export function encodeSnapshot(snapshot: Snapshot): Buffer {
@@ -57,7 +60,8 @@ export function decodeSnapshot(data: Buffer, name: string): Snapshot {
   if (
     !Number.isSafeInteger(parsed.index) ||
     !Array.isArray(parsed.counters) ||
-    !parsed.counters.every(entryOk)
+    !parsed.counters.every(entryOk) ||
+    (parsed.floor !== undefined && !(Number.isSafeInteger(parsed.floor) && parsed.floor >= 0))
   ) {
     fail('malformed body');
   }

@@ -14,6 +14,7 @@ import {
   kill,
   startCluster,
   type Cluster,
+  dumpMembersOnFailure,
 } from '../integration/cluster-process';
 import {
   assertBuilt,
@@ -29,7 +30,8 @@ const seed = Number(process.env.CRASH_SEED ?? Date.now() % 1_000_000);
 const cycles = 3;
 
 beforeAll(assertBuilt);
-afterEach(async () => {
+afterEach(async (ctx) => {
+  dumpMembersOnFailure(ctx.task.result?.state === 'fail');
   closeControllerClients();
   await killChildren();
 });

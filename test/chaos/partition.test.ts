@@ -13,7 +13,12 @@
  */
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { TallyClient } from '../../src/client';
-import { closeControllerClients, startCluster, type Cluster } from '../integration/cluster-process';
+import {
+  closeControllerClients,
+  startCluster,
+  type Cluster,
+  dumpMembersOnFailure,
+} from '../integration/cluster-process';
 import {
   assertBuilt,
   killChildren,
@@ -35,7 +40,8 @@ if (why !== null) {
 
 let lab: NetLab | null = null;
 beforeAll(assertBuilt);
-afterEach(async () => {
+afterEach(async (ctx) => {
+  dumpMembersOnFailure(ctx.task.result?.state === 'fail');
   closeControllerClients();
   await killChildren();
   lab?.destroy();

@@ -19,9 +19,24 @@ import {
 } from './serve-process';
 
 const clients: ControllerClient[] = [];
+/** Every member process started by the clusters of the current test, by name. */
+const members: Array<{ name: string; child: Child }> = [];
 
 export function closeControllerClients(): void {
   for (const c of clients.splice(0)) c.close();
+}
+
+/**
+ * For afterEach: when the test failed, prints the last lines each member process wrote to
+ * stderr (its warn/error log), so a failure in CI says what the cluster did. Forgets them.
+ */
+export function dumpMembersOnFailure(failed: boolean, lines = 60): void {
+  const started = members.splice(0);
+  if (!failed) return;
+  for (const m of started) {
+    const tail = m.child.stderr().trimEnd().split('\n').slice(-lines).join('\n');
+    console.log(`--- ${m.name} (pid ${m.child.proc.pid}) stderr, last ${lines} lines ---\n${tail}`);
+  }
 }
 
 export interface Cluster {
@@ -92,13 +107,15 @@ export async function startCluster(
     controllerArgs: Object.entries(controllerFlags).flat(),
   });
   const startController = (env: Record<string, string> = {}): Child => {
-    const child = spawnCli(args.controller, env, wrapper('controller'));
+    const child = spawnCli(args.controller, { LOG_LEVEL: 'info', ...env }, wrapper('controller'));
     cluster.controllerChild = child;
+    members.push({ name: 'controller', child });
     return child;
   };
   const startNode = (id: 'a' | 'b', env: Record<string, string> = {}): Child => {
     const child = spawnCli(args[id], env, wrapper(id));
     cluster.nodes[id] = { address: address[id], child };
+    members.push({ name: `node ${id}`, child });
     return child;
   };
   const client = new ControllerClient(controller);
@@ -204,7 +221,7 @@ export async function describeCluster(cl: Cluster): Promise<string> {
   let config = 'controller: no answer';
   try {
     const c = await cl.config();
-    config = `config v${c.version}: primary ${c.primary.id}, epoch ${c.epoch}, inSync [${c.inSync.join(',')}]${c.promoting ? ', promoting' : ''}`;
+    config = `config v${c.version}: primary ${c.primary.id}, epoch ${c.epoch}, inSync [${c.inSync.join(',')}]${c.promoting ? ', promoting' : ''}${c.blocked ? `, blocked: ${c.blocked}` : ''}`;
   } catch {
     // reported as no answer
   }

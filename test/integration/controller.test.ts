@@ -6,10 +6,19 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { TallyClient } from '../../src/client';
-import { allocOn, closeControllerClients, kill, startCluster } from './cluster-process';
+import {
+  allocOn,
+  closeControllerClients,
+  kill,
+  startCluster,
+  dumpMembersOnFailure,
+} from './cluster-process';
 import {
   allocate,
   assertBuilt,
+  sleep,
+  spawnCli,
+  tempDir,
   counterClient,
   killChildren,
   nodeStatus,
@@ -19,7 +28,8 @@ import {
 } from './serve-process';
 
 beforeAll(assertBuilt);
-afterEach(async () => {
+afterEach(async (ctx) => {
+  dumpMembersOnFailure(ctx.task.result?.state === 'fail');
   closeControllerClients();
   await killChildren();
   await removeTempDirs();
@@ -197,5 +207,100 @@ describe('controller with real processes', () => {
     expect(config.primary.id).toBe('b');
     const after = await allocOn(cl.nodes.b.address, 10);
     expect(Math.min(...after)).toBeGreaterThan(Math.max(...before, ...onB));
+  });
+
+  it('SIGSTOP of the standby under load: the primary degrades once and does not flap between acknowledging alone and waiting while it is paused; resumed, it is back in sync', async () => {
+    const cl = await startCluster();
+    const client = new TallyClient({ addresses: [cl.nodes.a.address, cl.nodes.b.address] });
+    const firsts: number[] = [];
+    let running = true;
+    const loop = (async () => {
+      while (running) {
+        const r = await client.allocate('ids', 1, { deadlineMs: 10_000 }).catch(() => null);
+        if (r !== null) firsts.push(r.first);
+      }
+    })();
+    try {
+      await until('load flowing', () => Promise.resolve(firsts.length > 50 ? true : null));
+      await kill(cl.nodes.b.child, 'SIGSTOP');
+      await until('b out of the in-sync set', async () =>
+        (await cl.config()).inSync.join() === 'a' ? true : null,
+      );
+      const n = firsts.length;
+      // Paused, b keeps its connection open: it must not be waited for again.
+      await until('load while b is paused', () =>
+        Promise.resolve(firsts.length > n + 2000 ? true : null),
+      );
+      await sleep(3000);
+      const degrades = cl.nodes.a.child.stderr().match(/replication: degraded:/g) ?? [];
+      expect(degrades).toHaveLength(1);
+      expect(cl.nodes.a.child.stderr()).not.toMatch(/standby streaming again/);
+      await kill(cl.nodes.b.child, 'SIGCONT');
+      await until('b back in sync', async () =>
+        (await cl.config()).inSync.includes('b') ? true : null,
+      );
+    } finally {
+      running = false;
+      await loop;
+      client.close();
+    }
+    expect(new Set(firsts).size).toBe(firsts.length);
+  });
+
+  it('a controller that lost its configuration rebuilds it from what the nodes prove (no new cluster), and failover works again once the standby is verified in sync', async () => {
+    const cl = await startCluster();
+    const before = await allocOn(cl.nodes.a.address, 20);
+    const original = await cl.config();
+    await kill(cl.controllerChild, 'SIGKILL');
+    await fs.promises.rm(path.join(cl.dir, 'controller', 'cluster.json'));
+    cl.startController();
+    const rebuilt = await until('configuration rebuilt with b verified in sync', async () => {
+      const c = await cl.config();
+      return c.inSync.length === 2 ? c : null;
+    });
+    expect(rebuilt.clusterId).toBe(original.clusterId); // the nodes' cluster, not a new one
+    expect(rebuilt.primary.id).toBe('a');
+    expect(rebuilt.members.map((m) => m.incarnation)).toEqual(
+      original.members.map((m) => m.incarnation),
+    );
+    await kill(cl.nodes.a.child, 'SIGKILL');
+    await until('b promoted', async () => {
+      const s = await nodeStatus(cl.nodes.b.address);
+      return s.role === 'primary' && s.state === 'serving' ? s : null;
+    });
+    const after = await allocOn(cl.nodes.b.address, 10);
+    expect(Math.min(...after)).toBeGreaterThan(Math.max(...before));
+  });
+
+  it('the controller restarts from its stored configuration without --node; --node flags that contradict it are refused (exit 2) with how to change a member', async () => {
+    const cl = await startCluster();
+    await kill(cl.controllerChild, 'SIGKILL');
+    const dataDir = path.join(cl.dir, 'controller');
+    const moved = await runCli([
+      'controller',
+      '--data-dir',
+      dataDir,
+      '--listen',
+      '127.0.0.1:0',
+      '--metrics-listen',
+      '127.0.0.1:0',
+      '--node',
+      `a=${cl.nodes.a.address}`,
+      '--node',
+      'b=127.0.0.1:1',
+    ]);
+    expect(moved.code).toBe(2);
+    expect(moved.stderr).toMatch(/contradicts the stored configuration/);
+    expect(moved.stderr).toMatch(/--update-addresses/);
+    const fresh = await runCli(['controller', '--data-dir', await tempDir('tally-ctl-empty-')]);
+    expect(fresh.code).toBe(2);
+    expect(fresh.stderr).toMatch(/no stored configuration; give both members with --node/);
+    // Without --node it serves from the stored configuration.
+    const args = ['controller', '--data-dir', dataDir, '--listen', cl.controller];
+    spawnCli([...args, '--metrics-listen', '127.0.0.1:0']);
+    await until('controller back', async () =>
+      (await cl.config()).primary.id === 'a' ? true : null,
+    );
+    expect((await allocOn(cl.nodes.a.address, 1)).length).toBe(1);
   });
 });

@@ -39,10 +39,20 @@ export class Recorder {
 
   /** One allocation on the node at `address`, recorded (tagged with `tag`, e.g. the node id). */
   on(address: string, deadlineMs = 1500, tag = address): Promise<Operation> {
-    const op = this.history.invoke(ns, tag);
+    return this.onNamespace(address, ns, deadlineMs, tag);
+  }
+
+  /** One allocation in `namespace` on the node at `address`, recorded. */
+  onNamespace(
+    address: string,
+    namespace: string,
+    deadlineMs = 1500,
+    tag = address,
+  ): Promise<Operation> {
+    const op = this.history.invoke(namespace, tag);
     return new Promise((resolve) => {
       this.client(address).allocate(
-        { namespace: ns, count: 1 },
+        { namespace, count: 1 },
         { deadline: Date.now() + deadlineMs },
         (err, res) => {
           if (err === null && res !== undefined) this.history.ack(op, Number(res.first), res.count);

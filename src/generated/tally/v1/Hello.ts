@@ -7,6 +7,9 @@ export interface Hello {
   'primaryId'?: (string);
   'epoch'?: (number | string | Long);
   'primaryAddress'?: (string);
+  'epochNonce'?: (string);
+  'clusterId'?: (string);
+  'primaryIncarnation'?: (string);
 }
 
 export interface Hello__Output {
@@ -14,4 +17,7 @@ export interface Hello__Output {
   'primaryId': (string);
   'epoch': (string);
   'primaryAddress': (string);
+  'epochNonce': (string);
+  'clusterId': (string);
+  'primaryIncarnation': (string);
 }

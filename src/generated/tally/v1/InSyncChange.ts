@@ -6,10 +6,16 @@ export interface InSyncChange {
   'primaryId'?: (string);
   'epoch'?: (number | string | Long);
   'standbyId'?: (string);
+  'primaryIncarnation'?: (string);
+  'acknowledgedIndex'?: (number | string | Long);
+  'acknowledgedEpoch'?: (number | string | Long);
 }
 
 export interface InSyncChange__Output {
   'primaryId': (string);
   'epoch': (string);
   'standbyId': (string);
+  'primaryIncarnation': (string);
+  'acknowledgedIndex': (string);
+  'acknowledgedEpoch': (string);
 }

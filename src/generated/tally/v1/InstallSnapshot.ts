@@ -8,6 +8,7 @@ export interface InstallSnapshot {
   'index'?: (number | string | Long);
   'indexEpoch'?: (number | string | Long);
   'counters'?: (_tally_v1_SnapshotCounter)[];
+  'idFloor'?: (number | string | Long);
 }
 
 export interface InstallSnapshot__Output {
@@ -15,4 +16,5 @@ export interface InstallSnapshot__Output {
   'index': (string);
   'indexEpoch': (string);
   'counters': (_tally_v1_SnapshotCounter__Output)[];
+  'idFloor': (string);
 }

@@ -6,10 +6,14 @@ export interface PromoteRequest {
   'epoch'?: (number | string | Long);
   'standby'?: (string);
   'aloneApproved'?: (boolean);
+  'force'?: (boolean);
+  'skipAhead'?: (number | string | Long);
 }
 
 export interface PromoteRequest__Output {
   'epoch': (string);
   'standby': (string);
   'aloneApproved': (boolean);
+  'force': (boolean);
+  'skipAhead': (string);
 }

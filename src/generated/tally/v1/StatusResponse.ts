@@ -19,6 +19,13 @@ export interface StatusResponse {
   'dataDir'?: (string);
   'epochPrimary'?: (string);
   'replication'?: (_tally_v1_ReplicationStatus | null);
+  'incarnation'?: (string);
+  'clusterId'?: (string);
+  'lastEpoch'?: (number | string | Long);
+  'acknowledgedIndex'?: (number | string | Long);
+  'acknowledgedEpoch'?: (number | string | Long);
+  'writeStallMs'?: (number | string | Long);
+  'idFloor'?: (number | string | Long);
 }
 
 export interface StatusResponse__Output {
@@ -36,4 +43,11 @@ export interface StatusResponse__Output {
   'dataDir': (string);
   'epochPrimary': (string);
   'replication': (_tally_v1_ReplicationStatus__Output | null);
+  'incarnation': (string);
+  'clusterId': (string);
+  'lastEpoch': (string);
+  'acknowledgedIndex': (string);
+  'acknowledgedEpoch': (string);
+  'writeStallMs': (string);
+  'idFloor': (string);
 }

@@ -1,0 +1,121 @@
+/**
+ * A controller without a stored configuration builds one only from what the nodes prove.
+ *
+ *   - Both members report empty directories: a brand-new cluster (first --node primary, both
+ *     in sync, a new cluster id).
+ *   - Otherwise the history is held by the owner of the highest epoch either node has
+ *     accepted, if that node's own directory says it began that epoch (it then holds every
+ *     record acknowledged up to its start, and acknowledged the rest itself): it is primary,
+ *     the only member in sync; the other catches up and is added back, verified.
+ *   - Nothing proven (a member has not reported, or the owner of the highest epoch does not
+ *     hold it): no configuration; the controller waits and says why. An operator who knows
+ *     better bootstraps explicitly (--bootstrap: the first --node holds the history).
+ */
+import { randomId, shortId } from '../core/ids';
+import type { ClusterConfig, MemberRecord, NodeRef } from './config-store';
+import { isEmpty, lastPosition, type NodeReport } from './members';
+
+/** A configuration, or why there is none yet (`pending`: only a member's report is missing). */
+export type BuildResult =
+  { config: ClusterConfig; why: string } | { waiting: string; pending?: boolean };
+
+function baseConfig(
+  clusterId: string,
+  primary: NodeRef,
+  standby: NodeRef,
+  members: MemberRecord[],
+  epoch: number,
+): ClusterConfig {
+  return {
+    version: 1,
+    clusterId,
+    epoch,
+    primary,
+    standby,
+    members,
+    inSync: members.filter((m) => m.vouched !== null).map((m) => m.id),
+    lastFailover: null,
+    promoting: false,
+    forceSkipAhead: 0,
+  };
+}
+
+/** The cluster id the members carry, or a new one; null when they carry different ones. */
+function clusterIdOf(reports: NodeReport[]): string | null {
+  const ids = new Set(reports.map((r) => r.clusterId).filter((id) => id !== ''));
+  if (ids.size > 1) return null;
+  return [...ids][0] ?? randomId();
+}
+
+/** --bootstrap: the first node's log is the history (the operator says so). */
+function bootstrap(nodes: [NodeRef, NodeRef], first: NodeReport | undefined): BuildResult {
+  const [p, s] = nodes;
+  if (first === undefined) {
+    return { waiting: `--bootstrap: waiting for ${p.id} to report`, pending: true };
+  }
+  return {
+    config: baseConfig(
+      first.clusterId || randomId(),
+      p,
+      s,
+      [
+        { id: p.id, incarnation: first.incarnation, vouched: lastPosition(first) },
+        { id: s.id, incarnation: '', vouched: null },
+      ],
+      first.epoch,
+    ),
+    why: `bootstrap: ${p.id} holds the history (operator)`,
+  };
+}
+
+export function buildConfig(
+  nodes: [NodeRef, NodeRef],
+  reports: ReadonlyMap<string, NodeReport>,
+  explicitBootstrap: boolean,
+): BuildResult {
+  if (explicitBootstrap) return bootstrap(nodes, reports.get(nodes[0].id));
+  const missing = nodes.filter((n) => !reports.has(n.id)).map((n) => n.id);
+  if (missing.length > 0) {
+    return {
+      waiting: `no stored configuration: waiting for ${missing.join(' and ')} to report what ${missing.length > 1 ? 'they hold' : 'it holds'}`,
+      pending: true,
+    };
+  }
+  const [r0, r1] = nodes.map((n) => reports.get(n.id) as NodeReport) as [NodeReport, NodeReport];
+  const clusterId = clusterIdOf([r0, r1]);
+  if (clusterId === null) {
+    return {
+      waiting: `the members belong to different clusters (${shortId(r0.clusterId)}, ${shortId(r1.clusterId)})`,
+    };
+  }
+  const [p, s] = nodes;
+  if (isEmpty(r0) && isEmpty(r1)) {
+    const members = [
+      { id: p.id, incarnation: r0.incarnation, vouched: { epoch: 0, index: 0 } },
+      { id: s.id, incarnation: r1.incarnation, vouched: { epoch: 0, index: 0 } },
+    ];
+    return { config: baseConfig(clusterId, p, s, members, 0), why: 'new cluster' };
+  }
+  const epoch = Math.max(r0.epoch, r1.epoch);
+  const owner = [
+    { ref: p, report: r0, other: s, otherReport: r1 },
+    { ref: s, report: r1, other: p, otherReport: r0 },
+  ].find((c) => c.report.epoch === epoch && c.report.epochPrimary === c.ref.id);
+  if (owner === undefined) {
+    return {
+      waiting: `no member proves it holds the history: the highest epoch (${epoch}) belongs to a node whose directory does not say it began it; an operator may bootstrap (--bootstrap) or force a promotion`,
+    };
+  }
+  const members = [
+    {
+      id: owner.ref.id,
+      incarnation: owner.report.incarnation,
+      vouched: lastPosition(owner.report),
+    },
+    { id: owner.other.id, incarnation: owner.otherReport.incarnation, vouched: null },
+  ];
+  return {
+    config: baseConfig(clusterId, owner.ref, owner.other, members, epoch),
+    why: `rebuilt from the nodes: ${owner.ref.id} began epoch ${epoch} and holds the history`,
+  };
+}

@@ -1,0 +1,27 @@
+// Original file: proto/tally/v1/controller.proto
+
+import type { Long } from '@grpc/proto-loader';
+
+export interface JoinRequest {
+  'nodeId'?: (string);
+  'incarnation'?: (string);
+  'clusterId'?: (string);
+  'epoch'?: (number | string | Long);
+  'epochPrimary'?: (string);
+  'role'?: (string);
+  'lastIndex'?: (number | string | Long);
+  'lastEpoch'?: (number | string | Long);
+  'catchingUp'?: (boolean);
+}
+
+export interface JoinRequest__Output {
+  'nodeId': (string);
+  'incarnation': (string);
+  'clusterId': (string);
+  'epoch': (string);
+  'epochPrimary': (string);
+  'role': (string);
+  'lastIndex': (string);
+  'lastEpoch': (string);
+  'catchingUp': (boolean);
+}
