@@ -1,5 +1,9 @@
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import { NotPrimaryError } from '../core/errors';
+import { NotPrimaryError, ProtocolError } from '../core/errors';
+import { refuseReplication, type Channel, type ToPrimary } from '../replication/protocol';
+import { FaultNetwork } from '../testing/fault-network';
+import { FaultStorage } from '../testing/fault-storage';
+import { openFaultNode } from '../testing/node-harness';
 import { alloc } from '../testing/node-harness';
 import { Pair, primaryAddress, recordKey, walRecords } from '../testing/replication-harness';
 import type { AllocateResult, CounterNode, InSyncAuthority, InSyncRequest } from './types';
@@ -116,6 +120,30 @@ describe('failover pieces in one process (controller faked)', () => {
     );
     expectUnique(acked);
     await expect(alloc(primary, 'ids', 1)).rejects.toBeInstanceOf(NotPrimaryError);
+  });
+
+  it('a restarting primary whose standby refuses its Hello (another protocol version, mid-upgrade) asks the controller after the start wait and serves alone', async () => {
+    const authority = new RecordingAuthority();
+    const net = new FaultNetwork(3);
+    const refusing = () => (channel: Channel<ToPrimary>) =>
+      refuseReplication(channel, new ProtocolError('replication: protocol version 1 is not 2'));
+    const primary = await openFaultNode(new FaultStorage(), {
+      id: 'primary',
+      role: 'primary',
+      standby: 'standby:7401',
+      dial: (target) => net.dialer(target, refusing),
+      controller: authority,
+      degradeAfterMs: 200,
+    });
+    try {
+      await vi.waitFor(() => expect(primary.status().state).toBe('serving'), { timeout: 10_000 });
+      expect(authority.calls).toEqual(['remove ']); // the configured standby ('' = whichever)
+      const r = await alloc(primary, 'ids', 1);
+      expect(r.first).toBe(1);
+    } finally {
+      await primary.close();
+      net.stop();
+    }
   });
 
   it('step-down: the primary becomes a standby with everything acknowledged, and the promoted standby continues above it', async () => {

@@ -18,7 +18,7 @@ import {
   type ToPrimary,
   type ToStandby,
 } from './protocol';
-import { Sender } from './sender';
+import { Sender, type PrimaryLog, type SenderOptions } from './sender';
 
 const pairs: Pair[] = [];
 afterEach(async () => {
@@ -79,6 +79,51 @@ const hello = (epoch: number, primaryId = 'A') =>
     clusterId: '',
     primaryIncarnation: `dir-of-${primaryId}`,
   }) as const;
+
+/**
+ * A Sender on a hand-driven link: every session it opens is recorded (its events, to answer as
+ * the standby would, and what was sent on it).
+ */
+function handDrivenSender(log: PrimaryLog, extra: Partial<SenderOptions> = {}) {
+  const sessions: Array<{ events: ChannelEvents<ToPrimary>; sent: ToStandby[] }> = [];
+  const sender = new Sender({
+    dialer: {
+      target: 'standby',
+      open: (events) => {
+        const session = { events, sent: [] as ToStandby[] };
+        sessions.push(session);
+        return { send: (m) => session.sent.push(m), close: () => undefined };
+      },
+    },
+    log,
+    epoch: 2,
+    epochNonce: 'n',
+    primaryId: 'p',
+    primaryAddress: 'p:1',
+    clusterId: '',
+    primaryIncarnation: 'dir-of-p',
+    commitIndex: () => 0,
+    logger: pino({ level: 'silent' }),
+    clock: systemClock,
+    metrics: { ackSeconds() {}, batchBytes() {}, reconnected() {}, catchUpRecords() {} },
+    onAck: () => undefined,
+    onAccepted: () => undefined,
+    onFenced: () => undefined,
+    ...extra,
+  });
+  return { sender, sessions };
+}
+
+/** A standby's Hello reply for an empty log. */
+const emptyStandby: ToPrimary = {
+  kind: 'helloReply',
+  nodeId: 's',
+  firstIndex: 1,
+  lastIndex: 0,
+  epochs: [],
+  snapshotIndex: 0,
+  snapshotEpoch: 0,
+};
 
 describe('replication regressions', () => {
   it('a standby whose disk fills in the middle of an Append never re-issues an acknowledged ID', async () => {
@@ -248,6 +293,39 @@ describe('replication regressions', () => {
 });
 
 describe('sender', () => {
+  it('each Append tells the standby what the primary acknowledged (its checkpoint ceiling), not what the standby acked itself', async () => {
+    let acknowledged = 0;
+    const { sender, sessions } = handDrivenSender(
+      {
+        durableNext: 1,
+        firstIndex: 1,
+        epochs: () => [],
+        epochAt: (i: number) => (i === 0 ? 0 : null),
+        readFrom: () => Promise.resolve(null),
+        snapshot: () => Promise.resolve({ index: 0, indexEpoch: 0, counters: [], floor: 0 }),
+      },
+      { epoch: 1, commitIndex: () => acknowledged },
+    );
+    sender.start(0);
+    const link = sessions[0] as (typeof sessions)[number];
+    link.events.onMessage(emptyStandby);
+    await vi.waitFor(() => expect(sender.state).toBe('streaming'));
+    const batch = (first: number) => ({
+      firstIndex: first,
+      count: 1,
+      bytes: records(1, first, 1, first),
+    });
+    sender.offer(batch(1));
+    sender.offer(batch(2));
+    // The standby has both (its ack), but the primary's own write of 2 is not durable yet.
+    link.events.onMessage({ kind: 'ack', durableIndex: 2 });
+    acknowledged = 1;
+    sender.offer(batch(3));
+    const appends = link.sent.filter((m): m is Append => m.kind === 'append');
+    expect(appends.map((a) => a.commitIndex)).toEqual([0, 0, 1]);
+    sender.stop();
+  });
+
   it('a catch-up read left over from an old session does not stall the new session', async () => {
     const walBytes = records(1, 1, 10, 1);
     let releaseRead: (() => void) | null = null;
@@ -262,43 +340,12 @@ describe('sender', () => {
       },
       snapshot: () => Promise.resolve({ index: 0, indexEpoch: 0, counters: [], floor: 0 }),
     };
-    const sessions: Array<{ events: ChannelEvents<ToPrimary>; sent: ToStandby[] }> = [];
-    const sender = new Sender({
-      dialer: {
-        target: 'standby',
-        open: (events) => {
-          const session = { events, sent: [] as ToStandby[] };
-          sessions.push(session);
-          return { send: (m) => session.sent.push(m), close: () => undefined };
-        },
-      },
-      log,
-      epoch: 2,
-      epochNonce: 'n',
-      primaryId: 'p',
-      primaryAddress: 'p:1',
-      clusterId: '',
-      primaryIncarnation: 'dir-of-p',
-      commitIndex: () => 0,
-      logger: pino({ level: 'silent' }),
-      clock: systemClock,
-      metrics: { ackSeconds() {}, batchBytes() {}, reconnected() {}, catchUpRecords() {} },
+    const { sender, sessions } = handDrivenSender(log, {
       ackTimeoutMs: 200,
       reconnectMinMs: 1,
       reconnectMaxMs: 2,
-      onAck: () => undefined,
-      onAccepted: () => undefined,
-      onFenced: () => undefined,
     });
-    const empty: ToPrimary = {
-      kind: 'helloReply',
-      nodeId: 's',
-      firstIndex: 1,
-      lastIndex: 0,
-      epochs: [],
-      snapshotIndex: 0,
-      snapshotEpoch: 0,
-    };
+    const empty = emptyStandby;
     sender.start(10);
     sessions[0]?.events.onMessage(empty); // catch-up from 1; the read hangs
     sessions[0]?.events.onClose(new UnavailableError('stream broke'));

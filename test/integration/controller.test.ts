@@ -12,6 +12,7 @@ import {
   kill,
   startCluster,
   dumpMembersOnFailure,
+  type Cluster,
 } from './cluster-process';
 import {
   allocate,
@@ -34,6 +35,36 @@ afterEach(async (ctx) => {
   await killChildren();
   await removeTempDirs();
 });
+
+/**
+ * One allocate() loop through the client library given both nodes: the first ID of each
+ * acknowledged call, in order. `strict`: every call must succeed and get a higher ID than the
+ * one before (no failures expected); otherwise failures are skipped.
+ */
+function sequentialLoad(cl: Cluster, strict: boolean): { firsts: number[]; stop(): Promise<void> } {
+  const client = new TallyClient({ addresses: [cl.nodes.a.address, cl.nodes.b.address] });
+  const firsts: number[] = [];
+  let running = true;
+  const loop = (async () => {
+    while (running) {
+      const call = client.allocate('ids', 1, { deadlineMs: 10_000 });
+      const r = strict ? await call : await call.catch(() => null);
+      if (r === null) continue;
+      if (strict && firsts.length > 0) {
+        expect(r.first).toBeGreaterThan(firsts[firsts.length - 1] as number);
+      }
+      firsts.push(r.first);
+    }
+  })();
+  return {
+    firsts,
+    stop: async () => {
+      running = false;
+      await loop;
+      client.close();
+    },
+  };
+}
 
 describe('controller with real processes', () => {
   it('SIGKILL of the primary: the in-sync standby is promoted, continues above every acknowledged ID, and the old primary rejoins in sync', async () => {
@@ -146,16 +177,7 @@ describe('controller with real processes', () => {
 
   it('tally switchover under load: roles swap, every acknowledged ID is unique and later calls get higher IDs; the controller down does not stop allocations', async () => {
     const cl = await startCluster();
-    const client = new TallyClient({ addresses: [cl.nodes.a.address, cl.nodes.b.address] });
-    const firsts: number[] = [];
-    let running = true;
-    const loop = (async () => {
-      while (running) {
-        const a = await client.allocate('ids', 1, { deadlineMs: 10_000 });
-        if (firsts.length > 0) expect(a.first).toBeGreaterThan(firsts[firsts.length - 1] as number);
-        firsts.push(a.first);
-      }
-    })();
+    const { firsts, stop } = sequentialLoad(cl, true);
     try {
       await until('load flowing', () => Promise.resolve(firsts.length > 50 ? true : null));
       const run = await runCli(['switchover', '--controller', cl.controller]);
@@ -174,9 +196,7 @@ describe('controller with real processes', () => {
         Promise.resolve(firsts.length > m + 200 ? true : null),
       );
     } finally {
-      running = false;
-      await loop;
-      client.close();
+      await stop();
     }
     expect(new Set(firsts).size).toBe(firsts.length);
   });
@@ -211,15 +231,7 @@ describe('controller with real processes', () => {
 
   it('SIGSTOP of the standby under load: the primary degrades once and does not flap between acknowledging alone and waiting while it is paused; resumed, it is back in sync', async () => {
     const cl = await startCluster();
-    const client = new TallyClient({ addresses: [cl.nodes.a.address, cl.nodes.b.address] });
-    const firsts: number[] = [];
-    let running = true;
-    const loop = (async () => {
-      while (running) {
-        const r = await client.allocate('ids', 1, { deadlineMs: 10_000 }).catch(() => null);
-        if (r !== null) firsts.push(r.first);
-      }
-    })();
+    const { firsts, stop } = sequentialLoad(cl, false);
     try {
       await until('load flowing', () => Promise.resolve(firsts.length > 50 ? true : null));
       await kill(cl.nodes.b.child, 'SIGSTOP');
@@ -240,9 +252,7 @@ describe('controller with real processes', () => {
         (await cl.config()).inSync.includes('b') ? true : null,
       );
     } finally {
-      running = false;
-      await loop;
-      client.close();
+      await stop();
     }
     expect(new Set(firsts).size).toBe(firsts.length);
   });

@@ -11,7 +11,6 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { TallyClient } from '../../src/client';
 import {
   closeControllerClients,
   kill,
@@ -24,7 +23,10 @@ import {
   dumpMembersOnFailure,
 } from './cluster-process';
 import {
-  Recorder,
+  clientOf,
+  closeRecorders,
+  recorder,
+  type Recorder,
   counterOf,
   expectCleanHistory,
   expectServingCountersCover,
@@ -46,26 +48,10 @@ import {
 } from './serve-process';
 import { checkHistory } from '../chaos/history';
 
-const recorders: Recorder[] = [];
-const clients: TallyClient[] = [];
-
-function recorder(): Recorder {
-  const r = new Recorder();
-  recorders.push(r);
-  return r;
-}
-
-function clientOf(cl: Cluster): TallyClient {
-  const c = new TallyClient({ addresses: [cl.nodes.a.address, cl.nodes.b.address] });
-  clients.push(c);
-  return c;
-}
-
 beforeAll(assertBuilt);
 afterEach(async (ctx) => {
   dumpMembersOnFailure(ctx.task.result?.state === 'fail');
-  for (const c of clients.splice(0)) c.close();
-  for (const r of recorders.splice(0)) r.close();
+  closeRecorders();
   closeControllerClients();
   await killChildren();
   await removeTempDirs();
@@ -95,6 +81,16 @@ async function serveAgain(
     await load.stop();
   }
   return rec.ackedSince(mark).map((op) => op.first as number);
+}
+
+/** The cluster serves again through b (a holds none of the history), above every acknowledged ID. */
+async function expectServedByB(cl: Cluster, rec: Recorder): Promise<void> {
+  const after = await serveAgain(cl, rec, 20, '20 allocations after a lost its disk');
+  await expectCleanHistory(cl, rec);
+  expect(Math.min(...after)).toBeGreaterThan(20);
+  const config = await cl.config();
+  expect(config.primary.id).toBe('b');
+  expect(await counterOf(config.primary.address)).toBeGreaterThanOrEqual(rec.maxAcked());
 }
 
 /** A failover timeout long enough for a killed node to restart before any failover. */
@@ -190,12 +186,7 @@ describe('disk loss and stale disks (real processes)', () => {
     await kill(cl.nodes.a.child, 'SIGKILL');
     await cl.wipe('a');
     cl.startNode('a'); // back before any failover
-    const after = await serveAgain(cl, rec, 20, '20 allocations after a lost its disk');
-    await expectCleanHistory(cl, rec);
-    expect(Math.min(...after)).toBeGreaterThan(20);
-    const config = await cl.config();
-    expect(config.primary.id).toBe('b');
-    expect(await counterOf(config.primary.address)).toBeGreaterThanOrEqual(rec.maxAcked());
+    await expectServedByB(cl, rec);
   }, 90_000);
 
   it('W2b: the primary restarted once (b holds epoch 2 of a), then loses its disk and restarts at once: the cluster serves again through b (not stuck with two standbys)', async () => {
@@ -211,12 +202,7 @@ describe('disk loss and stale disks (real processes)', () => {
     await kill(cl.nodes.a.child, 'SIGKILL');
     await cl.wipe('a');
     cl.startNode('a'); // back before any failover
-    const after = await serveAgain(cl, rec, 20, '20 allocations after a lost its disk');
-    await expectCleanHistory(cl, rec);
-    expect(Math.min(...after)).toBeGreaterThan(20);
-    const config = await cl.config();
-    expect(config.primary.id).toBe('b');
-    expect(await counterOf(config.primary.address)).toBeGreaterThanOrEqual(rec.maxAcked());
+    await expectServedByB(cl, rec);
   }, 90_000);
 
   it('L1: the idle standby dies, then the primary restarts: the controller approves it alone and it serves again above every earlier ID', async () => {

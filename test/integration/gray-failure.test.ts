@@ -15,7 +15,6 @@ import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { TallyClient } from '../../src/client';
 import {
   closeControllerClients,
   kill,
@@ -23,10 +22,15 @@ import {
   untilIn,
   untilInSync,
   untilPrimary,
-  type Cluster,
   dumpMembersOnFailure,
 } from './cluster-process';
-import { Recorder, expectCleanHistory, expectServingCountersCover } from './recorded-alloc';
+import {
+  clientOf,
+  closeRecorders,
+  expectCleanHistory,
+  expectServingCountersCover,
+  recorder,
+} from './recorded-alloc';
 import {
   assertBuilt,
   killChildren,
@@ -59,8 +63,6 @@ if (loopWhy !== null) {
 }
 
 const mounts: string[] = [];
-const recorders: Recorder[] = [];
-const clients: TallyClient[] = [];
 const proxies: Array<{ close(): void }> = [];
 
 /** A fresh 256 MiB ext4 (sparse image in a temp dir), loop-mounted; unmounted in afterEach. */
@@ -151,25 +153,12 @@ async function connectProxy(refused: string[]): Promise<{ port: number; close():
   return proxy;
 }
 
-function recorder(): Recorder {
-  const r = new Recorder();
-  recorders.push(r);
-  return r;
-}
-
-function clientOf(cl: Cluster): TallyClient {
-  const c = new TallyClient({ addresses: [cl.nodes.a.address, cl.nodes.b.address] });
-  clients.push(c);
-  return c;
-}
-
 beforeAll(assertBuilt);
 afterEach(async (ctx) => {
   dumpMembersOnFailure(ctx.task.result?.state === 'fail');
   // A process blocked on a frozen file system cannot be killed: thaw first.
   for (const mnt of mounts) fsfreeze('-u', mnt);
-  for (const c of clients.splice(0)) c.close();
-  for (const r of recorders.splice(0)) r.close();
+  closeRecorders();
   for (const p of proxies.splice(0)) p.close();
   closeControllerClients();
   await killChildren();

@@ -5,7 +5,7 @@
  */
 import type * as grpc from '@grpc/grpc-js';
 import { expect } from 'vitest';
-import type { TallyClient } from '../../src/client';
+import { TallyClient } from '../../src/client';
 import type { CounterClient } from '../../src/generated/tally/v1/Counter';
 import { History, checkHistory, type Operation } from '../chaos/history';
 import { lastIds } from '../chaos/load';
@@ -160,4 +160,26 @@ export async function expectServingCountersCover(cl: Cluster, rec: Recorder): Pr
     if (s?.role !== 'primary' || s.state !== 'serving') continue;
     expect(await counterOf(address), `node ${id}'s counter`).toBeGreaterThanOrEqual(rec.maxAcked());
   }
+}
+
+const recorders: Recorder[] = [];
+const clients: TallyClient[] = [];
+
+/** A Recorder closed by closeRecorders() (afterEach). */
+export function recorder(): Recorder {
+  const r = new Recorder();
+  recorders.push(r);
+  return r;
+}
+
+/** A client library instance given both nodes' addresses, closed by closeRecorders(). */
+export function clientOf(cl: Cluster): TallyClient {
+  const c = new TallyClient({ addresses: [cl.nodes.a.address, cl.nodes.b.address] });
+  clients.push(c);
+  return c;
+}
+
+export function closeRecorders(): void {
+  for (const c of clients.splice(0)) c.close();
+  for (const r of recorders.splice(0)) r.close();
 }
