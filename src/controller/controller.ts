@@ -286,8 +286,8 @@ export class Controller {
 
   /**
    * The configured primary goes back to serving when it is the directory the controller
-   * knows, in sync, and its meta says it was primary (or its log is empty); anything else
-   * starts as a standby (and is promoted by the probe loop when that is right).
+   * knows, in sync, and its meta says it was primary or standalone (or its log is empty);
+   * anything else starts as a standby (and is promoted by the probe loop when that is right).
    */
   private place(id: string, report: NodeReport): NodePlacement {
     const c = this.config;
@@ -296,7 +296,7 @@ export class Controller {
     if (id === c.primary.id && inSync) {
       const tookPromotion =
         report.epochPrimary === id && report.epoch >= c.epoch && report.role === 'primary';
-      const wasPrimary = report.role === 'primary' || report.lastIndex === 0;
+      const wasPrimary = report.role !== 'standby' || report.lastIndex === 0;
       if (c.promoting ? tookPromotion : wasPrimary) {
         return {
           ...base,

@@ -39,6 +39,7 @@ import {
   removeTempDirs,
   runCli,
   sleep,
+  spawnCli,
   standbyCaughtUp,
   startPair,
   startPrimary,
@@ -295,6 +296,57 @@ describe('disk loss and stale disks (real processes)', () => {
       console.log('B', cl.nodes.b.child.stderr());
     }
     expect(cfg.primary.id).toBe('a');
+    await expectCleanHistory(cl, rec);
+    await expectServingCountersCover(cl, rec);
+  }, 90_000);
+
+  it('both copies and the controller lost: the documented procedure (a standby forced with a skip-ahead, then a fresh controller) never hands out an acknowledged ID again', async () => {
+    const cl = await startCluster();
+    const rec = recorder();
+    await rec.must(cl.nodes.a.address, 30);
+    await untilInSync(cl);
+    await kill(cl.controllerChild, 'SIGKILL');
+    await kill(cl.nodes.a.child, 'SIGKILL');
+    await kill(cl.nodes.b.child, 'SIGKILL');
+    await cl.wipe('a');
+    await cl.wipe('b');
+    await fs.promises.rm(path.join(cl.dir, 'controller'), { recursive: true, force: true });
+    // 1. a alone, as a standby on its empty directory; 2. forced with the skip-ahead.
+    const alone = spawnCli([
+      'serve',
+      '--id',
+      'a',
+      '--data-dir',
+      cl.dataDir('a'),
+      '--role',
+      'standby',
+      '--listen',
+      cl.nodes.a.address,
+      '--metrics-listen',
+      '127.0.0.1:0',
+    ]);
+    await until('a up as a standby', async () => (await nodeStatus(cl.nodes.a.address)) ?? null);
+    const forced = await runCli([
+      'promote',
+      '--target',
+      cl.nodes.a.address,
+      '--epoch',
+      '1',
+      '--force',
+      '--skip-ahead',
+      '1000000',
+    ]);
+    expect(forced.code, forced.stderr).toBe(0);
+    alone.proc.kill('SIGTERM');
+    expect((await alone.exited).code).toBe(0);
+    // 3. A fresh controller and both nodes: a's directory proves it holds the history.
+    cl.startController();
+    cl.startNode('a');
+    cl.startNode('b');
+    const after = await serveAgain(cl, rec, 10, '10 allocations after the procedure');
+    expect(Math.min(...after)).toBeGreaterThan(1_000_000);
+    expect((await cl.config()).primary.id).toBe('a');
+    await untilInSync(cl);
     await expectCleanHistory(cl, rec);
     await expectServingCountersCover(cl, rec);
   }, 90_000);
