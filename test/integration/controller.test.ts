@@ -282,6 +282,38 @@ describe('controller with real processes', () => {
     expect(Math.min(...after)).toBeGreaterThan(Math.max(...before));
   });
 
+  it('a controller that lost its configuration after a failover does not invent one: while the old primary is down it waits (the promoted node serves on); then the node that began the highest epoch stays primary', async () => {
+    const cl = await startCluster();
+    const before = await allocOn(cl.nodes.a.address, 10);
+    const original = await cl.config();
+    await kill(cl.nodes.a.child, 'SIGKILL');
+    await until('b promoted', async () => {
+      const s = await nodeStatus(cl.nodes.b.address);
+      return s.role === 'primary' && s.state === 'serving' ? s : null;
+    });
+    const alone = await allocOn(cl.nodes.b.address, 10); // acknowledged by b alone
+    await kill(cl.controllerChild, 'SIGKILL');
+    await fs.promises.rm(path.join(cl.dir, 'controller', 'cluster.json'));
+    cl.startController();
+    // a has not reported: nothing is proven, so there is no configuration (not "a primary").
+    await until('controller up, waiting for a', () =>
+      cl.config().then(
+        () => Promise.reject(new Error('test: a configuration was invented')),
+        (err: Error) => (/waiting for a to report/.test(err.message) ? true : null),
+      ),
+    );
+    const meanwhile = await allocOn(cl.nodes.b.address, 5); // the data path does not wait
+    cl.startNode('a');
+    const rebuilt = await until('rebuilt, a verified back in sync', async () => {
+      const c = await cl.config();
+      return c.inSync.length === 2 ? c : null;
+    });
+    expect(rebuilt).toMatchObject({ primary: { id: 'b' }, clusterId: original.clusterId });
+    expect((await nodeStatus(cl.nodes.a.address)).role).toBe('standby');
+    const after = await allocOn(cl.nodes.b.address, 5);
+    expect(Math.min(...after)).toBeGreaterThan(Math.max(...before, ...alone, ...meanwhile));
+  });
+
   it('the controller restarts from its stored configuration without --node; --node flags that contradict it are refused (exit 2) with how to change a member', async () => {
     const cl = await startCluster();
     await kill(cl.controllerChild, 'SIGKILL');
