@@ -52,6 +52,11 @@ export interface ClusterConfig {
   clusterId: string;
   /** The epoch of the latest promotion (a restarted primary may run in a higher one). */
   epoch: number;
+  /**
+   * The highest epoch any node has reported (a primary's own restarts, a standby's accepted
+   * epoch): every promotion goes above it, even while the node that holds it is down.
+   */
+  epochSeen: number;
   primary: NodeRef;
   standby: NodeRef;
   /** Both members' data directories, as the controller last recorded them. */
@@ -63,6 +68,11 @@ export interface ClusterConfig {
   promoting: boolean;
   /** While promoting: the promotion is an operator's forced one with this skip-ahead. */
   forceSkipAhead: number;
+  /**
+   * The last in-sync request applied: a primary's requests are ordered by (epoch, seq), and
+   * an older one (late, duplicated) is refused.
+   */
+  lastInSyncChange: { epoch: number; seq: number } | null;
 }
 
 /** The member record of `id` (every configuration holds both). */
@@ -159,6 +169,7 @@ function isClusterConfig(x: unknown): x is ClusterConfig {
     Number.isSafeInteger(c.version) &&
     typeof c.clusterId === 'string' &&
     Number.isSafeInteger(c.epoch) &&
+    Number.isSafeInteger(c.epochSeen) &&
     isNodeRef(c.primary) &&
     isNodeRef(c.standby) &&
     Array.isArray(c.members) &&
@@ -167,6 +178,10 @@ function isClusterConfig(x: unknown): x is ClusterConfig {
     Array.isArray(c.inSync) &&
     c.inSync.every((id) => typeof id === 'string') &&
     typeof c.promoting === 'boolean' &&
-    Number.isSafeInteger(c.forceSkipAhead)
+    Number.isSafeInteger(c.forceSkipAhead) &&
+    (c.lastInSyncChange === null ||
+      (typeof c.lastInSyncChange === 'object' &&
+        Number.isSafeInteger(c.lastInSyncChange.epoch) &&
+        Number.isSafeInteger(c.lastInSyncChange.seq)))
   );
 }

@@ -51,6 +51,7 @@ function seeded(changes: Partial<ClusterConfig> = {}): ClusterConfig {
     version: 7,
     clusterId: cluster,
     epoch: 3,
+    epochSeen: 3,
     primary: a,
     standby: b,
     members: [
@@ -61,6 +62,7 @@ function seeded(changes: Partial<ClusterConfig> = {}): ClusterConfig {
     lastFailover: null,
     promoting: false,
     forceSkipAhead: 0,
+    lastInSyncChange: null,
     ...changes,
   };
 }
@@ -162,12 +164,15 @@ async function setup(o: SetupOptions = {}) {
   return { controller, admin, store, storage, run, metrics, stored, gauge };
 }
 
+/** A primary's in-sync request; each one newer than the one before (its seq). */
+let seq = 0;
 const change = (primaryId: string, epoch: number, standbyId: string, index = 10) => ({
   primaryId,
   primaryIncarnation: '',
   epoch,
   standbyId,
   acknowledged: { epoch, index },
+  seq: ++seq,
 });
 
 describe('controller: failover', () => {

@@ -93,6 +93,8 @@ export interface InSyncChange {
   epoch: number;
   standbyId: string;
   acknowledged: Position;
+  /** Orders the primary's requests within its epoch. */
+  seq: number;
 }
 
 export interface ControllerOptions {
@@ -260,6 +262,11 @@ export class Controller {
       }
       const c = this.config;
       if (c.primary.id !== id && c.standby.id !== id) throw this.notMember(id);
+      const stale = this.staleConfig([report]);
+      if (stale !== null) {
+        this.block(stale);
+        throw new UnavailableError(`controller: ${stale}`);
+      }
       if (report.clusterId !== '' && report.clusterId !== c.clusterId) {
         throw new DataDirError(
           `controller: ${id}'s data directory belongs to cluster ${report.clusterId}, this controller runs cluster ${c.clusterId}; give ${id} an empty data directory (it joins as a new member) or point it at its own controller`,
@@ -267,7 +274,11 @@ export class Controller {
       }
       await this.checkMember(id, report);
       this.note(id, report);
-      return { placement: this.place(id, report), config: this.config };
+      const placement = this.place(id, report);
+      // A primary placed now is starting now: its failover timeout counts from here, not from
+      // before it went down (its first probe may take a reconnect backoff to get through).
+      if (placement.role === 'primary') this.primaryHealthyAtMs = this.opts.clock.monotonicMs();
+      return { placement, config: this.config };
     });
   }
 
@@ -315,9 +326,13 @@ export class Controller {
     return this.exclusive(async () => {
       this.checkPrimary(req);
       const id = this.configuredStandby(req.standbyId);
-      if (!this.config.inSync.includes(id)) return this.config;
+      const order = this.checkOrder(req);
+      if (!this.config.inSync.includes(id)) {
+        await this.change(order, `${req.primaryId}: ${id} already out of the in-sync set`);
+        return this.config;
+      }
       await this.change(
-        this.withInSync(this.config.inSync.filter((x) => x !== id)),
+        { ...this.withInSync(this.config.inSync.filter((x) => x !== id)), ...order },
         `degrade: ${req.primaryId} lost standby ${id}`,
       );
       this.log.warn(
@@ -337,8 +352,12 @@ export class Controller {
     return this.exclusive(async () => {
       this.checkPrimary(req);
       const id = this.configuredStandby(req.standbyId);
+      const order = this.checkOrder(req);
       const c = this.config;
-      if (c.inSync.includes(id)) return c;
+      if (c.inSync.includes(id)) {
+        await this.change(order, `${req.primaryId}: ${id} already in sync`);
+        return this.config;
+      }
       const member = memberOf(c, id);
       let report: NodeReport;
       try {
@@ -358,9 +377,11 @@ export class Controller {
         m.id === id ? { id, incarnation: report.incarnation, vouched: req.acknowledged } : m,
       );
       await this.change(
-        { inSync: [...c.inSync, id], members },
+        { inSync: [...c.inSync, id], members, ...order },
         `standby ${id} caught up (verified)`,
       );
+      // Only a serving primary adds its standby back: it is alive, whatever its last probe said.
+      this.primaryHealthyAtMs = Math.max(this.primaryHealthyAtMs, this.opts.clock.monotonicMs());
       this.log.warn(
         {
           primary: req.primaryId,
@@ -473,6 +494,11 @@ export class Controller {
       }
       const c = this.config;
       if (c.primary.id !== id && c.standby.id !== id) throw this.notMember(id);
+      if (c.promoting) {
+        throw new UnavailableError(
+          `controller: a promotion of ${c.primary.id} is in progress; wait for it (tally status --controller) before forcing another`,
+        );
+      }
       const to = c.primary.id === id ? c.primary : c.standby;
       const from = c.primary.id === id ? c.standby : c.primary;
       let report: NodeReport;
@@ -513,6 +539,24 @@ export class Controller {
       );
     }
     return configured;
+  }
+
+  /**
+   * A primary's in-sync requests apply in the order it sent them: one older than the last
+   * applied (a late or duplicated message) is refused, or a stale "add back" could undo a
+   * newer degrade while the primary acknowledges alone.
+   */
+  private checkOrder(req: InSyncChange): Pick<ClusterConfig, 'lastInSyncChange'> {
+    const last = this.config.lastInSyncChange;
+    const older =
+      last !== null &&
+      (req.epoch < last.epoch || (req.epoch === last.epoch && req.seq <= last.seq));
+    if (older) {
+      throw new WrongRoleError(
+        `controller: in-sync request ${req.seq} of epoch ${req.epoch} is not newer than the last one applied (${last.seq} of epoch ${last.epoch}): refused`,
+      );
+    }
+    return { lastInSyncChange: { epoch: req.epoch, seq: req.seq } };
   }
 
   /** Only the configured primary, on its known directory, at its epoch or later. */
@@ -636,6 +680,16 @@ export class Controller {
 
   private note(id: string, report: NodeReport): void {
     this.seen.set(id, { okAtMs: this.opts.clock.monotonicMs(), status: report, down: false });
+    this.noteEpoch(report);
+  }
+
+  /** Remembers the highest epoch any node reported (written with the vouched positions). */
+  private noteEpoch(report: NodeReport): void {
+    const c = this.configValue;
+    const epoch = Math.max(report.epoch, report.lastEpoch);
+    if (c === null || epoch <= c.epochSeen) return;
+    this.configValue = { ...c, epochSeen: epoch };
+    this.vouchDirty = true;
   }
 
   /** One probe round, then whatever it calls for (serialized with every other change). */
@@ -653,6 +707,7 @@ export class Controller {
         if ((this.configValue?.version ?? 0) !== version) return;
         if (this.configValue === null) return this.buildFromProbes(nodes, seen);
         await this.decide();
+        await this.persistRefinements();
       });
     } catch (err) {
       this.log.error({ err: (err as Error).message }, 'controller: probe round failed');
@@ -669,8 +724,29 @@ export class Controller {
     await this.tryBuild();
   }
 
+  /**
+   * A node that began (or follows) an epoch above the configuration's, of another primary than
+   * the configured one, proves the stored configuration is older than the cluster (restored
+   * from an old copy): acting on it could promote a node that lacks the history.
+   */
+  private staleConfig(reports: Array<NodeReport | null>): string | null {
+    const c = this.config;
+    for (const r of reports) {
+      if (r === null || r.epoch <= c.epoch || r.epochPrimary === '') continue;
+      if (r.epochPrimary === c.primary.id) continue; // the configured primary's own restarts
+      return `the stored configuration is older than the cluster: a node holds epoch ${r.epoch} of ${r.epochPrimary}, the configuration knows epoch ${c.epoch} with ${c.primary.id} primary; give the controller its current cluster.json, or remove the file to rebuild it from the nodes`;
+    }
+    return null;
+  }
+
   private async decide(): Promise<void> {
     const c = this.config;
+    const stale = this.staleConfig([this.fresh(c.primary.id), this.fresh(c.standby.id)]);
+    if (stale !== null) return this.block(stale);
+    for (const ref of [c.primary, c.standby]) {
+      const report = this.fresh(ref.id);
+      if (report !== null) this.noteEpoch(report);
+    }
     for (const ref of [c.primary, c.standby]) {
       const report = this.fresh(ref.id);
       if (report !== null) await this.checkMember(ref.id, report);
@@ -686,7 +762,7 @@ export class Controller {
     if (problem === null && this.config.inSync.includes(this.config.primary.id)) {
       this.primaryHealthyAtMs = now;
       this.unblock();
-      await this.vouch(primary as NodeReport, now);
+      this.vouch(primary as NodeReport);
       return;
     }
     const since =
@@ -803,7 +879,7 @@ export class Controller {
    * (their acks were waited for): the vouched positions move up to it, written at most every
    * vouchPersistMs (a restarted controller checks against the last one written).
    */
-  private async vouch(primary: NodeReport, now: number): Promise<void> {
+  private vouch(primary: NodeReport): void {
     const c = this.config;
     const at = primary.acknowledged;
     if (at.index === 0) return;
@@ -818,15 +894,20 @@ export class Controller {
       this.configValue = { ...c, members };
       this.vouchDirty = true;
     }
-    if (
-      this.vouchDirty &&
-      now - this.vouchSavedAtMs >= (this.opts.vouchPersistMs ?? vouchPersistMsDefault)
-    ) {
+  }
+
+  /** Writes refinements (vouched positions, epochSeen) at most every vouchPersistMs. */
+  private async persistRefinements(): Promise<void> {
+    const due = this.opts.clock.monotonicMs() - this.vouchSavedAtMs;
+    if (this.vouchDirty && due >= (this.opts.vouchPersistMs ?? vouchPersistMsDefault)) {
       await this.saveVouched();
     }
   }
 
-  /** Writes the vouched positions (same version: they refine, they change no role). */
+  /**
+   * Writes the vouched positions and the highest epoch seen (same version: they refine the
+   * configuration, they change no role).
+   */
   private async saveVouched(): Promise<void> {
     const c = this.configValue;
     if (c === null || !this.vouchDirty) return;
@@ -849,7 +930,7 @@ export class Controller {
     inSync: string[],
     skipAhead = 0,
   ): Promise<void> {
-    const epoch = Math.max(this.config.epoch, epochSeen) + 1;
+    const epoch = Math.max(this.config.epoch, this.config.epochSeen, epochSeen) + 1;
     const record: FailoverRecord = {
       atUnixMs: this.opts.clock.nowUnixMs(),
       kind,
@@ -863,6 +944,7 @@ export class Controller {
       {
         ...this.withInSync(inSync),
         epoch,
+        epochSeen: epoch,
         primary: to,
         standby: from,
         promoting: true,

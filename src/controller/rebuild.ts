@@ -13,7 +13,13 @@
  */
 import { randomId, shortId } from '../core/ids';
 import type { ClusterConfig, MemberRecord, NodeRef } from './config-store';
-import { isEmpty, lastPosition, type NodeReport } from './members';
+import {
+  comparePositions,
+  formatPosition,
+  isEmpty,
+  lastPosition,
+  type NodeReport,
+} from './members';
 
 /** A configuration, or why there is none yet (`pending`: only a member's report is missing). */
 export type BuildResult =
@@ -30,6 +36,7 @@ function baseConfig(
     version: 1,
     clusterId,
     epoch,
+    epochSeen: epoch,
     primary,
     standby,
     members,
@@ -37,6 +44,7 @@ function baseConfig(
     lastFailover: null,
     promoting: false,
     forceSkipAhead: 0,
+    lastInSyncChange: null,
   };
 }
 
@@ -68,6 +76,33 @@ function bootstrap(nodes: [NodeRef, NodeRef], first: NodeReport | undefined): Bu
   };
 }
 
+interface Claim {
+  ref: NodeRef;
+  report: NodeReport;
+  other: NodeRef;
+  otherReport: NodeReport;
+}
+
+/**
+ * The member whose directory proves it holds the history: it began the highest epoch any
+ * member began, no member holds records of a later epoch, and the other member's log goes no
+ * further than its own (else it may be an old copy). An epoch accepted but never written
+ * (its primary crashed before persisting it) proves nothing either way.
+ */
+function historyOwner(claims: Claim[]): Claim | string {
+  const began = claims.filter((c) => c.report.epochPrimary === c.ref.id && c.report.epoch > 0);
+  if (began.length === 0) return 'no member began the epoch it holds';
+  const owner = began.reduce((x, y) => (y.report.epoch > x.report.epoch ? y : x));
+  const later = claims.find((c) => c.report.lastEpoch > owner.report.epoch);
+  if (later !== undefined) {
+    return `${later.ref.id} holds records of epoch ${later.report.lastEpoch}, which no member proves it began`;
+  }
+  if (comparePositions(lastPosition(owner.otherReport), lastPosition(owner.report)) > 0) {
+    return `${owner.other.id}'s log goes further than ${owner.ref.id}'s (${formatPosition(lastPosition(owner.otherReport))} against ${formatPosition(lastPosition(owner.report))}): ${owner.ref.id}'s directory may be an old copy`;
+  }
+  return owner;
+}
+
 export function buildConfig(
   nodes: [NodeRef, NodeRef],
   reports: ReadonlyMap<string, NodeReport>,
@@ -96,16 +131,16 @@ export function buildConfig(
     ];
     return { config: baseConfig(clusterId, p, s, members, 0), why: 'new cluster' };
   }
-  const epoch = Math.max(r0.epoch, r1.epoch);
-  const owner = [
+  const owner = historyOwner([
     { ref: p, report: r0, other: s, otherReport: r1 },
     { ref: s, report: r1, other: p, otherReport: r0 },
-  ].find((c) => c.report.epoch === epoch && c.report.epochPrimary === c.ref.id);
-  if (owner === undefined) {
+  ]);
+  if (typeof owner === 'string') {
     return {
-      waiting: `no member proves it holds the history: the highest epoch (${epoch}) belongs to a node whose directory does not say it began it; an operator may bootstrap (--bootstrap) or force a promotion`,
+      waiting: `no member proves it holds the history: ${owner}; if you know which node does, restart the controller with --bootstrap and that node as the first --node`,
     };
   }
+  const epoch = owner.report.epoch;
   const members = [
     {
       id: owner.ref.id,

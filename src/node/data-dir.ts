@@ -48,6 +48,11 @@ export interface Meta {
   catchingUp?: boolean;
   /** Standby: a snapshot install was interrupted; the log is discarded at start. */
   snapshotInstall?: boolean;
+  /**
+   * A forced promotion's skip-ahead not yet durable in an epoch-start record of this log: the
+   * next epoch this node begins carries it (then it is cleared), even after a crash.
+   */
+  pendingSkipAhead?: number;
 }
 
 /** Holds the data-dir lock; close() releases it. */

@@ -77,6 +77,8 @@ export class InSyncTracker {
   private resyncMark = 0;
   /** Alone, standby streaming: its ack must reach this index before it is waited for again. */
   private keepUpMark = 0;
+  /** The last request's sequence number in this term. */
+  private seq = 0;
   private asking = false;
   private nextAskAtMs = 0;
   /** After stop() an answer still on its way changes nothing (the node is no primary now). */
@@ -197,6 +199,7 @@ export class InSyncTracker {
       standbyId,
       acknowledgedIndex: acknowledged.index,
       acknowledgedEpoch: acknowledged.epoch,
+      seq: ++this.seq,
     };
   }
 

@@ -332,7 +332,8 @@ export class TallyNode implements CounterNode {
   private async startRole(placement: Placement, nextEpoch: number): Promise<void> {
     const { role } = placement;
     this.setRoleGauge(role);
-    const term: Term = { epoch: nextEpoch, nonce: randomId(), persisted: false, skipAhead: 0 };
+    const skipAhead = this.meta.pendingSkipAhead ?? 0; // a forced promotion that crashed
+    const term: Term = { epoch: nextEpoch, nonce: randomId(), persisted: false, skipAhead };
     if (role === 'standalone') return this.beginEpoch(term, null);
     if (role === 'primary') {
       const alone = this.opts.controller !== undefined && placement.aloneApproved === true;
@@ -399,6 +400,9 @@ export class TallyNode implements CounterNode {
 
   private startSender(term: Term, standby: string, address: string): Sender {
     const dial = this.opts.dial as (target: string) => Dialer;
+    // A forced term's floor counts from its Hello on, before the epoch-start record applies it
+    // (it is durable in meta already, as pendingSkipAhead).
+    const termFloor = this.store.state.floor + term.skipAhead;
     const sender = new Sender({
       dialer: dial(standby),
       log: primaryLogOf(this.store),
@@ -409,6 +413,7 @@ export class TallyNode implements CounterNode {
       clusterId: this.meta.clusterId ?? '',
       primaryIncarnation: this.meta.incarnation,
       commitIndex: () => this.committer?.acknowledgedIndex ?? 0,
+      idFloor: () => Math.max(this.store.state.floor, termFloor),
       logger: this.opts.logger.child({ module: 'replication' }),
       clock: this.clock,
       metrics: senderMetricsOf(this.opts.metrics),
@@ -524,13 +529,18 @@ export class TallyNode implements CounterNode {
           }
           if (this.stateValue === 'starting') this.stateValue = 'serving';
           const fields = { epoch, index: result?.index, nodeId: this.opts.id };
-          if (term.skipAhead > 0) {
-            this.log.warn(
-              { ...fields, skipAhead: term.skipAhead, floor: this.store.state.floor },
-              'node: serving after a forced promotion; every counter skipped ahead',
-            );
-          } else this.log.info(fields, 'node: serving');
-          resolve();
+          if (term.skipAhead === 0) {
+            this.log.info(fields, 'node: serving');
+            return resolve();
+          }
+          this.log.warn(
+            { ...fields, skipAhead: term.skipAhead, floor: this.store.state.floor },
+            'node: serving after a forced promotion; every counter skipped ahead',
+          );
+          // The skip is in the durable log now: it no longer needs carrying.
+          this.metaStore
+            .update((m) => (m.pendingSkipAhead ? { pendingSkipAhead: undefined } : null))
+            .then(() => resolve(), reject);
         },
         term.skipAhead,
       );
@@ -612,12 +622,10 @@ export class TallyNode implements CounterNode {
       throw new UnavailableError(`node: cannot promote while ${this.stateValue}`);
     }
     const role: Role = standby === undefined ? 'standalone' : 'primary';
-    const term: Term = {
-      epoch,
-      nonce: randomId(),
-      persisted: true,
-      skipAhead: options.skipAhead ?? 0,
-    };
+    // The skip is stored with the epoch: a crash before the epoch-start record is durable
+    // must not lose it (the next epoch this node begins carries it).
+    const skipAhead = Math.max(options.skipAhead ?? 0, this.meta.pendingSkipAhead ?? 0);
+    const term: Term = { epoch, nonce: randomId(), persisted: true, skipAhead };
     try {
       await this.metaStore.update((m) => {
         const highest = Math.max(m.epoch, this.store.highestEpoch);
@@ -637,6 +645,7 @@ export class TallyNode implements CounterNode {
           epochNonce: term.nonce,
           role,
           catchingUp: undefined,
+          pendingSkipAhead: skipAhead > 0 ? skipAhead : undefined,
         };
       });
     } catch (err) {
@@ -769,9 +778,14 @@ export class TallyNode implements CounterNode {
       this.beginning = false;
       this.standbyTarget = '';
       this.standbyId = '';
-      await this.metaStore.set({ role: 'standby', catchingUp: catchingUp || undefined });
-      const now = this.stateValue as NodeState; // closed or failed while awaiting
-      if (now === 'draining' || now === 'failed' || now === 'closed') return;
+      const stopping = (): boolean => {
+        const now = this.stateValue as NodeState; // closed or failed while awaiting
+        return now === 'draining' || now === 'failed' || now === 'closed';
+      };
+      await this.metaStore.update(() =>
+        stopping() ? null : { role: 'standby', catchingUp: catchingUp || undefined },
+      );
+      if (stopping()) return;
       this.opts.metrics.degraded.set(0);
       this.setRoleGauge('standby');
       this.log.warn({ reason, epoch: this.meta.epoch }, 'node: rejoining as a standby');
@@ -883,6 +897,8 @@ export class TallyNode implements CounterNode {
     this.sender?.stop();
     await this.replica?.exclusive(() => Promise.resolve());
     await this.store.close();
+    // No meta write may land after the directory is unlocked (a rejoin begun before close).
+    await this.metaStore.update(() => null).catch(() => undefined);
     this.lock?.close();
     this.stateValue = 'closed';
     this.log.info({ lastIndex: this.store.lastIndex }, 'node: closed');

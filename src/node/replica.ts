@@ -79,7 +79,11 @@ export class ReplicaLogAdapter implements ReplicaLog {
     }
     const held = m.epochPrimary ?? '';
     const followed = m.primaryIncarnation ?? '';
-    if (held === hello.primaryId && followed !== '' && hello.primaryIncarnation !== followed) {
+    // A forced promotion (its floor above this log's) may run on a new directory: the
+    // operator chose it over the history this standby followed.
+    const forced = hello.idFloor > this.host.store.state.floor;
+    const replaced = followed !== '' && hello.primaryIncarnation !== followed;
+    if (held === hello.primaryId && replaced && !forced) {
       throw new StaleEpochError(
         `node: ${this.nodeId} followed ${held} on data directory ${shortId(followed)}; ${held} now runs on ${shortId(hello.primaryIncarnation)} (wiped or replaced): it holds none of the history and must not be primary`,
       );
@@ -118,6 +122,10 @@ export class ReplicaLogAdapter implements ReplicaLog {
 
   acknowledgedFloor(): number {
     return Math.max(this.acknowledged, this.host.store.checkpointIndex);
+  }
+
+  idFloor(): number {
+    return this.host.store.state.floor;
   }
 
   shape(): LogShape {

@@ -134,6 +134,8 @@ export interface InSyncRequest {
   /** Every record up to here is acknowledged (and the epoch of that record). */
   acknowledgedIndex: number;
   acknowledgedEpoch: number;
+  /** Increases with each request of this primary's term (a late duplicate is refused). */
+  seq: number;
 }
 
 export interface PromoteResult {

@@ -5,7 +5,7 @@
  * controller. Driven by hand-made replication messages into a real standby node.
  */
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import { ReplicationAbortedError, StaleEpochError } from '../core/errors';
+import { StaleEpochError } from '../core/errors';
 import type { CounterNode } from '../node/types';
 import { FaultStorage } from '../testing/fault-storage';
 import { openFaultNode } from '../testing/node-harness';
@@ -39,6 +39,7 @@ function hello(epoch: number, changes: Partial<Hello> = {}): Hello {
     epochNonce: `n${epoch}`,
     clusterId: '',
     primaryIncarnation: 'dir-a',
+    idFloor: 0,
     ...changes,
   };
 }
@@ -141,7 +142,7 @@ describe('epoch identity on the standby', () => {
     old.send(hello(2));
     await old.acked(1);
     old.send({ ...term(2, 4, 1, 1, 100) });
-    expect(await old.ended()).toBeInstanceOf(ReplicationAbortedError);
+    expect(await old.ended()).toBeInstanceOf(StaleEpochError); // fenced: it lost history
     const again = session(b);
     again.send(hello(2));
     await again.acked(1);
@@ -153,7 +154,7 @@ describe('epoch identity on the standby', () => {
       counters: [['ids', 3]],
       floor: 0,
     });
-    expect(await again.ended()).toBeInstanceOf(ReplicationAbortedError);
+    expect(await again.ended()).toBeInstanceOf(StaleEpochError);
     expect(b.status().lastIndex).toBe(10);
     // Above what was acknowledged, an unacknowledged suffix is still cut (log matching).
     const fine = session(b);
@@ -162,5 +163,26 @@ describe('epoch identity on the standby', () => {
     fine.send(term(3, 9, 1, 1, 200));
     await fine.acked(2);
     expect(b.status().lastIndex).toBe(11);
+  });
+
+  it("a primary whose history holds a forced skip-ahead this standby has not seen may cut below what it knew was acknowledged (the operator's force supersedes it), even from a new directory", async () => {
+    const b = await standby();
+    const s1 = session(b);
+    s1.send(hello(1));
+    s1.send({ ...term(1, 0, 0, 9, 1), commitIndex: 8 });
+    await s1.acked(2);
+    const forced = session(b);
+    forced.send(hello(2, { primaryIncarnation: 'dir-a-new', idFloor: 1000 }));
+    await forced.acked(1);
+    forced.send({
+      kind: 'installSnapshot',
+      epoch: 2,
+      index: 4,
+      indexEpoch: 1,
+      counters: [['ids', 1003]],
+      floor: 1000,
+    });
+    await forced.acked(2);
+    expect(b.status()).toMatchObject({ lastIndex: 4, idFloor: 1000 });
   });
 });

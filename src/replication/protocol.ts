@@ -19,6 +19,8 @@ export interface Hello {
   clusterId: string;
   /** The primary's data directory ('' when unknown). */
   primaryIncarnation: string;
+  /** The floor the primary's unseen namespaces start above (raised only by forced promotions). */
+  idFloor: number;
 }
 
 export interface Append {
@@ -74,6 +76,10 @@ export interface LogShape {
 export interface HelloReply extends LogShape {
   kind: 'helloReply';
   nodeId: string;
+  /** Every record up to here is known to be acknowledged on the standby. */
+  acknowledgedFloor: number;
+  /** The standby's floor for unseen namespaces. */
+  idFloor: number;
 }
 
 export interface Ack {

@@ -54,6 +54,8 @@ export interface ReplicaLog {
    * said it acknowledged): log matching may never cut or replace it.
    */
   acknowledgedFloor(): number;
+  /** The floor this log's unseen namespaces start above (raised only by forced promotions). */
+  idFloor(): number;
   shape(): LogShape;
   /** Epoch of the record at `index` (0 for index 0, the snapshot's at the snapshot index). */
   epochAt(index: number): number | null;
@@ -259,7 +261,13 @@ export class ReceiverSession implements ChannelEvents<ToStandby> {
       { peer: this.peer, primaryId: hello.primaryId, epoch: hello.epoch, ...shapeLog(shape) },
       'replication: primary connected',
     );
-    this.channel.send({ kind: 'helloReply', nodeId: this.log.nodeId, ...shape });
+    this.channel.send({
+      kind: 'helloReply',
+      nodeId: this.log.nodeId,
+      ...shape,
+      acknowledgedFloor: this.log.acknowledgedFloor(),
+      idFloor: this.log.idFloor(),
+    });
   }
 
   private async onAppend(append: Append): Promise<void> {
@@ -331,12 +339,22 @@ export class ReceiverSession implements ChannelEvents<ToStandby> {
 
   /**
    * A primary whose log ends below a record known to be acknowledged here has lost history
-   * (an old copy of its data directory): following it would cut acknowledged records.
+   * (an old copy of its data directory): following it would cut acknowledged records, so it is
+   * fenced. Unless its history holds a forced skip-ahead this log has not seen (its floor is
+   * higher): an operator's forced promotion supersedes what only this node still holds.
    */
   private refuseBelowAcknowledged(index: number, what: string): void {
     const floor = this.log.acknowledgedFloor();
     if (index >= floor) return;
-    throw new ReplicationAbortedError(
+    const hello = this.hello as Hello;
+    if (hello.idFloor > this.log.idFloor()) {
+      this.logger.warn(
+        { index, acknowledgedFloor: floor, primaryFloor: hello.idFloor },
+        `replication: ${what} below acknowledged records: the primary's history was forced past them (skip-ahead)`,
+      );
+      return;
+    }
+    throw new StaleEpochError(
       `replication: refusing to ${what} at index ${index}: records up to ${floor} are acknowledged here, so the primary's log lacks acknowledged records (lost or restored from an old copy)`,
     );
   }

@@ -98,6 +98,7 @@ describe('standby refuses bad replication input and leaves its log untouched', (
       epochNonce: meta?.epochNonce ?? '',
       clusterId: '',
       primaryIncarnation: meta?.primaryIncarnation ?? '',
+      idFloor: 0,
     } as const;
   };
 

@@ -78,6 +78,7 @@ const hello = (epoch: number, primaryId = 'A') =>
     epochNonce: `nonce-${epoch}`,
     clusterId: '',
     primaryIncarnation: `dir-of-${primaryId}`,
+    idFloor: 0,
   }) as const;
 
 /**
@@ -103,6 +104,7 @@ function handDrivenSender(log: PrimaryLog, extra: Partial<SenderOptions> = {}) {
     clusterId: '',
     primaryIncarnation: 'dir-of-p',
     commitIndex: () => 0,
+    idFloor: () => 0,
     logger: pino({ level: 'silent' }),
     clock: systemClock,
     metrics: { ackSeconds() {}, batchBytes() {}, reconnected() {}, catchUpRecords() {} },
@@ -123,6 +125,8 @@ const emptyStandby: ToPrimary = {
   epochs: [],
   snapshotIndex: 0,
   snapshotEpoch: 0,
+  acknowledgedFloor: 0,
+  idFloor: 0,
 };
 
 describe('replication regressions', () => {

@@ -74,6 +74,8 @@ export interface SenderOptions {
    * may checkpoint up to it. 0 when unknown.
    */
   commitIndex(): number;
+  /** The floor this primary's unseen namespaces start above (its forced skip-aheads). */
+  idFloor(): number;
   logger: Logger;
   clock: Clock;
   metrics: SenderMetrics;
@@ -221,6 +223,7 @@ export class Sender {
       epochNonce: this.opts.epochNonce,
       clusterId: this.opts.clusterId,
       primaryIncarnation: this.opts.primaryIncarnation,
+      idFloor: this.opts.idFloor(),
     });
   }
 
@@ -256,6 +259,14 @@ export class Sender {
       },
       'replication: standby connected',
     );
+    const matched = match === 'snapshot' ? -1 : match;
+    if (matched < reply.acknowledgedFloor && this.opts.idFloor() <= reply.idFloor) {
+      // The standby holds acknowledged records this log does not: this primary lost history
+      // (an old copy of its directory). It must not begin its epoch, nor cut them.
+      throw new StaleEpochError(
+        `replication: standby ${reply.nodeId} holds acknowledged records up to ${reply.acknowledgedFloor} that this primary's log does not (it matches up to ${match}): this node lost history and must not serve`,
+      );
+    }
     this.stateValue = 'catching-up';
     this.catchUpTarget = this.lastOffered;
     if (!this.accepted) {

@@ -37,9 +37,13 @@ const roleChangeCallMs = 5000;
 /** A switchover may wait for a target that does not serve, then hand back: longer still. */
 const switchoverCallMs = 30_000;
 
+/**
+ * Reconnect fast: a node restarting on the same address must be seen within a probe or two,
+ * or the controller counts it unreachable for longer than it is.
+ */
 const channelOptions: grpc.ChannelOptions = {
-  'grpc.initial_reconnect_backoff_ms': 100,
-  'grpc.max_reconnect_backoff_ms': 500,
+  'grpc.initial_reconnect_backoff_ms': 50,
+  'grpc.max_reconnect_backoff_ms': 200,
 };
 
 let protos: ReturnType<typeof loadProtos> | null = null;

@@ -61,6 +61,7 @@ export function fromWireConfig(w: ClusterConfig__Output): ClusterView {
     version: Number(w.version),
     clusterId: w.clusterId,
     epoch: Number(w.epoch),
+    epochSeen: Number(w.epoch),
     primary: nodeRef(w.primary, 'primary'),
     standby: nodeRef(w.standby, 'standby'),
     members: w.members.map((m) => ({
@@ -73,6 +74,7 @@ export function fromWireConfig(w: ClusterConfig__Output): ClusterView {
     inSync: w.inSync,
     promoting: w.promoting,
     forceSkipAhead: 0,
+    lastInSyncChange: null,
     blocked: w.blocked,
     lastFailover:
       f === null
@@ -100,6 +102,7 @@ function inSyncArgs(req: InSyncChange__Output): InSyncChange {
     epoch,
     standbyId: req.standbyId,
     acknowledged: { epoch: Number(req.acknowledgedEpoch), index: Number(req.acknowledgedIndex) },
+    seq: Number(req.seq),
   };
 }
 

@@ -43,6 +43,7 @@ function fromWireRequest(req: ReplicateRequest__Output): ToStandby {
       epochNonce: h.epochNonce,
       clusterId: h.clusterId,
       primaryIncarnation: h.primaryIncarnation,
+      idFloor: num(h.idFloor),
     };
   }
   if (req.kind === 'append' && req.append) {
@@ -96,6 +97,8 @@ function fromWireResponse(res: ReplicateResponse__Output): ToPrimary {
       epochs: h.epochs.map((e) => ({ epoch: num(e.epoch), index: num(e.index) })),
       snapshotIndex: num(h.snapshotIndex),
       snapshotEpoch: num(h.snapshotEpoch),
+      acknowledgedFloor: num(h.acknowledgedFloor),
+      idFloor: num(h.idFloor),
     };
   }
   if (res.kind === 'ack' && res.ack)

@@ -10,6 +10,7 @@ export interface Hello {
   'epochNonce'?: (string);
   'clusterId'?: (string);
   'primaryIncarnation'?: (string);
+  'idFloor'?: (number | string | Long);
 }
 
 export interface Hello__Output {
@@ -20,4 +21,5 @@ export interface Hello__Output {
   'epochNonce': (string);
   'clusterId': (string);
   'primaryIncarnation': (string);
+  'idFloor': (string);
 }

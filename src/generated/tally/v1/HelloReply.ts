@@ -10,6 +10,8 @@ export interface HelloReply {
   'epochs'?: (_tally_v1_EpochStart)[];
   'snapshotIndex'?: (number | string | Long);
   'snapshotEpoch'?: (number | string | Long);
+  'acknowledgedFloor'?: (number | string | Long);
+  'idFloor'?: (number | string | Long);
 }
 
 export interface HelloReply__Output {
@@ -19,4 +21,6 @@ export interface HelloReply__Output {
   'epochs': (_tally_v1_EpochStart__Output)[];
   'snapshotIndex': (string);
   'snapshotEpoch': (string);
+  'acknowledgedFloor': (string);
+  'idFloor': (string);
 }

@@ -9,6 +9,7 @@ export interface InSyncChange {
   'primaryIncarnation'?: (string);
   'acknowledgedIndex'?: (number | string | Long);
   'acknowledgedEpoch'?: (number | string | Long);
+  'seq'?: (number | string | Long);
 }
 
 export interface InSyncChange__Output {
@@ -18,4 +19,5 @@ export interface InSyncChange__Output {
   'primaryIncarnation': (string);
   'acknowledgedIndex': (string);
   'acknowledgedEpoch': (string);
+  'seq': (string);
 }

@@ -1,0 +1,230 @@
+/**
+ * A whole cluster in one process: the real Controller and two real TallyNodes. Each node on its
+ * own FaultStorage, replication over a FaultNetwork, the controller's calls to the nodes and
+ * the nodes' calls to the controller (Join, RemoveFromInSync, AddToInSync) as direct calls.
+ */
+import pino from 'pino';
+import { UnavailableError } from '../core/errors';
+import { createMetrics } from '../core/metrics';
+import { Controller, type NodeAdmin, type PromoteCall } from '../controller/controller';
+import { FileConfigStore, type NodeRef } from '../controller/config-store';
+import type { NodeReport } from '../controller/members';
+import { createControllerMetrics } from '../controller/metrics';
+import { openNode, type NodeOptions } from '../node/node';
+import type {
+  CounterNode,
+  InSyncAuthority,
+  InSyncRequest,
+  JoinReport,
+  Placement,
+} from '../node/types';
+import { refuseReplication } from '../replication/protocol';
+import { systemClock } from '../core/clock';
+import { FaultNetwork } from './fault-network';
+import { FaultStorage } from './fault-storage';
+import { testDataDir } from './node-harness';
+
+export const A: NodeRef = { id: 'a', address: 'a:1' };
+export const B: NodeRef = { id: 'b', address: 'b:1' };
+const silent = pino({ level: process.env.REVIEW_LOG ?? 'silent' });
+
+export class Cluster {
+  disks: Record<'a' | 'b', FaultStorage> = { a: new FaultStorage(), b: new FaultStorage() };
+  nodes: Record<'a' | 'b', CounterNode | null> = { a: null, b: null };
+  /** Nodes whose admin (controller→node) link is cut. */
+  adminDown = new Set<string>();
+  ctlDisk = new FaultStorage();
+  /** Every AddToInSync request a node sent (to replay one late). */
+  addRequests: InSyncRequest[] = [];
+  controller: Controller | null = null;
+  readonly net = new FaultNetwork(7);
+
+  constructor(
+    private readonly ctlOpts: {
+      failoverTimeoutMs?: number;
+      probeIntervalMs?: number;
+      vouchPersistMs?: number;
+    } = {},
+  ) {}
+
+  async startController(): Promise<Controller> {
+    const admin: NodeAdmin = {
+      status: (address) => this.call(address, (n) => Promise.resolve(report(n))),
+      promote: (address, epoch, standby, call: PromoteCall) =>
+        this.call(address, async (n) => {
+          await n.promote(epoch, {
+            standby,
+            aloneApproved: call.aloneApproved,
+            force: call.skipAhead > 0,
+            skipAhead: call.skipAhead,
+          });
+        }),
+      stepDown: (address, epoch) => this.call(address, (n) => n.stepDown(epoch)),
+    };
+    this.controller = new Controller({
+      store: new FileConfigStore(this.ctlDisk, '/ctl'),
+      admin,
+      clock: systemClock,
+      logger: silent,
+      metrics: createControllerMetrics({ defaults: false }),
+      nodes: [A, B],
+      probeIntervalMs: this.ctlOpts.probeIntervalMs ?? 50,
+      failoverTimeoutMs: this.ctlOpts.failoverTimeoutMs ?? 300,
+      startupGraceMs: 1000,
+      promoteTimeoutMs: 1500,
+      vouchPersistMs: this.ctlOpts.vouchPersistMs ?? 1000,
+    });
+    await this.controller.start();
+    return this.controller;
+  }
+
+  async stopController(): Promise<void> {
+    await this.controller?.stop();
+    this.controller = null;
+  }
+
+  private call<T>(address: string, fn: (n: CounterNode) => Promise<T>): Promise<T> {
+    const id = address === A.address ? 'a' : 'b';
+    const n = this.nodes[id];
+    if (n === null || this.adminDown.has(id))
+      return Promise.reject(new UnavailableError(`${id} down`));
+    const s = n.status().state;
+    if (s === 'closed' || s === 'failed') return Promise.reject(new UnavailableError(`${id} ${s}`));
+    return fn(n);
+  }
+
+  /** Delivers a node's request to the controller (again): a late or duplicated message. */
+  deliverAdd(r: InSyncRequest) {
+    return this.controller!.addToInSync({
+      primaryId: r.primaryId,
+      primaryIncarnation: r.primaryIncarnation,
+      epoch: r.epoch,
+      standbyId: r.standbyId,
+      acknowledged: { epoch: r.acknowledgedEpoch, index: r.acknowledgedIndex },
+      seq: r.seq,
+    });
+  }
+
+  private authority(): InSyncAuthority {
+    const ctl = () => {
+      if (this.controller === null) throw new UnavailableError('controller down');
+      return this.controller;
+    };
+    const change = (r: InSyncRequest) => ({
+      primaryId: r.primaryId,
+      primaryIncarnation: r.primaryIncarnation,
+      epoch: r.epoch,
+      standbyId: r.standbyId,
+      acknowledged: { epoch: r.acknowledgedEpoch, index: r.acknowledgedIndex },
+      seq: r.seq,
+    });
+    return {
+      removeFromInSync: async (r) => void (await ctl().removeFromInSync(change(r))),
+      addToInSync: async (r) => {
+        this.addRequests.push(r);
+        await ctl().addToInSync(change(r));
+      },
+    };
+  }
+
+  private async place(id: string, r: JoinReport): Promise<Placement> {
+    for (;;) {
+      try {
+        if (this.controller === null) throw new UnavailableError('controller down');
+        const { placement } = await this.controller.join(id, {
+          role: r.role,
+          state: 'starting',
+          epoch: r.epoch,
+          epochPrimary: r.epochPrimary,
+          incarnation: r.incarnation,
+          clusterId: r.clusterId,
+          lastIndex: r.lastIndex,
+          lastEpoch: r.lastEpoch,
+          catchingUp: r.catchingUp,
+          acknowledged: { epoch: 0, index: 0 },
+          writeStallMs: 0,
+        });
+        return {
+          role: placement.role,
+          standby: placement.standby?.address,
+          standbyId: placement.standby?.id,
+          aloneApproved: placement.aloneApproved,
+          clusterId: placement.clusterId,
+          catchingUp: placement.catchingUp,
+        };
+      } catch (err) {
+        if (!(err instanceof UnavailableError)) throw err;
+        await new Promise((res) => setTimeout(res, 50));
+      }
+    }
+  }
+
+  options(id: 'a' | 'b', extra: Partial<NodeOptions> = {}): NodeOptions {
+    const self = id === 'a' ? A : B;
+    return {
+      id,
+      dataDir: testDataDir,
+      logger: silent,
+      metrics: createMetrics({ defaults: false }),
+      storage: this.disks[id],
+      lock: false,
+      segmentSizeBytes: 8192,
+      place: (r) => this.place(id, r),
+      controller: this.authority(),
+      degradeAfterMs: 200,
+      dial: (target) => this.net.dialer(target, () => this.accept(target)),
+      advertiseAddress: self.address,
+      replicationAckTimeoutMs: 400,
+      ackWaitMs: 5000,
+      ...extra,
+    };
+  }
+
+  async startNode(id: 'a' | 'b', extra: Partial<NodeOptions> = {}): Promise<CounterNode> {
+    const n = await openNode(this.options(id, extra));
+    this.nodes[id] = n;
+    return n;
+  }
+
+  /** Power cut on `id`: only what was durable survives; the process is gone. */
+  async crash(id: 'a' | 'b'): Promise<void> {
+    const n = this.nodes[id];
+    this.disks[id] = this.disks[id].crash();
+    this.nodes[id] = null;
+    await n?.close().catch(() => undefined);
+  }
+
+  private accept(target: string) {
+    return (channel: Parameters<CounterNode['openReplication']>[0], peer: string) => {
+      const id = target === A.address ? 'a' : 'b';
+      const node = this.nodes[id];
+      if (node === null) {
+        return refuseReplication(channel, new UnavailableError('harness: connection refused'));
+      }
+      return node.openReplication(channel, peer);
+    };
+  }
+
+  async close(): Promise<void> {
+    await this.stopController().catch(() => undefined);
+    for (const id of ['a', 'b'] as const) await this.nodes[id]?.close().catch(() => undefined);
+    this.net.stop();
+  }
+}
+
+export function report(n: CounterNode): NodeReport {
+  const s = n.status();
+  return {
+    role: s.role,
+    state: s.state,
+    epoch: s.epoch,
+    epochPrimary: s.epochPrimary,
+    lastIndex: s.lastIndex,
+    catchingUp: s.replication?.catchingUp ?? false,
+    incarnation: s.incarnation,
+    clusterId: s.clusterId,
+    lastEpoch: s.lastEpoch,
+    acknowledged: { epoch: s.acknowledgedEpoch, index: s.acknowledgedIndex },
+    writeStallMs: s.writeStallMs,
+  };
+}
