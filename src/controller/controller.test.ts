@@ -395,6 +395,25 @@ describe('controller: identity of the members', () => {
     await t.controller.stop();
   });
 
+  it('another directory is a new member even when its log reaches what the controller vouches for (a disk rebuilt from files, a clone of another disk): identity, not position', async () => {
+    const t = await setup();
+    await t.controller.start();
+    await t.run(200);
+    t.admin.up.set('b:1', false);
+    const joined = await t.controller.join(
+      'b',
+      report({ incarnation: 'dir-b-rebuilt', lastIndex: 10, lastEpoch: 3, state: 'starting' }),
+    );
+    expect(joined.placement).toMatchObject({ role: 'standby', catchingUp: true });
+    expect((await t.stored()).inSync).toEqual(['a']);
+    expect((await t.stored()).members.find((m) => m.id === 'b')).toEqual({
+      id: 'b',
+      incarnation: 'dir-b-rebuilt',
+      vouched: null,
+    });
+    await t.controller.stop();
+  });
+
   it('the same directory restored from an old copy (its log behind what was acknowledged) is a new member too', async () => {
     const t = await setup();
     await t.controller.start();
