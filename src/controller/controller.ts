@@ -760,7 +760,8 @@ export class Controller {
     );
     if (this.config.promoting) return this.decidePromoting(primary, now);
     if (problem === null && this.config.inSync.includes(this.config.primary.id)) {
-      this.primaryHealthyAtMs = now;
+      // When the probe answered, not when this round ended: failover timing counts from there.
+      this.primaryHealthyAtMs = this.seen.get(this.config.primary.id)?.okAtMs ?? now;
       this.unblock();
       this.vouch(primary as NodeReport);
       return;
