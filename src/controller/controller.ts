@@ -62,8 +62,6 @@ import {
 import type { ControllerMetrics } from './metrics';
 import { buildConfig } from './rebuild';
 
-export type ProbedStatus = NodeReport;
-
 /** The controller's calls to a node's Admin service (gRPC in production, fakes in tests). */
 export interface NodeAdmin {
   status(address: string): Promise<NodeReport>;
@@ -239,12 +237,6 @@ export class Controller {
     const c = this.configValue;
     if (c === null) throw new UnavailableError(`controller: ${this.blockedReason}`);
     return c;
-  }
-
-  /** The latest probe result per node id (for status pages). */
-  observed(id: string): { status: NodeReport | null; down: boolean } {
-    const s = this.seen.get(id);
-    return { status: s?.status ?? null, down: s?.down ?? true };
   }
 
   // ---- Requests from nodes and operators --------------------------------------------------
