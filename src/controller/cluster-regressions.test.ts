@@ -17,13 +17,7 @@ describe('F1: a forced promotion and a power cut', () => {
   it('a forced promotion whose node loses power before its epoch-start record is durable still skips ahead when it comes back (the skip is stored with the epoch)', async () => {
     const cl = new Cluster();
     clusters.push(cl);
-    await cl.startController();
-    const [a] = await Promise.all([cl.startNode('a'), cl.startNode('b')]);
-    await vi.waitFor(() => expect(a.status().state).toBe('serving'), { timeout: 10_000 });
-    await vi.waitFor(() => expect(cl.controller?.current?.inSync.length).toBe(2), {
-      timeout: 10_000,
-    });
-    for (let i = 0; i < 10; i++) await alloc(a, 'ids', 1);
+    const { a } = await cl.started();
     // b falls behind: a degrades it (controller's durable yes) and acknowledges alone.
     cl.net.partition();
     let highestAcked = 0;
@@ -64,13 +58,7 @@ describe('F2: a primary that lost history meets its standby', () => {
   it('a primary back on a slightly old copy of its directory (newer than the vouched position) fences itself instead of degrading the standby that holds acknowledged IDs; that standby is promoted', async () => {
     const cl = new Cluster({ vouchPersistMs: 1000 });
     clusters.push(cl);
-    await cl.startController();
-    const [a, b] = await Promise.all([cl.startNode('a'), cl.startNode('b')]);
-    await vi.waitFor(() => expect(a.status().state).toBe('serving'), { timeout: 10_000 });
-    await vi.waitFor(() => expect(cl.controller?.current?.inSync.length).toBe(2), {
-      timeout: 10_000,
-    });
-    for (let i = 0; i < 10; i++) await alloc(a, 'ids', 1);
+    const { a, b } = await cl.started();
     await new Promise((r) => setTimeout(r, 300)); // vouched: a's acknowledged index now
     const oldCopy = cl.disks.a.crash(); // a copy of a's directory as of now (IDs 1..10)
     // The site with a and the controller loses power shortly after: a acknowledged 11..15
@@ -106,13 +94,7 @@ describe('F3: rebuilding with an old copy of the epoch owner', () => {
   it("controller config lost and the primary back on an old copy: no configuration is built from the stale owner (the standby's log goes further); nobody serves", async () => {
     const cl = new Cluster();
     clusters.push(cl);
-    await cl.startController();
-    const [a, b] = await Promise.all([cl.startNode('a'), cl.startNode('b')]);
-    await vi.waitFor(() => expect(a.status().state).toBe('serving'), { timeout: 10_000 });
-    await vi.waitFor(() => expect(cl.controller?.current?.inSync.length).toBe(2), {
-      timeout: 10_000,
-    });
-    for (let i = 0; i < 10; i++) await alloc(a, 'ids', 1);
+    const { a, b } = await cl.started();
     const oldCopy = cl.disks.a.crash();
     let highestAcked = 0;
     for (let i = 0; i < 40; i++) highestAcked = (await alloc(a, 'ids', 1)).first;
@@ -140,13 +122,7 @@ describe('F4: the old primary after a forced promotion', () => {
   it("the old primary, whose checkpoint lies past the survivor's log end, takes the forced history (its floor is higher) and rejoins in sync", async () => {
     const cl = new Cluster();
     clusters.push(cl);
-    await cl.startController();
-    const [a] = await Promise.all([cl.startNode('a'), cl.startNode('b')]);
-    await vi.waitFor(() => expect(a.status().state).toBe('serving'), { timeout: 10_000 });
-    await vi.waitFor(() => expect(cl.controller?.current?.inSync.length).toBe(2), {
-      timeout: 10_000,
-    });
-    for (let i = 0; i < 10; i++) await alloc(a, 'ids', 1);
+    const { a } = await cl.started();
     cl.net.partition();
     for (let i = 0; i < 10; i++) await alloc(a, 'ids', 1); // alone (b degraded)
     await a.checkpoint(); // an ordinary (automatic) checkpoint on a
@@ -176,13 +152,7 @@ describe('F5: a forced promotion on a replaced disk', () => {
   it('a (new disk) forced by the operator while b is down: b returns and follows a (the forced floor outranks the directory b followed); a keeps serving', async () => {
     const cl = new Cluster();
     clusters.push(cl);
-    await cl.startController();
-    const [a] = await Promise.all([cl.startNode('a'), cl.startNode('b')]);
-    await vi.waitFor(() => expect(a.status().state).toBe('serving'), { timeout: 10_000 });
-    await vi.waitFor(() => expect(cl.controller?.current?.inSync.length).toBe(2), {
-      timeout: 10_000,
-    });
-    for (let i = 0; i < 10; i++) await alloc(a, 'ids', 1);
+    await cl.started();
     // Power loss of both; a's disk is dead (replaced), b stays down for a while.
     cl.adminDown.add('b');
     await cl.crash('b');
@@ -212,13 +182,7 @@ describe('F6: the controller restarted on an old copy of its own data directory'
   it('does not act on the stale configuration (a node holds a later epoch of another primary): the node that lacks what the real primary acknowledged alone is not promoted', async () => {
     const cl = new Cluster();
     clusters.push(cl);
-    await cl.startController();
-    const [a] = await Promise.all([cl.startNode('a'), cl.startNode('b')]);
-    await vi.waitFor(() => expect(a.status().state).toBe('serving'), { timeout: 10_000 });
-    await vi.waitFor(() => expect(cl.controller?.current?.inSync.length).toBe(2), {
-      timeout: 10_000,
-    });
-    for (let i = 0; i < 10; i++) await alloc(a, 'ids', 1);
+    await cl.started();
     await new Promise((r) => setTimeout(r, 1200)); // vouched positions persisted
     const oldCtl = cl.ctlDisk.crash(); // a backup / old copy of the controller's directory
     // Failover to b (a killed), a rejoins and is added back, then a is cut off and b degrades it.
@@ -282,13 +246,7 @@ describe('F8: a late (or duplicated) AddToInSync after a newer RemoveFromInSync'
   it('is refused: the standby is not counted in sync while the primary acknowledges alone, and a failover does not reissue IDs', async () => {
     const cl = new Cluster();
     clusters.push(cl);
-    await cl.startController();
-    const [a, b] = await Promise.all([cl.startNode('a'), cl.startNode('b')]);
-    await vi.waitFor(() => expect(a.status().state).toBe('serving'), { timeout: 10_000 });
-    await vi.waitFor(() => expect(cl.controller?.current?.inSync.length).toBe(2), {
-      timeout: 10_000,
-    });
-    for (let i = 0; i < 10; i++) await alloc(a, 'ids', 1);
+    const { a, b } = await cl.started();
     cl.net.partition();
     for (let i = 0; i < 5; i++) await alloc(a, 'ids', 1); // alone after remove #1
     expect(cl.controller!.current!.inSync).toEqual(['a']);

@@ -6,7 +6,13 @@
 import pino from 'pino';
 import { UnavailableError } from '../core/errors';
 import { createMetrics } from '../core/metrics';
-import { Controller, type NodeAdmin, type PromoteCall } from '../controller/controller';
+import { expect, vi } from 'vitest';
+import {
+  Controller,
+  type InSyncChange,
+  type NodeAdmin,
+  type PromoteCall,
+} from '../controller/controller';
 import { FileConfigStore, type NodeRef } from '../controller/config-store';
 import type { NodeReport } from '../controller/members';
 import { createControllerMetrics } from '../controller/metrics';
@@ -22,7 +28,7 @@ import { refuseReplication } from '../replication/protocol';
 import { systemClock } from '../core/clock';
 import { FaultNetwork } from './fault-network';
 import { FaultStorage } from './fault-storage';
-import { testDataDir } from './node-harness';
+import { alloc, testDataDir } from './node-harness';
 
 export const A: NodeRef = { id: 'a', address: 'a:1' };
 export const B: NodeRef = { id: 'b', address: 'b:1' };
@@ -95,14 +101,22 @@ export class Cluster {
 
   /** Delivers a node's request to the controller (again): a late or duplicated message. */
   deliverAdd(r: InSyncRequest) {
-    return this.controller!.addToInSync({
-      primaryId: r.primaryId,
-      primaryIncarnation: r.primaryIncarnation,
-      epoch: r.epoch,
-      standbyId: r.standbyId,
-      acknowledged: { epoch: r.acknowledgedEpoch, index: r.acknowledgedIndex },
-      seq: r.seq,
+    return this.controller!.addToInSync(toChange(r));
+  }
+
+  /**
+   * Controller, a and b started; a serving as primary with b in sync, and `ids` 1..allocated
+   * acknowledged. Returns the two nodes.
+   */
+  async started(allocated = 10): Promise<{ a: CounterNode; b: CounterNode }> {
+    await this.startController();
+    const [a, b] = await Promise.all([this.startNode('a'), this.startNode('b')]);
+    await vi.waitFor(() => expect(a.status().state).toBe('serving'), { timeout: 10_000 });
+    await vi.waitFor(() => expect(this.controller?.current?.inSync.length).toBe(2), {
+      timeout: 10_000,
     });
+    for (let i = 0; i < allocated; i++) await alloc(a, 'ids', 1);
+    return { a, b };
   }
 
   private authority(): InSyncAuthority {
@@ -110,19 +124,11 @@ export class Cluster {
       if (this.controller === null) throw new UnavailableError('controller down');
       return this.controller;
     };
-    const change = (r: InSyncRequest) => ({
-      primaryId: r.primaryId,
-      primaryIncarnation: r.primaryIncarnation,
-      epoch: r.epoch,
-      standbyId: r.standbyId,
-      acknowledged: { epoch: r.acknowledgedEpoch, index: r.acknowledgedIndex },
-      seq: r.seq,
-    });
     return {
-      removeFromInSync: async (r) => void (await ctl().removeFromInSync(change(r))),
+      removeFromInSync: async (r) => void (await ctl().removeFromInSync(toChange(r))),
       addToInSync: async (r) => {
         this.addRequests.push(r);
-        await ctl().addToInSync(change(r));
+        await ctl().addToInSync(toChange(r));
       },
     };
   }
@@ -210,6 +216,18 @@ export class Cluster {
     for (const id of ['a', 'b'] as const) await this.nodes[id]?.close().catch(() => undefined);
     this.net.stop();
   }
+}
+
+/** A node's in-sync request as the controller takes it (what the gRPC layer converts). */
+function toChange(r: InSyncRequest): InSyncChange {
+  return {
+    primaryId: r.primaryId,
+    primaryIncarnation: r.primaryIncarnation,
+    epoch: r.epoch,
+    standbyId: r.standbyId,
+    acknowledged: { epoch: r.acknowledgedEpoch, index: r.acknowledgedIndex },
+    seq: r.seq,
+  };
 }
 
 export function report(n: CounterNode): NodeReport {
