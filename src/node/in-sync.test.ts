@@ -125,6 +125,24 @@ describe('in-sync tracker', () => {
     t.tracker.stop();
   });
 
+  it('asks to add back a standby the configuration leaves out while acknowledgements wait for it, and backs off after a refusal', async () => {
+    const t = setup();
+    t.tracker.noteInSyncSet(['a']);
+    expect(t.authority.calls).toEqual(['add a@7 b']);
+    t.authority.answer(new UnavailableError('controller: b not added back: its log ends …'));
+    await t.tick(0);
+    t.tracker.noteInSyncSet(['a']); // the next configuration poll
+    expect(t.authority.calls).toHaveLength(1);
+    await t.tick(1000);
+    t.tracker.noteInSyncSet(['a']);
+    expect(t.authority.calls).toEqual(['add a@7 b', 'add a@7 b']);
+    t.authority.answer();
+    await t.tick(0);
+    t.tracker.noteInSyncSet(['a', 'b']); // in the set: nothing to ask
+    expect(t.authority.calls).toHaveLength(2);
+    t.tracker.stop();
+  });
+
   it('policy block never asks the controller and never acknowledges alone', async () => {
     const t = setup('block');
     t.committer.waitMs = 60_000;

@@ -183,6 +183,7 @@ export class InSyncTracker {
    */
   noteInSyncSet(inSync: readonly string[]): void {
     if (this.stateValue !== 'in-sync' || this.asking || this.stopped) return;
+    if (this.opts.clock.monotonicMs() < this.nextAskAtMs) return; // refused lately: back off
     const standbyId = this.standbyId;
     if (standbyId === '' || inSync.includes(standbyId)) return;
     if (this.opts.sender.state !== 'streaming') return;

@@ -140,6 +140,11 @@ export class LogStore {
     return Math.max(this.snapshotEpoch, epochs[epochs.length - 1]?.epoch ?? 0);
   }
 
+  /** Epoch of the last record in the log (the snapshot's when the WAL is empty; 0 if none). */
+  get lastEpoch(): number {
+    return this.epochAt(this.lastIndex) ?? this.highestEpoch;
+  }
+
   /** The last index in the WAL (ahead of appliedIndex while a primary waits for acks). */
   get lastIndex(): number {
     return this.wal.nextIndex - 1;

@@ -187,7 +187,7 @@ function joinReport(meta: Readonly<Meta>, store: LogStore): JoinReport {
     epochPrimary: meta.epochPrimary ?? '',
     role: meta.role,
     lastIndex: store.lastIndex,
-    lastEpoch: store.epochAt(store.lastIndex) ?? store.highestEpoch,
+    lastEpoch: store.lastEpoch,
     catchingUp: meta.catchingUp === true,
   };
 }
@@ -344,7 +344,6 @@ export class TallyNode implements CounterNode {
   }
 
   private beginFailed(err: unknown): void {
-    this.log.error({ err: (err as Error).message }, 'node: cannot begin epoch');
     this.fail(new StorageFatalError(`node: cannot begin epoch: ${(err as Error).message}`));
   }
 
@@ -851,7 +850,7 @@ export class TallyNode implements CounterNode {
       replication: this.replicationStatus(),
       incarnation: this.meta.incarnation,
       clusterId: this.meta.clusterId ?? '',
-      lastEpoch: store.epochAt(store.lastIndex) ?? store.highestEpoch,
+      lastEpoch: store.lastEpoch,
       acknowledgedIndex: acknowledged.index,
       acknowledgedEpoch: acknowledged.epoch,
       writeStallMs: Math.round(this.committer?.writeStallMs(this.clock.monotonicMs()) ?? 0),
