@@ -6,13 +6,17 @@
  * Ports from --base-port P: node a P (the CLI's default target at the default P), node b P+1,
  * the controller P+2; /metrics at P+1000, P+1001, P+1002.
  * A child that dies is reported and left down: the controller fails over around it, which is
- * what a local cluster is for (kill a node and watch). Exit 0 after a clean stop.
+ * what a local cluster is for (kill a node and watch); `start NAME` on stdin starts it again
+ * (also `stop`, `kill`, `restart`, `ps`). Exit 0 after a clean stop, 1 when every member
+ * died by itself. The controller reports who is primary; the banner and its changes say so.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import path from 'node:path';
 import readline from 'node:readline';
 import { type Command, Option } from 'commander';
-import { CliError, exitUsage, integerArg, out } from './common';
+import { ControllerClient } from '../server/controller-client';
+import { prettyLine, wantPretty } from '../server/log-format';
+import { CliError, exitFailure, exitUsage, integerArg, out } from './common';
 
 interface ClusterOptions {
   dataDir: string;
@@ -95,24 +99,71 @@ function prefixLines(
   name: string,
   stream: NodeJS.ReadableStream | null,
   write: (s: string) => void,
+  pretty: boolean,
 ): void {
   if (stream === null) return;
   const tag = `[${name}]`.padEnd(13);
-  readline.createInterface({ input: stream }).on('line', (line) => write(`${tag}${line}\n`));
+  readline.createInterface({ input: stream }).on('line', (line) => {
+    write(`${tag}${pretty ? prettyLine(line) : `${line}\n`}`);
+  });
 }
 
+function running(m: Member): boolean {
+  return m.proc !== undefined && m.proc.exitCode === null && m.proc.signalCode === null;
+}
+
+/**
+ * The children get their own process group (a terminal's Ctrl-C reaches `cluster up` only,
+ * which stops them in order) and stop by themselves when `cluster up` dies: their stdin is a
+ * pipe from it, and TALLY_STOP_ON_STDIN_EOF=1 makes its end a SIGTERM.
+ */
 function spawnMember(
   m: Member,
+  pretty: boolean,
   onExit: (m: Member, code: number | null, signal: string | null) => void,
 ): void {
   const proc = spawn(process.execPath, [process.argv[1] as string, ...m.args], {
-    stdio: ['ignore', 'pipe', 'pipe'],
-    env: { LOG_LEVEL: 'warn', ...process.env },
+    stdio: ['pipe', 'pipe', 'pipe'],
+    detached: true,
+    env: { LOG_LEVEL: 'warn', ...process.env, TALLY_STOP_ON_STDIN_EOF: '1', LOG_FORMAT: 'json' },
   });
   m.proc = proc;
-  prefixLines(m.name, proc.stdout, (s) => process.stdout.write(s));
-  prefixLines(m.name, proc.stderr, (s) => process.stderr.write(s));
+  prefixLines(m.name, proc.stdout, (s) => process.stdout.write(s), false);
+  prefixLines(m.name, proc.stderr, (s) => process.stderr.write(s), pretty);
   proc.on('exit', (code, signal) => onExit(m, code, signal));
+}
+
+const commandHelp =
+  'commands (type and press Enter): stop NAME | kill NAME | start NAME | restart NAME | ps — NAME is controller, a or b';
+
+/** Who is primary, as the controller says; printed when it changes (a failover, a restart). */
+function followRoles(controllerAddress: string): () => void {
+  const client = new ControllerClient(controllerAddress);
+  let last = '';
+  let polling = false;
+  const timer = setInterval(() => {
+    if (polling) return;
+    polling = true;
+    client
+      .getConfig(1000)
+      .then(
+        (c) => {
+          const inSync = c.inSync.includes(c.standby.id) ? 'in sync' : 'not in sync';
+          const now = c.promoting
+            ? `promoting ${c.primary.id} (epoch ${c.epoch})`
+            : `primary ${c.primary.id} (epoch ${c.epoch}), standby ${c.standby.id} (${inSync})`;
+          if (now !== last) out(`tally: ${now}\n`);
+          last = now;
+        },
+        () => undefined, // the controller is down or still starting: its own lines say so
+      )
+      .finally(() => (polling = false));
+  }, 500);
+  timer.unref();
+  return () => {
+    clearInterval(timer);
+    client.close();
+  };
 }
 
 async function runClusterUp(opts: ClusterOptions): Promise<void> {
@@ -120,48 +171,102 @@ async function runClusterUp(opts: ClusterOptions): Promise<void> {
     throw new CliError('cluster: --base-port leaves no room for P+1002', exitUsage);
   }
   const all = members(opts);
+  const byName = new Map(all.map((m) => [m.name, m]));
+  const pretty = wantPretty(process.stderr);
   let stopping = false;
+  /** Members stopped on purpose (a `stop`/`kill` command): their exit is not news. */
+  const stoppedByUser = new Set<string>();
   const exited = new Map<string, Promise<void>>();
-  for (const m of all) {
+  const launch = (m: Member): void => {
     exited.set(
       m.name,
       new Promise<void>((resolve) => {
-        spawnMember(m, (member, code, signal) => {
-          if (!stopping) {
+        spawnMember(m, pretty, (member, code, signal) => {
+          const how = signal ?? `code ${code}`;
+          if (stopping) {
+            resolve();
+            return;
+          }
+          if (stoppedByUser.delete(member.name)) {
             out(
-              `tally: ${member.name} exited (${signal ?? `code ${code}`}); the others keep running\n`,
+              `tally: ${member.name} stopped (${how}); \`start ${member.name}\` starts it again\n`,
+            );
+          } else if (all.every((x) => !running(x))) {
+            out(`tally: ${member.name} exited (${how}); every member has exited\n`);
+          } else {
+            out(
+              `tally: ${member.name} exited (${how}); the others keep running (\`start ${member.name}\` starts it again)\n`,
             );
           }
           resolve();
+          if (all.every((x) => !running(x)) && stoppedByUser.size === 0) {
+            out('tally: the cluster is down: no member is running (see the lines above)\n');
+            process.exit(exitFailure);
+          }
         });
       }),
     );
-  }
+  };
+  for (const m of all) launch(m);
   const host = opts.host;
   const p = opts.basePort;
+  const userLevel = process.env.LOG_LEVEL;
   out(
     [
       `tally: local cluster under ${path.resolve(opts.dataDir)} (Ctrl-C stops it)`,
-      `  node a      ${host}:${p}      metrics http://${host}:${p + 1000}/metrics  (starts as primary)`,
-      `  node b      ${host}:${p + 1}      metrics http://${host}:${p + 1001}/metrics  (starts as standby)`,
-      `  controller  ${host}:${p + 2}      metrics http://${host}:${p + 1002}/metrics`,
-      `  try: npx tally alloc --target ${host}:${p} --namespace demo --count 3`,
+      `  node a      ${host}:${p}      metrics http://${host}:${p + 1000}/metrics`,
+      `  node b      ${host}:${p + 1}      metrics http://${host}:${p + 1001}/metrics`,
+      `  controller  ${host}:${p + 2}      metrics http://${host}:${p + 1002}/metrics  (decides which node is primary)`,
+      `  logs: ${userLevel === undefined ? 'warnings and errors only (LOG_LEVEL=info for more)' : `LOG_LEVEL=${userLevel}`}`,
+      `  try: npx tally alloc --controller ${host}:${p + 2} --namespace demo --count 3`,
       `       npx tally status --controller ${host}:${p + 2}`,
+      `  ${commandHelp}`,
       '',
     ].join('\n'),
   );
+  const stopFollowing = followRoles(`${host}:${p + 2}`);
+  readline.createInterface({ input: process.stdin }).on('line', (line) => {
+    const [verb, name] = line.trim().split(/\s+/);
+    if (verb === undefined || verb === '') return;
+    if (verb === 'ps') {
+      for (const m of all) {
+        out(`  ${m.name.padEnd(11)} ${running(m) ? `running (pid ${m.proc?.pid})` : 'stopped'}\n`);
+      }
+      return;
+    }
+    const m = name === undefined ? undefined : byName.get(name);
+    if (m === undefined || !['stop', 'kill', 'start', 'restart'].includes(verb) || stopping) {
+      out(`tally: ${stopping ? 'stopping' : `unknown command '${line.trim()}'; ${commandHelp}`}\n`);
+      return;
+    }
+    void (async () => {
+      if (verb !== 'start' && running(m)) {
+        stoppedByUser.add(m.name);
+        m.proc?.kill(verb === 'kill' ? 'SIGKILL' : 'SIGTERM');
+        await exited.get(m.name);
+      }
+      if (verb === 'start' || verb === 'restart') {
+        if (running(m)) {
+          out(`tally: ${m.name} is running (pid ${m.proc?.pid})\n`);
+          return;
+        }
+        out(`tally: starting ${m.name}\n`);
+        launch(m);
+      }
+    })();
+  });
   const stop = (signal: NodeJS.Signals): void => {
     if (stopping) return;
     stopping = true;
+    stopFollowing();
     out(`tally: ${signal}: stopping the cluster\n`);
     // The controller first: stopping the primary while it still probes would be a failover.
-    const order = all;
     void (async () => {
       const killer = setTimeout(() => {
         for (const m of all) m.proc?.kill('SIGKILL');
       }, stopGraceMs);
-      for (const m of order) {
-        if (m.proc?.exitCode === null && m.proc.signalCode === null) m.proc.kill('SIGTERM');
+      for (const m of all) {
+        if (running(m)) m.proc?.kill('SIGTERM');
         await exited.get(m.name);
       }
       clearTimeout(killer);
@@ -171,6 +276,7 @@ async function runClusterUp(opts: ClusterOptions): Promise<void> {
   };
   process.on('SIGINT', stop);
   process.on('SIGTERM', stop);
+  process.on('SIGHUP', stop);
 }
 
 export function registerCluster(program: Command): void {

@@ -14,10 +14,11 @@ import { ControllerClient, GrpcNodeAdmin } from '../server/controller-client';
 import { startControllerServer } from '../server/controller-service';
 import { parseHostPort } from '../server/listen';
 import { createLogger } from '../server/logger';
-import { startMetricsServer } from '../server/metrics-http';
+import { startMetricsServer, type Probes } from '../server/metrics-http';
 import { NodeStorage } from '../wal/storage';
 import { ConfigError } from '../core/errors';
 import { CliError, exitUsage, hostPortArg, integerArg, out } from './common';
+import { installShutdown } from './signals';
 
 interface ControllerCliOptions {
   dataDir: string;
@@ -30,16 +31,45 @@ interface ControllerCliOptions {
   failoverTimeoutMs: number;
 }
 
-/** `--node ID=HOST:PORT`, repeatable. */
+/** `--node ID=HOST:PORT`, repeatable; also comma-separated (TALLY_CONTROLLER_NODES). */
 function nodeArg(value: string, previous: NodeRef[] = []): NodeRef[] {
-  const m = /^([A-Za-z0-9._-]{1,64})=(.+)$/.exec(value);
-  if (m === null) throw new InvalidArgumentError('expected ID=HOST:PORT');
-  try {
-    parseHostPort(m[2] as string);
-  } catch (err) {
-    throw new InvalidArgumentError((err as Error).message);
-  }
-  return [...previous, { id: m[1] as string, address: m[2] as string }];
+  const refs = value.split(',').map((one) => {
+    const m = /^([A-Za-z0-9._-]{1,64})=(.+)$/.exec(one.trim());
+    if (m === null) throw new InvalidArgumentError(`expected ID=HOST:PORT, got '${one}'`);
+    try {
+      parseHostPort(m[2] as string);
+    } catch (err) {
+      throw new InvalidArgumentError((err as Error).message);
+    }
+    return { id: m[1] as string, address: m[2] as string };
+  });
+  return [...previous, ...refs];
+}
+
+/** The controller's /healthz, /readyz and /role. */
+function probes(controller: Controller, stopping: () => boolean): Probes {
+  return {
+    live: () => !stopping(),
+    notReady: () => {
+      if (stopping()) return 'not ready: stopping';
+      if (controller.current === null) {
+        return `not ready: no configuration yet (${controller.blocked || 'waiting for the nodes to join'})`;
+      }
+      return null;
+    },
+    role: () => {
+      const c = controller.current;
+      return {
+        role: 'controller',
+        state: stopping() ? 'stopping' : c === null ? 'building' : 'serving',
+        epoch: c?.epoch ?? 0,
+        primary: c?.primary.id ?? null,
+        standby: c?.standby.id ?? null,
+        inSync: c?.inSync ?? [],
+        notServing: controller.blocked,
+      };
+    },
+  };
 }
 
 /** The two --node flags, or none (the stored configuration names the members). */
@@ -95,11 +125,13 @@ async function runController(opts: ControllerCliOptions): Promise<void> {
     if (err instanceof ConfigError) throw new CliError(err.message, exitUsage);
     throw err;
   }
+  let stopping = false;
   const server = await startControllerServer({ controller, listen: opts.listen, logger });
   const metricsServer = await startMetricsServer(
     opts.metricsListen,
     metrics.registry,
     logger.child({ module: 'metrics' }),
+    probes(controller, () => stopping),
   );
   out(
     `${JSON.stringify({ event: 'serving', grpcPort: server.port, metricsPort: metricsServer.port, pid: process.pid })}\n`,
@@ -108,22 +140,17 @@ async function runController(opts: ControllerCliOptions): Promise<void> {
     { dataDir, grpcPort: server.port, metricsPort: metricsServer.port },
     'controller: serving',
   );
-  let stopping = false;
-  const stop = (): void => {
-    if (stopping) process.exit(1);
-    stopping = true;
-    void (async () => {
+  installShutdown(
+    logger,
+    async () => {
       await controller.stop();
       await server.shutdown();
       await metricsServer.close();
       admin.close();
       lock.close();
-      logger.info('controller: stopped');
-      process.exit(0);
-    })();
-  };
-  process.on('SIGTERM', stop);
-  process.on('SIGINT', stop);
+    },
+    () => (stopping = true),
+  );
 }
 
 /**
@@ -174,8 +201,10 @@ export function registerController(program: Command): void {
     .addOption(
       new Option(
         '--node <id=host:port>',
-        'a member (twice): needed once, to create the cluster (the first starts as primary); afterwards the stored configuration names the members and --node must match it',
-      ).argParser(nodeArg),
+        'a member (twice, or comma-separated): needed once, to create the cluster (the first starts as primary); afterwards the stored configuration names the members and --node must match it',
+      )
+        .env('TALLY_CONTROLLER_NODES')
+        .argParser(nodeArg),
     )
     .option(
       '--bootstrap',

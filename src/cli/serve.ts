@@ -3,6 +3,7 @@
  * Prints one JSON line to stdout once serving — `{"event":"serving","grpcPort":…}` — which
  * tests, benchmarks and supervisors parse (with port 0 it carries the real ports).
  */
+import net from 'node:net';
 import path from 'node:path';
 import { type Command, InvalidArgumentError, Option } from 'commander';
 import { createMetrics, type Metrics } from '../core/metrics';
@@ -14,9 +15,10 @@ import { ControllerClient } from '../server/controller-client';
 import { grpcDialer } from '../server/replication-service';
 import { dialHost, parseHostPort } from '../server/listen';
 import { createLogger, type Logger } from '../server/logger';
-import { startMetricsServer, type MetricsServer } from '../server/metrics-http';
-import { startServer, type RunningServer } from '../server/server';
+import { startMetricsServer, type MetricsServer, type Probes } from '../server/metrics-http';
+import { servesAllocations, startServer, type RunningServer } from '../server/server';
 import { CliError, exitUsage, hostPortArg, integerArg, out } from './common';
+import { installShutdown } from './signals';
 
 interface ServeOptions {
   id: string;
@@ -35,6 +37,7 @@ interface ServeOptions {
   controller?: string;
   standbyLoss: StandbyLossPolicy;
   degradeAfterMs: number;
+  drainDelayMs: number;
 }
 
 interface Serving {
@@ -96,6 +99,8 @@ function nodeOptions(
 
 /** How long a node waits between attempts to reach the controller at start. */
 const controllerRetryMs = 500;
+/** Attempts (controllerRetryMs apart) before waiting for the controller is worth a warning. */
+const controllerQuietAttempts = 10;
 /** How often a node re-reads the controller's configuration (to learn it was deposed). */
 const configPollMs = 1000;
 
@@ -122,8 +127,10 @@ function placeByController(
         if (!(err instanceof UnavailableError)) {
           throw new CliError(`serve: ${(err as Error).message}`);
         }
+        // The controller usually starts next to the node: a few seconds of waiting is normal.
+        const level = attempt >= controllerQuietAttempts ? 'warn' : 'info';
         if (attempt % 10 === 0) {
-          logger.warn(
+          logger[level](
             { controller: client.address, err: (err as Error).message },
             'serve: waiting for the controller to place this node',
           );
@@ -165,32 +172,97 @@ function followController(s: Serving, id: string): void {
   s.configTimer.unref();
 }
 
-/** Opens the node, then the servers; if a server cannot start, the node is closed again. */
+/**
+ * Holds a listen address while the node recovers, so a busy port fails the start before the
+ * node writes anything (an epoch-start record, a placement). Released just before the real
+ * server binds it. Port 0 needs no holding.
+ */
+async function holdPort(what: string, listen: string): Promise<() => Promise<void>> {
+  const { host, port } = parseHostPort(listen);
+  if (port === 0) return () => Promise.resolve();
+  // Nothing is served while holding: a peer that connects meanwhile is reset and retries.
+  const server = net.createServer((socket) => socket.destroy());
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', (err: NodeJS.ErrnoException) =>
+      reject(
+        new CliError(
+          `serve: cannot listen on ${listen} (${what}): ${err.code === 'EADDRINUSE' ? 'the address is in use' : err.message}; nothing was written`,
+        ),
+      ),
+    );
+    server.listen({ host, port, exclusive: true }, () => resolve());
+  });
+  return () => new Promise<void>((resolve) => server.close(() => resolve()));
+}
+
+/** Node failing fatally or not at all: /healthz; serving allocations: /readyz. */
+function probes(node: CounterNode, grpc: RunningServer): Probes {
+  return {
+    live: () => {
+      const { state } = node.roleState();
+      return state !== 'failed' && state !== 'closed';
+    },
+    notReady: () => {
+      if (grpc.ready()) return null;
+      const s = node.roleState();
+      if (servesAllocations(s)) return 'not ready: draining';
+      return `not ready: ${s.role} (${s.state}); allocations go to the primary`;
+    },
+    role: () => {
+      const s = node.roleState();
+      return { ...s, serving: grpc.ready() };
+    },
+  };
+}
+
+/**
+ * Checks both ports are free, opens the node, then binds the servers; if a server cannot
+ * start, the node is closed again. A busy port stops the start before the node writes.
+ */
 async function start(opts: ServeOptions): Promise<Serving> {
+  const releaseGrpc = await holdPort('gRPC', opts.listen);
+  const releaseMetrics = await holdPort('metrics', opts.metricsListen).catch(async (err) => {
+    await releaseGrpc();
+    throw err;
+  });
   const logger = createLogger();
   const metrics = createMetrics();
   const controller = opts.controller === undefined ? null : new ControllerClient(opts.controller);
   // The address a standby hands to clients: known once the server is bound (port 0).
   let advertised!: (address: string) => void;
   const advertise = new Promise<string>((resolve) => (advertised = resolve));
-  const node = await openEngine(
-    opts.engine,
-    nodeOptions(opts, logger, metrics, advertise, controller),
-  );
+  let node: CounterNode;
+  try {
+    node = await openEngine(opts.engine, nodeOptions(opts, logger, metrics, advertise, controller));
+  } catch (err) {
+    controller?.close();
+    throw err;
+  } finally {
+    await releaseGrpc();
+    await releaseMetrics();
+  }
   let grpc: RunningServer | undefined;
   try {
-    grpc = await startServer({ node, listen: opts.listen, logger, metrics });
+    grpc = await startServer({
+      node,
+      listen: opts.listen,
+      logger,
+      metrics,
+      drainDelayMs: opts.drainDelayMs,
+    });
     advertised(opts.advertise ?? `${dialHost(parseHostPort(opts.listen).host)}:${grpc.port}`);
     const metricsLogger = logger.child({ module: 'metrics' });
     const metricsServer = await startMetricsServer(
       opts.metricsListen,
       metrics.registry,
       metricsLogger,
+      probes(node, grpc),
     );
     return { node, controller, grpc, metricsServer, logger: logger.child({ module: 'cli' }) };
   } catch (err) {
     await grpc?.shutdown();
     await node.close();
+    controller?.close();
     throw err;
   }
 }
@@ -200,42 +272,34 @@ function announce(s: Serving, opts: ServeOptions): void {
   const metricsPort = s.metricsServer.port;
   out(`${JSON.stringify({ event: 'serving', grpcPort, metricsPort, pid: process.pid })}\n`);
   const target = `${dialHost(parseHostPort(opts.listen).host)}:${grpcPort}`;
-  out(
-    `tally: node ${opts.id} serving on ${target}; try: npx tally alloc --target ${target} --namespace demo --count 3\n`,
-  );
+  // Where to allocate: a standby refuses allocations, so point at what follows the primary.
+  const { role } = s.node.roleState();
+  const hint =
+    opts.controller !== undefined
+      ? `npx tally alloc --controller ${opts.controller} --namespace demo --count 3`
+      : role === 'standby'
+        ? 'allocate on the primary (this node is its standby)'
+        : `npx tally alloc --target ${target} --namespace demo --count 3`;
+  out(`tally: node ${opts.id} serving on ${target}; try: ${hint}\n`);
   s.logger.info(
-    { id: opts.id, dataDir: path.resolve(opts.dataDir), grpcPort, metricsPort },
+    { id: opts.id, dataDir: path.resolve(opts.dataDir), grpcPort, metricsPort, role },
     'tally: serving',
   );
 }
 
-/** Graceful stop: NOT_SERVING, no new calls, in-flight calls answered, node closed, exit 0. */
-function installShutdown(s: Serving): void {
-  let stopping = false;
-  const stop = (signal: NodeJS.Signals): void => {
-    if (stopping) {
-      s.logger.warn({ signal }, 'tally: second signal during shutdown; exiting now');
-      process.exit(1);
-    }
-    stopping = true;
-    s.logger.info({ signal }, 'tally: shutting down');
-    if (s.configTimer !== undefined) clearInterval(s.configTimer);
-    void (async () => {
-      try {
-        await s.grpc.shutdown();
-        await s.node.close();
-        await s.metricsServer.close();
-        s.controller?.close();
-      } catch (err) {
-        s.logger.error({ err }, 'tally: shutdown failed');
-        process.exit(1);
-      }
-      s.logger.info('tally: stopped');
-      process.exit(0);
-    })();
-  };
-  process.on('SIGTERM', stop);
-  process.on('SIGINT', stop);
+function installServeShutdown(s: Serving): void {
+  installShutdown(
+    s.logger,
+    async () => {
+      await s.grpc.shutdown();
+      await s.node.close();
+      await s.metricsServer.close();
+      s.controller?.close();
+    },
+    () => {
+      if (s.configTimer !== undefined) clearInterval(s.configTimer);
+    },
+  );
 }
 
 /** A fatal node failure (fsync error) leaves durable state unknown: never keep serving. */
@@ -269,7 +333,7 @@ async function runServe(opts: ServeOptions, command: Command): Promise<void> {
   const serving = await start(opts);
   followController(serving, opts.id);
   exitOnNodeFailure(serving);
-  installShutdown(serving);
+  installServeShutdown(serving);
   announce(serving, opts);
 }
 
@@ -408,6 +472,15 @@ export function registerServe(program: Command): void {
         10,
         600_000,
       ).default(500),
+    )
+    .addOption(
+      intOption(
+        '--drain-delay-ms <ms>',
+        'TALLY_DRAIN_DELAY_MS',
+        'on SIGTERM: health NOT_SERVING at once, calls refused after this delay (let load balancers and readiness probes notice)',
+        0,
+        600_000,
+      ).default(0),
     )
     .action(runServe);
 }

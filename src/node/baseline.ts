@@ -58,6 +58,7 @@ import type {
   CounterNode,
   NodeState,
   NodeStatus,
+  RoleState,
   PromoteResult,
 } from './types';
 
@@ -390,6 +391,10 @@ class BaselineNode implements CounterNode {
     req.cb(fatal);
     this.failNode(fatal);
     this.writeNext();
+  }
+
+  roleState(): RoleState {
+    return { role: 'standalone', state: this.state, epoch: 0 };
   }
 
   status(): NodeStatus {

@@ -61,6 +61,7 @@ import type {
   JoinReport,
   NodeState,
   NodeStatus,
+  RoleState,
   Placement,
   PromoteOptions,
   PromoteResult,
@@ -829,6 +830,10 @@ export class TallyNode implements CounterNode {
     const catchUp = this.sender?.catchUp();
     const remaining = catchUp ? Math.max(0, catchUp.targetIndex - catchUp.standbyIndex) : 0;
     metrics.replicationCatchUpRemainingRecords.set(remaining);
+  }
+
+  roleState(): RoleState {
+    return { role: this.meta.role, state: this.stateValue, epoch: this.meta.epoch };
   }
 
   status(): NodeStatus {

@@ -20,6 +20,12 @@ export interface AllocateResult {
   index: number;
 }
 
+export interface RoleState {
+  role: Role;
+  state: NodeState;
+  epoch: number;
+}
+
 /** Called exactly once per allocate(): with an error, or with the durable result. */
 export type AllocateCallback = (err: TallyError | null, result?: AllocateResult) => void;
 
@@ -157,6 +163,8 @@ export interface CounterNode {
     cb: AllocateCallback,
   ): void;
   status(): NodeStatus;
+  /** Role, state and epoch only: cheap enough for health checks to poll. */
+  roleState(): RoleState;
   checkpoint(): Promise<CheckpointInfo>;
   /**
    * Standby only: accepts `epoch` (higher than any it holds) as its own, stops taking appends

@@ -1,9 +1,15 @@
 /**
  * The node's gRPC server: Counter, Admin, Replication, grpc.health.v1 Health and server
  * reflection on one port. grpc-js owns the port and the HTTP/2 sessions; Counter's calls are
- * taken off it by path and served on the raw http2 streams (counter-service.ts). Shutdown is
- * graceful: health flips to NOT_SERVING, streams drain, no new calls are accepted, in-flight
- * calls finish; the caller closes the node afterwards.
+ * taken off it by path and served on the raw http2 streams (counter-service.ts).
+ *
+ * Health is role-aware: service "" is SERVING while the process is fine; "tally.v1.Counter" is
+ * SERVING only while this node serves allocations (a serving primary or standalone), so
+ * health-based routing and readiness probes send clients to the primary only.
+ *
+ * Shutdown is graceful: health flips to NOT_SERVING first, calls are still answered for the
+ * drain delay (load balancers and readiness probes see the change and stop sending), then no
+ * new calls are accepted, in-flight calls finish; the caller closes the node afterwards.
  */
 import type * as http2 from 'node:http2';
 import * as grpc from '@grpc/grpc-js';
@@ -12,7 +18,7 @@ import { HealthImplementation } from 'grpc-health-check';
 import type { Logger } from 'pino';
 import { replicationMessageBytesMax } from '../core/limits';
 import type { Metrics } from '../core/metrics';
-import type { CounterNode } from '../node/types';
+import type { CounterNode, RoleState } from '../node/types';
 import { createAdminHandlers } from './admin-service';
 import { CounterService, type StreamRoute } from './counter-service';
 import { parseHostPort } from './listen';
@@ -21,6 +27,13 @@ import { loadProtos } from './proto';
 
 /** How long shutdown waits for in-flight calls before cancelling what is left. */
 export const shutdownGraceMsDefault = 10_000;
+/** How often the Counter health status follows the node's role (a promotion, a demotion). */
+const healthPollMs = 100;
+
+/** True when the node serves allocations: clients (and readiness probes) belong here. */
+export function servesAllocations(s: RoleState): boolean {
+  return s.state === 'serving' && (s.role === 'primary' || s.role === 'standalone');
+}
 
 export const counterServiceName = 'tally.v1.Counter';
 /** What a node serves (reflection lists these; the controller's service lives elsewhere). */
@@ -76,13 +89,20 @@ export interface StartServerOptions {
   logger: Logger;
   metrics: Metrics;
   shutdownGraceMs?: number;
+  /** Shutdown: NOT_SERVING this long before calls are refused (default 0). */
+  drainDelayMs?: number;
 }
 
 export interface RunningServer {
   port: number;
   server: grpc.Server;
   health: HealthImplementation;
-  /** Idempotent; resolves when every call has finished (or was cancelled after the grace). */
+  /** What the Counter health service says now (false from the start of shutdown). */
+  ready(): boolean;
+  /**
+   * Idempotent; resolves when every call has finished (or was cancelled after the grace).
+   * Health says NOT_SERVING at once; calls are refused only after the drain delay.
+   */
   shutdown(): Promise<void>;
 }
 
@@ -130,29 +150,56 @@ export async function startServer(opts: StartServerOptions): Promise<RunningServ
     tally.v1.Replication.service,
     createReplicationHandlers(opts.node, logger.child({ module: 'replication' })),
   );
-  const health = new HealthImplementation({ '': 'SERVING', [counterServiceName]: 'SERVING' });
+  let counterServing = servesAllocations(opts.node.roleState());
+  const health = new HealthImplementation({
+    '': 'SERVING',
+    [counterServiceName]: counterServing ? 'SERVING' : 'NOT_SERVING',
+  });
   health.addToServer(server);
+  const followRole = setInterval(() => {
+    const now = servesAllocations(opts.node.roleState());
+    if (now === counterServing) return;
+    counterServing = now;
+    health.setStatus(counterServiceName, now ? 'SERVING' : 'NOT_SERVING');
+  }, healthPollMs);
+  followRole.unref();
   new ReflectionService(packageDefinition, { services: nodeServiceNames }).addToServer(server);
 
   let port: number;
   try {
     port = await bind(server, opts.listen);
   } catch (err) {
+    clearInterval(followRole);
     server.forceShutdown();
     throw err;
   }
   logger.debug({ port }, 'server: listening');
 
   let stopping: Promise<void> | undefined;
+  let draining = false;
   const shutdown = (): Promise<void> => {
     stopping ??= (async () => {
+      clearInterval(followRole);
+      draining = true;
+      counterServing = false;
       health.setStatus('', 'NOT_SERVING');
       health.setStatus(counterServiceName, 'NOT_SERVING');
+      const drainDelayMs = opts.drainDelayMs ?? 0;
+      if (drainDelayMs > 0) {
+        logger.info({ drainDelayMs }, 'server: NOT_SERVING; refusing calls after the drain delay');
+        await new Promise((r) => setTimeout(r, drainDelayMs));
+      }
       counter.drain();
       await stopServer(server, opts.shutdownGraceMs ?? shutdownGraceMsDefault, logger);
       logger.info('server: stopped');
     })();
     return stopping;
   };
-  return { port, server, health, shutdown };
+  return {
+    port,
+    server,
+    health,
+    ready: () => !draining && servesAllocations(opts.node.roleState()),
+    shutdown,
+  };
 }

@@ -362,20 +362,34 @@ describe('tally serve lifecycle', () => {
     expect(other.stderr).toMatch(/^tally: .*belongs to node 'alpha'/);
   });
 
-  it('a port already in use fails with a clear message and exit 1', async () => {
+  it('a port already in use fails with a clear message and exit 1, before anything is written', async () => {
     const first = await startServe(path.join(await tempDir(), 'data'));
-    const run = await runCli([
-      'serve',
-      '--id',
-      'n2',
-      '--data-dir',
-      path.join(await tempDir(), 'data'),
-      '--listen',
-      first.target,
-      '--metrics-listen',
-      '127.0.0.1:0',
-    ]);
-    expect(run.code).toBe(1);
-    expect(run.stderr).toMatch(/^tally: server: cannot listen on 127\.0\.0\.1:\d+/);
+    const busyMetrics = `127.0.0.1:${first.metricsPort}`;
+    for (const [listen, metrics, which] of [
+      [first.target, '127.0.0.1:0', 'gRPC'],
+      ['127.0.0.1:0', busyMetrics, 'metrics'],
+    ] as const) {
+      const dataDir = path.join(await tempDir(), 'data');
+      const run = await runCli([
+        'serve',
+        '--id',
+        'n2',
+        '--data-dir',
+        dataDir,
+        '--listen',
+        listen,
+        '--metrics-listen',
+        metrics,
+      ]);
+      expect(run.code).toBe(1);
+      expect(run.stderr).toMatch(
+        new RegExp(
+          `^tally: serve: cannot listen on 127\\.0\\.0\\.1:\\d+ \\(${which}\\): the address is in use; nothing was written`,
+        ),
+      );
+      // No recovery, no epoch-start record, no "serving": the data dir was never opened.
+      expect(fs.existsSync(dataDir)).toBe(false);
+      expect(run.stdout).not.toContain('serving');
+    }
   });
 });
