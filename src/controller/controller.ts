@@ -146,6 +146,8 @@ export class Controller {
   private startedAtMs = 0;
   /** When the configured primary was last seen serving (monotonic ms; 0: not since start). */
   private primaryHealthyAtMs = 0;
+  /** When a node was last placed as primary at its start (it begins its epoch after that). */
+  private primaryPlacedAtMs = -Infinity;
   /** When the current promotion was decided (or found on start). */
   private promotingSinceMs = 0;
   private blockedReason = '';
@@ -269,7 +271,10 @@ export class Controller {
       const placement = this.place(id, report);
       // A primary placed now is starting now: its failover timeout counts from here, not from
       // before it went down (its first probe may take a reconnect backoff to get through).
-      if (placement.role === 'primary') this.primaryHealthyAtMs = this.opts.clock.monotonicMs();
+      if (placement.role === 'primary') {
+        this.primaryHealthyAtMs = this.opts.clock.monotonicMs();
+        this.primaryPlacedAtMs = this.primaryHealthyAtMs;
+      }
       return { placement, config: this.config };
     });
   }
@@ -766,8 +771,15 @@ export class Controller {
     if (now - since < this.opts.failoverTimeoutMs) return;
     const candidate = this.candidate();
     if (typeof candidate === 'string') {
+      // A primary placed moments ago is beginning its epoch (waiting for its standby up to a
+      // few seconds): a normal start, said at info level; a warning if it lasts.
+      const starting =
+        primary?.role === 'primary' &&
+        primary.state === 'starting' &&
+        now - this.primaryPlacedAtMs < this.startupGraceMs();
       this.block(
         `${why}, and no member that holds every acknowledged record can take over: ${candidate}`,
+        starting,
       );
       return;
     }

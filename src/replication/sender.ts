@@ -93,6 +93,8 @@ export interface SenderOptions {
 
 /** While the standby stays unreachable, every this-many failed sessions log a warning. */
 const reconnectWarnEvery = 60;
+/** Failed first attempts (~5 s at the reconnect backoff) before a standby never seen is news. */
+const quietStartAttempts = 10;
 
 export type SenderState =
   'connecting' | 'handshaking' | 'catching-up' | 'streaming' | 'fenced' | 'stopped';
@@ -124,6 +126,8 @@ export class Sender {
   private standbyIdValue = '';
   /** Sessions ended since the standby last acknowledged anything. */
   private failedAttempts = 0;
+  /** A standby answered a Hello at least once (before that, failures are a normal start). */
+  private answered = false;
   private readonly log: Logger;
 
   constructor(private readonly opts: SenderOptions) {
@@ -245,6 +249,7 @@ export class Sender {
     this.standbyLastIndex = reply.lastIndex;
     this.standbyIdValue = reply.nodeId;
     this.failedAttempts = 0;
+    this.answered = true;
     const match = matchIndex(reply, {
       lastIndex: this.lastOffered,
       epochs: this.primaryEpochs(),
@@ -439,7 +444,12 @@ export class Sender {
     // One warning when a standby that answered goes away, then quiet retries (a standby that
     // is down for minutes would otherwise log once a second), with a reminder now and then.
     const fields = { err: err?.message ?? 'stream ended', retryMs: this.backoffMs };
-    if (this.failedAttempts++ % reconnectWarnEvery === 0) {
+    // Before the standby first answered (both nodes starting together), quiet for a while.
+    const n = this.failedAttempts++;
+    const warn = this.answered
+      ? n % reconnectWarnEvery === 0
+      : n >= quietStartAttempts && (n - quietStartAttempts) % reconnectWarnEvery === 0;
+    if (warn) {
       this.log.warn(
         { ...fields, attempts: this.failedAttempts },
         'replication: standby disconnected; reconnecting',

@@ -1,4 +1,5 @@
 /** `tally cluster up` (what `npm start` runs): one command, three processes, clean stop. */
+import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
@@ -7,6 +8,7 @@ import {
   assertBuilt,
   counterClient,
   killChildren,
+  nodeStatus,
   removeTempDirs,
   spawnCli,
   tempDir,
@@ -77,6 +79,63 @@ describe('tally cluster up', () => {
     expect(exit.code).toBe(0);
     expect(up.stdout()).toContain('tally: cluster stopped');
     for (const pid of pids) expect(alive(pid), `pid ${pid}`).toBe(false);
+  });
+
+  it('stdin commands: `kill a` fails over to b, `start a` brings a back in sync; SIGKILL of cluster up stops every member', async () => {
+    const dir = await tempDir('tally-up-');
+    const base = await freeBasePort();
+    const up = spawnCli(
+      ['cluster', 'up', '--data-dir', path.join(dir, 'data'), '--base-port', String(base)],
+      {},
+      [],
+      { stdin: true },
+    );
+    const say = (line: string): void => void up.proc.stdin?.write(`${line}\n`);
+    const printed = (re: RegExp) =>
+      until(`cluster up printed ${re}`, () =>
+        Promise.resolve(re.test(up.stdout()) ? true : null),
+      ).catch((err: Error) => {
+        throw new Error(`${err.message}; stdout:\n${up.stdout()}\nstderr:\n${up.stderr()}`);
+      });
+    await printed(/^tally: primary a \(epoch \d+\), standby b \(in sync\)$/m);
+    expect(up.stdout()).toContain('commands (type and press Enter)');
+    // b holds a's log before a is killed (else no member may take over, rightly).
+    await until('a streams to b', async () => {
+      const s = await nodeStatus(`127.0.0.1:${base}`).catch(() => null);
+      return s?.replication?.state === 'streaming' ? true : null;
+    });
+    say('kill a');
+    await printed(/^tally: a stopped \(SIGKILL\); `start a` starts it again$/m);
+    await printed(/^tally: primary b \(epoch \d+\), standby a \(not in sync\)$/m);
+    say('start a');
+    await printed(/^tally: starting a$/m);
+    await printed(/^tally: primary b \(epoch \d+\), standby a \(in sync\)$/m);
+    say('ps');
+    await printed(/^ {2}a +running \(pid \d+\)$/m);
+    say('restart x');
+    await printed(/^tally: unknown command 'restart x'/m);
+
+    const pids = [...up.stdout().matchAll(/^\[(?:controller|a|b)\]\s+(\{"event":"serving".*)$/gm)]
+      .map((m) => JSON.parse(m[1] as string).pid as number)
+      .filter(alive);
+    expect(pids).toHaveLength(3);
+    // The members hold a pipe from cluster up: when it dies, even by SIGKILL, they stop.
+    up.proc.kill('SIGKILL');
+    await up.exited;
+    await until('every member stopped after cluster up was killed', () =>
+      Promise.resolve(pids.every((pid) => !alive(pid)) ? true : null),
+    );
+  });
+
+  it('exits 1 when every member has exited by itself', async () => {
+    const dir = await tempDir('tally-up-');
+    const notADir = path.join(dir, 'file');
+    await fs.promises.writeFile(notADir, 'not a directory\n');
+    const base = await freeBasePort();
+    const up = spawnCli(['cluster', 'up', '--data-dir', notADir, '--base-port', String(base)]);
+    const exit = await up.exited;
+    expect(exit.code).toBe(1);
+    expect(up.stdout()).toMatch(/^tally: the cluster is down: no member is running/m);
   });
 
   it('a bad --base-port is a usage error (exit 2) with one readable line', async () => {

@@ -70,18 +70,19 @@ export function spawnCli(
   args: string[],
   env: Record<string, string> = {},
   wrapper: string[] = [],
+  opts: { stdin?: boolean } = {},
 ): Child {
   const argv = [...wrapper, process.execPath, cliPath, ...args];
   const proc = spawn(argv[0] as string, argv.slice(1), {
     cwd: repoRoot,
     env: { ...process.env, LOG_LEVEL: 'warn', ...env },
-    stdio: ['ignore', 'pipe', 'pipe'],
+    stdio: [opts.stdin === true ? 'pipe' : 'ignore', 'pipe', 'pipe'],
   });
   children.add(proc);
   let out = '';
   let err = '';
-  proc.stdout.setEncoding('utf8').on('data', (d: string) => (out += d));
-  proc.stderr.setEncoding('utf8').on('data', (d: string) => (err += d));
+  proc.stdout?.setEncoding('utf8').on('data', (d: string) => (out += d));
+  proc.stderr?.setEncoding('utf8').on('data', (d: string) => (err += d));
   const exited = new Promise<Exit>((resolve) => {
     proc.on('close', (code, signal) => {
       children.delete(proc);
