@@ -1,5 +1,8 @@
 /**
- * `tally checkpoint`: write a snapshot now and compact the WAL below it.
+ * `tally checkpoint`: write a snapshot now and compact the WAL below it. A standby snapshots
+ * only records the primary has confirmed acknowledged, which it learns with the primary's next
+ * records: on a standby that holds more (an idle one always does) the snapshot is captured now
+ * and written then; the command says so and exits 0.
  */
 import type { Command } from 'commander';
 import type { CheckpointResponse__Output } from '../generated/tally/v1/CheckpointResponse';
@@ -19,6 +22,12 @@ async function runCheckpoint(opts: CheckpointOptions): Promise<void> {
   );
   if (opts.json === true) {
     out(`${JSON.stringify(res)}\n`);
+    return;
+  }
+  if (res.scheduled) {
+    out(
+      `checkpoint: scheduled on standby ${res.nodeId} at index ${res.index} (written when the primary's next record confirms that index acknowledged; acknowledged up to ${res.acknowledgedIndex} so far)\n`,
+    );
     return;
   }
   const ms = (Number(res.durationUs) / 1000).toFixed(1);
