@@ -4,16 +4,9 @@
  * index}. IDs never exceed 2^53-1, so JSON numbers are exact.
  */
 import type { Command } from 'commander';
+import { countMax } from '../core/limits';
 import type { AllocateResponse__Output } from '../generated/tally/v1/AllocateResponse';
-import {
-  counterClient,
-  deadlineOption,
-  integerArg,
-  out,
-  targetOption,
-  uint32Max,
-  unary,
-} from './common';
+import { counterClient, deadlineOption, integerArg, out, targetOption, unary } from './common';
 
 interface AllocOptions {
   target: string;
@@ -31,8 +24,8 @@ function formatIds(first: number, count: number): string {
 
 async function runAlloc(opts: AllocOptions): Promise<void> {
   const client = counterClient(opts.target);
-  const res = await unary<AllocateResponse__Output>(client, opts.deadlineMs, (options, cb) =>
-    client.allocate({ namespace: opts.namespace, count: opts.count }, options, cb),
+  const res = await unary<AllocateResponse__Output>(opts.target, client, opts.deadlineMs, (o, cb) =>
+    client.allocate({ namespace: opts.namespace, count: opts.count }, o, cb),
   );
   const first = Number(res.first);
   if (opts.json === true) {
@@ -50,8 +43,7 @@ export function registerAlloc(program: Command): void {
     .description('allocate IDs: prints each ID on its own line (or one JSON object with --json)')
     .addOption(targetOption())
     .requiredOption('--namespace <ns>', 'counter namespace: 1-64 characters of [a-z0-9._-]')
-    // Range checks (1..countMax) are the server's; the flag only has to fit a uint32.
-    .option('--count <n>', 'how many consecutive IDs', integerArg(0, uint32Max), 1)
+    .option('--count <n>', 'how many consecutive IDs', integerArg(1, countMax), 1)
     .addOption(deadlineOption())
     .option('--json', 'print one JSON object instead of one ID per line')
     .action(runAlloc);

@@ -1,9 +1,10 @@
 /**
  * The `tally` command against a replicated pair and a controller cluster (real processes on
- * 127.0.0.1): the checkpoint of an idle standby.
+ * 127.0.0.1): the checkpoint of an idle standby, the cluster status, and the messages for an
+ * address of the wrong kind.
  */
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { closeControllerClients, dumpMembersOnFailure } from './cluster-process';
+import { closeControllerClients, dumpMembersOnFailure, startCluster } from './cluster-process';
 import {
   assertBuilt,
   killChildren,
@@ -21,6 +22,75 @@ afterEach(async (ctx) => {
   closeControllerClients();
   await killChildren();
   await removeTempDirs();
+});
+
+describe('an address of the wrong kind', () => {
+  it('a node given as --controller, and the controller given as --target, are named as such (exit 1)', async () => {
+    const cl = await startCluster();
+    const a = cl.nodes.a.address;
+    for (const args of [
+      ['status', '--controller', a],
+      ['promote', '--controller', a, '--node', 'b', '--force', '--skip-ahead', '1000'],
+    ]) {
+      const run = await runCli(args);
+      expect(run.code, run.stderr).toBe(1);
+      expect(run.stderr).toMatch(
+        new RegExp(
+          `^tally: .*${a} is a Tally node \\(a, primary\\), not the controller: give the controller's address`,
+        ),
+      );
+    }
+    for (const args of [['status'], ['alloc', '--namespace', 'x'], ['checkpoint']]) {
+      const run = await runCli([...args, '--target', cl.controller]);
+      expect(run.code, run.stderr).toBe(1);
+      expect(run.stderr).toMatch(
+        new RegExp(
+          `^tally: .*${cl.controller} is the Tally controller, not a node: give a node's address`,
+        ),
+      );
+    }
+    // Nothing was allocated or promoted by the refused commands.
+    expect((await nodeStatus(a)).namespaces).toEqual([]);
+    expect((await cl.config()).primary.id).toBe('a');
+  });
+});
+
+describe('tally status --controller', () => {
+  it("labels the configuration's epoch (its last promotion) apart from the epoch the nodes are in, and gives every epoch and index as a JSON number", async () => {
+    const cl = await startCluster();
+    // The configuration was created at epoch 0; a, placed as primary, began epoch 1 itself.
+    const table = await runCli(['status', '--controller', cl.controller]);
+    expect(table.code, table.stderr).toBe(0);
+    expect(table.stdout).toMatch(
+      /^epoch +1 \(primary a\); configuration: epoch 0 \(its last promotion/m,
+    );
+    expect(table.stdout).not.toMatch(/^cluster .*epoch/m);
+    const json = await runCli(['status', '--controller', cl.controller, '--json']);
+    expect(json.code, json.stderr).toBe(0);
+    const doc = JSON.parse(json.stdout) as {
+      epoch: { current: number | null; primary: string; configured: number };
+      config: Record<string, unknown>;
+      nodes: Array<{
+        id: string;
+        status: Record<string, unknown> & { replication: Record<string, unknown> };
+      }>;
+    };
+    expect(doc.epoch).toEqual({ current: 1, primary: 'a', configured: 0 });
+    expect(doc.config).not.toHaveProperty('epochSeen');
+    for (const node of doc.nodes) {
+      for (const field of [
+        'epoch',
+        'lastIndex',
+        'lastEpoch',
+        'acknowledgedIndex',
+        'checkpointIndex',
+      ]) {
+        expect(typeof node.status[field], `${node.id}.${field}`).toBe('number');
+      }
+      expect(typeof node.status.replication.ackIndex).toBe('number');
+      expect(node.status.epoch).toBe(1);
+    }
+  });
 });
 
 describe('tally checkpoint on a standby', () => {
@@ -45,6 +115,9 @@ describe('tally checkpoint on a standby', () => {
         `^checkpoint: scheduled on standby standby at index ${index} \\(written when the primary's next record confirms that index acknowledged; acknowledged up to \\d+ so far\\)\\n$`,
       ),
     );
+    const json = await runCli(['checkpoint', '--target', pair.standby.target, '--json']);
+    expect(json.code, json.stderr).toBe(0);
+    expect(JSON.parse(json.stdout)).toMatchObject({ index, scheduled: true, segmentsRemoved: 0 });
     expect(Number((await nodeStatus(pair.standby.target)).checkpointIndex)).toBe(0);
     const next = await runCli(['alloc', '--target', pair.primary.target, '--namespace', 'c']);
     expect(next.code, next.stderr).toBe(0);
