@@ -1,10 +1,16 @@
 /**
  * The `tally` command against a replicated pair and a controller cluster (real processes on
- * 127.0.0.1): the checkpoint of an idle standby, the cluster status, and the messages for an
- * address of the wrong kind.
+ * 127.0.0.1): following the primary, the checkpoint of an idle standby, the cluster status,
+ * and the messages for an address of the wrong kind.
  */
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { closeControllerClients, dumpMembersOnFailure, startCluster } from './cluster-process';
+import {
+  closeControllerClients,
+  dumpMembersOnFailure,
+  kill,
+  startCluster,
+  untilPrimary,
+} from './cluster-process';
 import {
   assertBuilt,
   killChildren,
@@ -24,12 +30,97 @@ afterEach(async (ctx) => {
   await removeTempDirs();
 });
 
-describe('an address of the wrong kind', () => {
+/** The IDs `tally alloc` printed, one per line. */
+function ids(stdout: string): number[] {
+  return stdout
+    .trim()
+    .split('\n')
+    .map((line) => Number(line));
+}
+
+/** Runs the CLI and measures how long the process took to exit. */
+async function timedCli(
+  args: string[],
+): Promise<Awaited<ReturnType<typeof runCli>> & { ms: number }> {
+  const started = Date.now();
+  const run = await runCli(args);
+  return { ...run, ms: Date.now() - started };
+}
+
+describe('tally alloc follows the primary', () => {
+  it('with several --target (repeated or comma-separated, standby first) and with --controller, before and after a failover; it exits without waiting for its deadline', async () => {
+    const cl = await startCluster();
+    const a = cl.nodes.a.address;
+    const b = cl.nodes.b.address;
+    const deadline = ['--deadline-ms', '30000'];
+    const seen: number[] = [];
+    for (const targets of [
+      ['--target', b, '--target', a],
+      ['--target', `${b},${a}`],
+    ]) {
+      const run = await timedCli([
+        'alloc',
+        ...targets,
+        '--namespace',
+        'f',
+        '--count',
+        '2',
+        ...deadline,
+      ]);
+      expect(run.code, run.stderr).toBe(0);
+      expect(ids(run.stdout)).toHaveLength(2);
+      expect(run.ms).toBeLessThan(30_000);
+      seen.push(...ids(run.stdout));
+    }
+    const viaController = await timedCli([
+      'alloc',
+      '--controller',
+      cl.controller,
+      '--namespace',
+      'f',
+      '--json',
+      ...deadline,
+    ]);
+    expect(viaController.code, viaController.stderr).toBe(0);
+    const doc = JSON.parse(viaController.stdout) as { first: number; count: number; epoch: number };
+    expect(doc).toMatchObject({ namespace: 'f', count: 1, epoch: 1 });
+    expect(viaController.ms).toBeLessThan(30_000);
+    seen.push(doc.first);
+
+    await kill(cl.nodes.a.child, 'SIGKILL');
+    // Right after the kill: the controller still names a, then b once it is promoted.
+    const after = await timedCli([
+      'alloc',
+      '--controller',
+      cl.controller,
+      '--namespace',
+      'f',
+      '--count',
+      '3',
+      ...deadline,
+    ]);
+    expect(after.code, after.stderr).toBe(0);
+    expect(Math.min(...ids(after.stdout))).toBeGreaterThan(Math.max(...seen));
+    expect(after.ms).toBeLessThan(30_000);
+    await untilPrimary(cl, 'b');
+    const listed = await timedCli([
+      'alloc',
+      '--target',
+      `${a},${b}`,
+      '--namespace',
+      'f',
+      ...deadline,
+    ]);
+    expect(listed.code, listed.stderr).toBe(0);
+    expect(ids(listed.stdout)[0]).toBeGreaterThan(Math.max(...ids(after.stdout)));
+  });
+
   it('a node given as --controller, and the controller given as --target, are named as such (exit 1)', async () => {
     const cl = await startCluster();
     const a = cl.nodes.a.address;
     for (const args of [
       ['status', '--controller', a],
+      ['alloc', '--controller', a, '--namespace', 'x'],
       ['promote', '--controller', a, '--node', 'b', '--force', '--skip-ahead', '1000'],
     ]) {
       const run = await runCli(args);
