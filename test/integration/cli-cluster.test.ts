@@ -3,6 +3,7 @@
  * 127.0.0.1): following the primary, the checkpoint of an idle standby, the cluster status,
  * and the messages for an address of the wrong kind.
  */
+import path from 'node:path';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import {
   closeControllerClients,
@@ -143,6 +144,16 @@ describe('tally alloc follows the primary', () => {
     // Nothing was allocated or promoted by the refused commands.
     expect((await nodeStatus(a)).namespaces).toEqual([]);
     expect((await cl.config()).primary.id).toBe('a');
+  });
+
+  it('wal verify on the controller directory says it holds no WAL (a controller directory)', async () => {
+    const cl = await startCluster();
+    const dir = path.join(cl.dir, 'controller');
+    const run = await runCli(['wal', 'verify', '--data-dir', dir]);
+    expect(run.code).toBe(1);
+    expect(run.stderr).toBe(
+      `tally: wal: ${dir} holds no Tally WAL (it looks like a controller's directory: cluster.json)\n`,
+    );
   });
 });
 

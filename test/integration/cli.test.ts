@@ -341,7 +341,7 @@ describe('wal verify and wal dump (offline)', () => {
     const dataDir = await killedDataDir(4);
     const verify = await runCli(['wal', 'verify', '--data-dir', dataDir]);
     expect(verify.code).toBe(0);
-    expect(verify.stdout).toMatch(/^wal ok: 1 segments, 5 records/);
+    expect(verify.stdout).toMatch(/^wal ok: 1 segment, 5 records/);
     const allocations = (await dumpJson(dataDir)).filter((r) => r.type === 'allocate');
     expect(allocations.map((r) => [r.namespace, r.first, r.count])).toEqual([
       ['w', 1, 2],
@@ -378,6 +378,67 @@ describe('wal verify and wal dump (offline)', () => {
     expect(verify.stdout).toContain(
       `note: torn record at the tail of ${last.file} at offset ${last.offset}`,
     );
+  });
+
+  it('verify exits 1 saying what a directory without a WAL is: a controller directory, an empty one, a foreign one', async () => {
+    const controllerDir = await tempDir('tally-ctl-dir-');
+    fs.writeFileSync(path.join(controllerDir, 'cluster.json'), '{}');
+    fs.writeFileSync(path.join(controllerDir, 'LOCK'), '');
+    const empty = await tempDir('tally-empty-');
+    const foreign = await tempDir('tally-foreign-');
+    fs.writeFileSync(path.join(foreign, 'notes.txt'), 'hello');
+    const cases: Array<[string, string]> = [
+      [controllerDir, "it looks like a controller's directory: cluster.json"],
+      [empty, 'it is empty'],
+      [foreign, "found 'notes.txt'; a node's data dir holds meta and wal/"],
+    ];
+    for (const [dir, why] of cases) {
+      for (const command of ['verify', 'dump']) {
+        const run = await runCli(['wal', command, '--data-dir', dir]);
+        expect(run.code, run.stderr).toBe(1);
+        expect(run.stderr).toBe(`tally: wal: ${dir} holds no Tally WAL (${why})\n`);
+      }
+    }
+  });
+
+  it("verify and dump refuse a running node's directory, naming its pid; --allow-running reads it with a warning", async () => {
+    const dataDir = path.join(await tempDir(), 'data');
+    const server = await startServe(dataDir);
+    const alloc = await runCli([
+      'alloc',
+      '--target',
+      server.target,
+      '--namespace',
+      'w',
+      '--count',
+      '2',
+    ]);
+    expect(alloc.code).toBe(0);
+    const pid = server.proc.pid as number;
+    for (const command of ['verify', 'dump']) {
+      const run = await runCli(['wal', command, '--data-dir', dataDir]);
+      expect(run.code).toBe(1);
+      expect(run.stdout).toBe('');
+      expect(run.stderr).toMatch(
+        new RegExp(`^tally: wal: data dir ${dataDir} is in use by a running node \\(pid ${pid}\\)`),
+      );
+      expect(run.stderr).toContain('--allow-running');
+    }
+    const live = await runCli(['wal', 'verify', '--data-dir', dataDir, '--allow-running']);
+    expect(live.code, live.stderr).toBe(0);
+    expect(live.stdout).toMatch(/^wal ok: 1 segment, 2 records/);
+    expect(live.stderr).toMatch(
+      new RegExp(
+        `^tally: warning: data dir ${dataDir} is in use by a running node \\(pid ${pid}\\)`,
+      ),
+    );
+    const dump = await runCli(['wal', 'dump', '--data-dir', dataDir, '--allow-running']);
+    expect(dump.code, dump.stderr).toBe(0);
+    expect(dump.stdout).toMatch(/ allocate epoch=1 index=2 namespace=w first=1 count=2$/m);
+    server.proc.kill('SIGTERM');
+    expect((await server.exited).code).toBe(0);
+    const stopped = await runCli(['wal', 'verify', '--data-dir', dataDir]);
+    expect(stopped).toMatchObject({ code: 0, stderr: '' });
   });
 
   it('verify exits 1 when the data dir does not exist', async () => {
