@@ -9,7 +9,7 @@ import { createLogger, routeGrpcLogs } from '../server/logger';
 import { packageVersion } from '../server/version';
 import { registerAlloc } from './alloc';
 import { registerCheckpoint } from './checkpoint';
-import { CliError, exitFailure, exitUsage } from './common';
+import { CliError, checkRequiredAfterUnknown, exitFailure, exitUsage } from './common';
 import { registerCluster } from './cluster';
 import { registerController } from './controller';
 import { registerPromote } from './promote';
@@ -35,6 +35,7 @@ export function buildProgram(): Command {
   registerController(program);
   registerCluster(program);
   registerWal(program);
+  checkRequiredAfterUnknown(program);
   return program;
 }
 

@@ -18,10 +18,13 @@ import {
   exitUsage,
   hostPortArg,
   integerArg,
+  jsonNumbers,
+  notAController,
   out,
   targetOption,
   unary,
 } from './common';
+import { configJson } from './status';
 
 interface PromoteOptions {
   target: string;
@@ -67,14 +70,16 @@ async function viaController(opts: PromoteOptions): Promise<void> {
   try {
     const config = await client.forcePromote(opts.node as string, opts.skipAhead as number);
     if (opts.json === true) {
-      out(`${JSON.stringify(config)}\n`);
+      out(`${JSON.stringify(configJson(config))}\n`);
       return;
     }
     out(
       `forced: ${config.primary.id} is primary of epoch ${config.epoch}; every counter skipped ahead by ${opts.skipAhead}; ${config.standby.id} catches up as its standby\n`,
     );
   } catch (err) {
-    throw new CliError(`promote: ${(err as Error).message}`);
+    throw (
+      (await notAController(client.address)) ?? new CliError(`promote: ${(err as Error).message}`)
+    );
   } finally {
     client.close();
   }
@@ -90,11 +95,11 @@ async function runPromote(opts: PromoteOptions): Promise<void> {
     force: opts.force === true,
     skipAhead: opts.skipAhead ?? 0,
   };
-  const res = await unary<PromoteResponse__Output>(client, opts.deadlineMs, (options, cb) =>
-    client.promote(request, options, cb),
+  const res = await unary<PromoteResponse__Output>(opts.target, client, opts.deadlineMs, (o, cb) =>
+    client.promote(request, o, cb),
   );
   if (opts.json === true) {
-    out(`${JSON.stringify(res)}\n`);
+    out(`${JSON.stringify(jsonNumbers('tally.v1.PromoteResponse', res))}\n`);
     return;
   }
   const mode = opts.standby ? `replicating to ${opts.standby}` : 'serving alone (no standby)';
@@ -142,7 +147,7 @@ export function registerPromote(program: Command): void {
     .addOption(deadlineOption())
     .option(
       '--json',
-      'print the PromoteResponse (or, with --controller, the configuration) as JSON',
+      'print the PromoteResponse (or, with --controller, the configuration) as JSON (64-bit fields as numbers)',
     )
     .action(runPromote);
 }

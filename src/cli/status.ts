@@ -1,6 +1,8 @@
 /**
  * `tally status`: a node's role, epoch, WAL and counters, as a table or (--json) the
- * StatusResponse message.
+ * StatusResponse message with every 64-bit field (epochs, indexes, IDs, sizes) as a JSON
+ * number. With --controller: the configuration, the epoch the cluster is in beside the
+ * configuration's, and both nodes.
  */
 import { type Command, Option } from 'commander';
 import { shortId } from '../core/ids';
@@ -13,7 +15,10 @@ import {
   adminClient,
   deadlineOption,
   hostPortArg,
+  jsonNumbers,
+  notAController,
   out,
+  plural,
   targetOption,
   unary,
 } from './common';
@@ -56,7 +61,7 @@ export function formatStatus(s: StatusResponse__Output): string {
     ['epoch', s.epochPrimary ? `${s.epoch} (primary ${s.epochPrimary})` : s.epoch],
     ['last index', s.lastIndex],
     ...replicationRows(s),
-    ['wal', `${s.walSegments} segments, ${s.walBytes} bytes`],
+    ['wal', `${plural(s.walSegments, 'segment')}, ${s.walBytes} bytes`],
     ['checkpoint', checkpointText(s)],
     ['data dir', s.dataDir],
     ['version', s.version],
@@ -71,9 +76,65 @@ export function formatStatus(s: StatusResponse__Output): string {
 
 function nodeStatusOf(target: string, deadlineMs: number): Promise<StatusResponse__Output> {
   const client = adminClient(target);
-  return unary<StatusResponse__Output>(client, deadlineMs, (options, cb) =>
+  return unary<StatusResponse__Output>(target, client, deadlineMs, (options, cb) =>
     client.status({}, options, cb),
   );
+}
+
+/** A node as `status --controller` shows it: what the controller says and what it says. */
+interface ClusterNode {
+  id: string;
+  address: string;
+  status: StatusResponse__Output | null;
+  error?: string;
+}
+
+/**
+ * The epoch the cluster is in: the highest any node answered with (and its primary). The
+ * configuration's epoch is another thing: the epoch of the controller's last promotion (or
+ * creation); a primary begins the next epoch itself each time it starts, without a promotion,
+ * so the nodes' epoch is often higher. null when no node answered.
+ */
+export function currentEpoch(nodes: ClusterNode[]): { epoch: number; primary: string } | null {
+  let best: { epoch: number; primary: string } | null = null;
+  for (const n of nodes) {
+    if (n.status === null) continue;
+    const epoch = Number(n.status.epoch);
+    if (best === null || epoch > best.epoch) best = { epoch, primary: n.status.epochPrimary };
+  }
+  return best;
+}
+
+function epochLine(config: ClusterView, nodes: ClusterNode[]): string {
+  const current = currentEpoch(nodes);
+  const now =
+    current === null
+      ? 'unknown (no node answered)'
+      : `${current.epoch}${current.primary ? ` (primary ${current.primary})` : ''}`;
+  const configured =
+    current !== null && current.epoch === config.epoch
+      ? `configuration: epoch ${config.epoch}`
+      : `configuration: epoch ${config.epoch} (its last promotion or creation; a primary begins the next epoch itself each time it starts)`;
+  return `epoch          ${now}; ${configured}`;
+}
+
+/**
+ * The configuration as JSON: what the controller sent (GetConfig), 64-bit fields as numbers.
+ * (ClusterView's other fields are the controller's own bookkeeping, not sent over the wire.)
+ */
+export function configJson(c: ClusterView): object {
+  return {
+    version: c.version,
+    clusterId: c.clusterId,
+    epoch: c.epoch,
+    primary: c.primary,
+    standby: c.standby,
+    members: c.members,
+    inSync: c.inSync,
+    promoting: c.promoting,
+    blocked: c.blocked,
+    lastFailover: c.lastFailover,
+  };
 }
 
 /** Who holds every acknowledged record (the in-sync members), and up to where it is vouched. */
@@ -102,17 +163,10 @@ function directoryText(
 }
 
 /** One row per node: what the controller says of it and what it says of itself. */
-export function formatCluster(
-  config: ClusterView,
-  nodes: Array<{
-    id: string;
-    address: string;
-    status: StatusResponse__Output | null;
-    error?: string;
-  }>,
-): string {
+export function formatCluster(config: ClusterView, nodes: ClusterNode[]): string {
   const lines = [
-    `cluster        ${shortId(config.clusterId)}, configuration version ${config.version}, epoch ${config.epoch}${config.promoting ? ' (promotion in progress)' : ''}`,
+    `cluster        ${shortId(config.clusterId)}, configuration version ${config.version}${config.promoting ? ' (promotion in progress)' : ''}`,
+    epochLine(config, nodes),
     `history        ${historyLine(config)}`,
   ];
   if (config.blocked !== '') lines.push(`NOT SERVING    ${config.blocked}`);
@@ -149,11 +203,13 @@ async function runClusterStatus(opts: StatusOptions & { controller: string }): P
   try {
     config = await client.getConfig(opts.deadlineMs);
   } catch (err) {
-    throw new CliError(`status: ${(err as Error).message}`);
+    throw (
+      (await notAController(opts.controller)) ?? new CliError(`status: ${(err as Error).message}`)
+    );
   } finally {
     client.close();
   }
-  const nodes = await Promise.all(
+  const nodes: ClusterNode[] = await Promise.all(
     [config.primary, config.standby].map(async (ref) => {
       try {
         return { ...ref, status: await nodeStatusOf(ref.address, opts.deadlineMs) };
@@ -162,7 +218,24 @@ async function runClusterStatus(opts: StatusOptions & { controller: string }): P
       }
     }),
   );
-  out(opts.json === true ? `${JSON.stringify({ config, nodes })}\n` : formatCluster(config, nodes));
+  if (opts.json !== true) {
+    out(formatCluster(config, nodes));
+    return;
+  }
+  const current = currentEpoch(nodes);
+  const doc = {
+    config: configJson(config),
+    epoch: {
+      current: current?.epoch ?? null,
+      primary: current?.primary ?? '',
+      configured: config.epoch,
+    },
+    nodes: nodes.map((n) => ({
+      ...n,
+      status: jsonNumbers('tally.v1.StatusResponse', n.status),
+    })),
+  };
+  out(`${JSON.stringify(doc)}\n`);
 }
 
 async function runStatus(opts: StatusOptions): Promise<void> {
@@ -170,7 +243,11 @@ async function runStatus(opts: StatusOptions): Promise<void> {
     return runClusterStatus({ ...opts, controller: opts.controller });
   }
   const status = await nodeStatusOf(opts.target, opts.deadlineMs);
-  out(opts.json === true ? `${JSON.stringify(status)}\n` : formatStatus(status));
+  if (opts.json === true) {
+    out(`${JSON.stringify(jsonNumbers('tally.v1.StatusResponse', status))}\n`);
+  } else {
+    out(formatStatus(status));
+  }
 }
 
 export function registerStatus(program: Command): void {
@@ -189,6 +266,9 @@ export function registerStatus(program: Command): void {
         .argParser(hostPortArg),
     )
     .addOption(deadlineOption())
-    .option('--json', 'print the StatusResponse as JSON')
+    .option(
+      '--json',
+      'print the StatusResponse (with --controller: {config, epoch, nodes}) as JSON; epochs, indexes, IDs and sizes as numbers',
+    )
     .action(runStatus);
 }

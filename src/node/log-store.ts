@@ -7,13 +7,7 @@
 import * as path from 'node:path';
 import type { Logger } from 'pino';
 import type { Clock } from '../core/clock';
-import {
-  NoSpaceError,
-  StorageFatalError,
-  UnavailableError,
-  isErrno,
-  type TallyError,
-} from '../core/errors';
+import { NoSpaceError, StorageFatalError, isErrno, type TallyError } from '../core/errors';
 import type { Metrics } from '../core/metrics';
 import { CounterState } from '../state/counters';
 import { assert } from '../core/assert';
@@ -321,19 +315,28 @@ export class LogStore {
   }
 
   /**
-   * Snapshot of the applied state, then compaction below it. A standby refuses while its
-   * applied records are not all acknowledged by the primary (the snapshot is written later).
+   * Snapshot of the applied state, then compaction below it. On a standby whose applied
+   * records the primary has not all confirmed acknowledged, the snapshot is captured now and
+   * written once it is (`scheduled`): the primary's acknowledged index reaches a standby only
+   * with the next Append, so an idle standby always holds records it cannot yet snapshot. If
+   * those records are cut instead (they were never acknowledged), the capture is dropped.
    */
   checkpoint(): Promise<CheckpointInfo> {
     if (this.checkpointRunning !== null) return this.checkpointRunning;
     const ceiling = this.checkpointCeiling;
     if (ceiling !== null && this.appliedIndex > ceiling) {
       this.pendingCheckpoint ??= this.captureSnapshot();
-      return Promise.reject(
-        new UnavailableError(
-          `node: standby checkpoint at index ${this.pendingCheckpoint.snapshot.index} is written once the primary has acknowledged it (acknowledged up to ${ceiling})`,
-        ),
-      );
+      // A capture from before, now covered (it waited for a checkpoint that was running).
+      this.writePendingCheckpoint();
+      if (this.checkpointRunning !== null) return this.checkpointRunning;
+      const pending = this.pendingCheckpoint as PendingCheckpoint;
+      return Promise.resolve({
+        index: pending.snapshot.index,
+        segmentsRemoved: 0,
+        durationUs: 0,
+        scheduled: true,
+        acknowledgedIndex: ceiling,
+      });
     }
     this.pendingCheckpoint = null;
     this.checkpointRunning = this.runCheckpoint(this.captureSnapshot()).finally(

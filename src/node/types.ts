@@ -30,9 +30,18 @@ export interface RoleState {
 export type AllocateCallback = (err: TallyError | null, result?: AllocateResult) => void;
 
 export interface CheckpointInfo {
+  /** The index the snapshot covers (written, or to be written when `scheduled`). */
   index: number;
   segmentsRemoved: number;
   durationUs: number;
+  /**
+   * A standby whose last records the primary has not yet confirmed acknowledged: the snapshot
+   * of `index` is captured and written once an Append's commit index covers it (the primary
+   * sends it with its next records). Nothing is written yet.
+   */
+  scheduled?: boolean;
+  /** With `scheduled`: what the primary has confirmed acknowledged so far. */
+  acknowledgedIndex?: number;
 }
 
 export interface NodeStatus {

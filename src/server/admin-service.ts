@@ -37,6 +37,14 @@ export function toStatusResponse(status: NodeStatus, version: string): StatusRes
   };
 }
 
+function nodeIdOf(node: CounterNode): string {
+  try {
+    return node.status().nodeId;
+  } catch {
+    return '';
+  }
+}
+
 export function createAdminHandlers(node: CounterNode, logger: Logger): AdminHandlers {
   const version = packageVersion();
   return {
@@ -57,6 +65,9 @@ export function createAdminHandlers(node: CounterNode, logger: Logger): AdminHan
             index: info.index,
             segmentsRemoved: info.segmentsRemoved,
             durationUs: info.durationUs,
+            scheduled: info.scheduled === true,
+            acknowledgedIndex: info.acknowledgedIndex ?? 0,
+            nodeId: nodeIdOf(node),
           }),
         (err: unknown) => callback(toGrpcError(err, logger)),
       );

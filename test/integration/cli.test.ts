@@ -89,6 +89,20 @@ describe('command-line errors', () => {
     expect(fs.existsSync(dataDir)).toBe(false);
   });
 
+  it('a mistyped flag is reported as unknown with the near name, before the required flag it was meant to be', async () => {
+    const dataDir = path.join(await tempDir(), 'data');
+    const run = await runCli(['serve', '--idd', 'a', '--data-dir', dataDir, ...anyPorts]);
+    expect(run.code).toBe(2);
+    expect(run.stderr).toMatch(/^tally: unknown option '--idd'\n\(Did you mean --id\?\)/);
+    expect(run.stderr).not.toContain('required option');
+    const wal = await runCli(['wal', 'verify', '--data-dirr', dataDir]);
+    expect(wal.code).toBe(2);
+    expect(wal.stderr).toMatch(
+      /^tally: unknown option '--data-dirr'\n\(Did you mean --data-dir\?\)/,
+    );
+    expect(fs.existsSync(dataDir)).toBe(false);
+  });
+
   it('a missing required flag exits 2 and names the flag', async () => {
     const run = await runCli(['serve', '--data-dir', '/nonexistent', ...anyPorts]);
     expect(run.code).toBe(2);
@@ -106,6 +120,24 @@ describe('command-line errors', () => {
     expect(run.code).toBe(2);
     expect(run.stderr).toMatch(/^tally: /);
   });
+
+  it.each(['abc', '0', '10001', '-1'])(
+    'alloc --count %s exits 2 naming the real range 1..10000, before any RPC',
+    async (count) => {
+      const run = await runCli([
+        'alloc',
+        '--target',
+        '127.0.0.1:1',
+        '--namespace',
+        'a',
+        '--count',
+        count,
+      ]);
+      expect(run.code).toBe(2);
+      expect(run.stderr).toMatch(/^tally: .*--count.*expected an integer 1\.\.10000/);
+      expect(run.stderr).not.toContain('UNAVAILABLE');
+    },
+  );
 
   it('a bad TALLY_* env value exits 2 and names the variable', async () => {
     const run = await runCli(['serve', '--id', 'n1', '--data-dir', '/nonexistent', ...anyPorts], {
@@ -239,19 +271,64 @@ describe('alloc, status, checkpoint against a running node', () => {
       version: string;
     };
     expect(status.role).toBe('standalone');
-    expect(status.namespaces).toContainEqual({ name: 'status-ns', lastId: '7' });
+    expect(status.namespaces).toContainEqual({ name: 'status-ns', lastId: 7 });
     expect(status.version).toMatch(/^\d+\.\d+\.\d+/);
   });
+
+  it('status --json gives every epoch, index, ID and size as a JSON number; the table says 1 segment', async () => {
+    await runCli(['alloc', '--target', server.target, '--namespace', 'numbers', '--count', '3']);
+    const json = await runCli(['status', '--target', server.target, '--json']);
+    expect(json.code, json.stderr).toBe(0);
+    const status = JSON.parse(json.stdout) as Record<string, unknown>;
+    for (const field of [
+      'epoch',
+      'lastIndex',
+      'lastEpoch',
+      'acknowledgedIndex',
+      'acknowledgedEpoch',
+      'checkpointIndex',
+      'checkpointUnixMs',
+      'walBytes',
+      'walSegments',
+      'writeStallMs',
+      'idFloor',
+    ]) {
+      expect(typeof status[field], field).toBe('number');
+    }
+    expect(status.lastIndex).toBeGreaterThan(0);
+    expect(status.namespaces).toContainEqual({ name: 'numbers', lastId: 3 });
+    expect(status.walSegments).toBe(1);
+    const table = await runCli(['status', '--target', server.target]);
+    expect(table.stdout).toMatch(/^wal +1 segment, \d+ bytes$/m);
+  });
+
+  it.each([['alloc', '--namespace', 'a'], ['status'], ['checkpoint']])(
+    '%s against the metrics port says it is not a Tally gRPC port (exit 1)',
+    async (...args) => {
+      const target = `127.0.0.1:${server.metricsPort}`;
+      const run = await runCli([...args, '--target', target, '--deadline-ms', '3000']);
+      expect(run.code).toBe(1);
+      expect(run.stderr).toBe(
+        `tally: ${target} is not a Tally gRPC port (it answered HTTP/1: the metrics port?)\n`,
+      );
+    },
+  );
 
   it('checkpoint writes a snapshot that status then reports', async () => {
     await runCli(['alloc', '--target', server.target, '--namespace', 'ckpt']);
     const run = await runCli(['checkpoint', '--target', server.target]);
     expect(run.code).toBe(0);
-    expect(run.stdout).toMatch(/^checkpoint at index [1-9]\d*: \d+ segments removed/);
+    expect(run.stdout).toMatch(/^checkpoint at index [1-9]\d*: \d+ segments? removed/);
     const json = await runCli(['status', '--target', server.target, '--json']);
-    const status = JSON.parse(json.stdout) as { checkpointIndex: string; lastIndex: string };
-    expect(Number(status.checkpointIndex)).toBeGreaterThan(0);
-    expect(Number(status.checkpointIndex)).toBeLessThanOrEqual(Number(status.lastIndex));
+    const status = JSON.parse(json.stdout) as { checkpointIndex: number; lastIndex: number };
+    expect(status.checkpointIndex).toBeGreaterThan(0);
+    expect(status.checkpointIndex).toBeLessThanOrEqual(status.lastIndex);
+    const again = await runCli(['checkpoint', '--target', server.target, '--json']);
+    expect(JSON.parse(again.stdout)).toMatchObject({
+      index: status.lastIndex,
+      segmentsRemoved: expect.any(Number) as number,
+      durationUs: expect.any(Number) as number,
+    });
   });
 });
 
@@ -264,7 +341,7 @@ describe('wal verify and wal dump (offline)', () => {
     const dataDir = await killedDataDir(4);
     const verify = await runCli(['wal', 'verify', '--data-dir', dataDir]);
     expect(verify.code).toBe(0);
-    expect(verify.stdout).toMatch(/^wal ok: 1 segments, 5 records/);
+    expect(verify.stdout).toMatch(/^wal ok: 1 segment, 5 records/);
     const allocations = (await dumpJson(dataDir)).filter((r) => r.type === 'allocate');
     expect(allocations.map((r) => [r.namespace, r.first, r.count])).toEqual([
       ['w', 1, 2],
@@ -301,6 +378,67 @@ describe('wal verify and wal dump (offline)', () => {
     expect(verify.stdout).toContain(
       `note: torn record at the tail of ${last.file} at offset ${last.offset}`,
     );
+  });
+
+  it('verify exits 1 saying what a directory without a WAL is: a controller directory, an empty one, a foreign one', async () => {
+    const controllerDir = await tempDir('tally-ctl-dir-');
+    fs.writeFileSync(path.join(controllerDir, 'cluster.json'), '{}');
+    fs.writeFileSync(path.join(controllerDir, 'LOCK'), '');
+    const empty = await tempDir('tally-empty-');
+    const foreign = await tempDir('tally-foreign-');
+    fs.writeFileSync(path.join(foreign, 'notes.txt'), 'hello');
+    const cases: Array<[string, string]> = [
+      [controllerDir, "it looks like a controller's directory: cluster.json"],
+      [empty, 'it is empty'],
+      [foreign, "found 'notes.txt'; a node's data dir holds meta and wal/"],
+    ];
+    for (const [dir, why] of cases) {
+      for (const command of ['verify', 'dump']) {
+        const run = await runCli(['wal', command, '--data-dir', dir]);
+        expect(run.code, run.stderr).toBe(1);
+        expect(run.stderr).toBe(`tally: wal: ${dir} holds no Tally WAL (${why})\n`);
+      }
+    }
+  });
+
+  it("verify and dump refuse a running node's directory, naming its pid; --allow-running reads it with a warning", async () => {
+    const dataDir = path.join(await tempDir(), 'data');
+    const server = await startServe(dataDir);
+    const alloc = await runCli([
+      'alloc',
+      '--target',
+      server.target,
+      '--namespace',
+      'w',
+      '--count',
+      '2',
+    ]);
+    expect(alloc.code).toBe(0);
+    const pid = server.proc.pid as number;
+    for (const command of ['verify', 'dump']) {
+      const run = await runCli(['wal', command, '--data-dir', dataDir]);
+      expect(run.code).toBe(1);
+      expect(run.stdout).toBe('');
+      expect(run.stderr).toMatch(
+        new RegExp(`^tally: wal: data dir ${dataDir} is in use by a running node \\(pid ${pid}\\)`),
+      );
+      expect(run.stderr).toContain('--allow-running');
+    }
+    const live = await runCli(['wal', 'verify', '--data-dir', dataDir, '--allow-running']);
+    expect(live.code, live.stderr).toBe(0);
+    expect(live.stdout).toMatch(/^wal ok: 1 segment, 2 records/);
+    expect(live.stderr).toMatch(
+      new RegExp(
+        `^tally: warning: data dir ${dataDir} is in use by a running node \\(pid ${pid}\\)`,
+      ),
+    );
+    const dump = await runCli(['wal', 'dump', '--data-dir', dataDir, '--allow-running']);
+    expect(dump.code, dump.stderr).toBe(0);
+    expect(dump.stdout).toMatch(/ allocate epoch=1 index=2 namespace=w first=1 count=2$/m);
+    server.proc.kill('SIGTERM');
+    expect((await server.exited).code).toBe(0);
+    const stopped = await runCli(['wal', 'verify', '--data-dir', dataDir]);
+    expect(stopped).toMatchObject({ code: 0, stderr: '' });
   });
 
   it('verify exits 1 when the data dir does not exist', async () => {

@@ -52,11 +52,28 @@ afterAll(async () => {
   await removeTempDirs();
 });
 
+/** A StatusResponse as `tally status --json` prints it: 64-bit fields as JSON numbers. */
+type StatusJson = Omit<
+  StatusResponse__Output,
+  'epoch' | 'lastIndex' | 'namespaces' | 'replication'
+> & {
+  epoch: number;
+  lastIndex: number;
+  namespaces: Array<{ name: string; lastId: number }>;
+  replication: {
+    state: string;
+    peer: string;
+    ackIndex: number;
+    lagRecords: number;
+    catchingUp: boolean;
+  } | null;
+};
+
 /** `tally status --json`, parsed; fails the test if the command fails. */
-async function cliStatus(target: string): Promise<StatusResponse__Output> {
+async function cliStatus(target: string): Promise<StatusJson> {
   const run = await runCli(['status', '--target', target, '--json']);
   expect(run.code, run.stderr).toBe(0);
-  return JSON.parse(run.stdout) as StatusResponse__Output;
+  return JSON.parse(run.stdout) as StatusJson;
 }
 
 interface AllocJson {
@@ -129,7 +146,7 @@ describe('serve: role flags', () => {
     // The refusals changed nothing: the directory still starts as the same standby.
     const again = await startStandby(dataDir);
     const s = await cliStatus(again.target);
-    expect(s).toMatchObject({ nodeId: 'standby', role: 'standby', state: 'serving', epoch: '0' });
+    expect(s).toMatchObject({ nodeId: 'standby', role: 'standby', state: 'serving', epoch: 0 });
   });
 });
 
@@ -208,7 +225,7 @@ describe('tally promote', () => {
     expect(await cliStatus(pair.standby.target)).toMatchObject({
       role: 'standby',
       state: 'serving',
-      epoch: standbyBefore.epoch,
+      epoch: Number(standbyBefore.epoch),
       epochPrimary: 'primary',
     });
 
@@ -218,7 +235,7 @@ describe('tally promote', () => {
       /^tally: FAILED_PRECONDITION: .*only a standby can be promoted/,
     );
     const primaryAfter = await cliStatus(pair.primary.target);
-    expect(primaryAfter).toMatchObject({ role: 'primary', state: 'serving', epoch: '2' });
+    expect(primaryAfter).toMatchObject({ role: 'primary', state: 'serving', epoch: 2 });
     expect((await cliAlloc(pair.primary.target, 'still', 1)).epoch).toBe(2);
 
     const standalone = await startServe(path.join(await tempDir(), 'data'), [], { id: 'solo' });
@@ -229,7 +246,7 @@ describe('tally promote', () => {
     );
     expect(await cliStatus(standalone.target)).toMatchObject({
       role: 'standalone',
-      epoch: '1',
+      epoch: 1,
     });
   });
 
@@ -244,17 +261,17 @@ describe('tally promote', () => {
     const epoch = Number(before.epoch) + 1;
     const run = await promote(pair.standby.target, String(epoch), ['--json']);
     expect(run.code, run.stderr).toBe(0);
-    expect(JSON.parse(run.stdout)).toMatchObject({ epoch: String(epoch), role: 'standalone' });
+    expect(JSON.parse(run.stdout)).toMatchObject({ epoch, role: 'standalone' });
 
     const after = await cliStatus(pair.standby.target);
     expect(after).toMatchObject({
       nodeId: 'standby',
       role: 'standalone',
       state: 'serving',
-      epoch: String(epoch),
+      epoch,
       epochPrimary: 'standby',
     });
-    expect(after.namespaces).toEqual([{ name: 'ids', lastId: '10' }]);
+    expect(after.namespaces).toEqual([{ name: 'ids', lastId: 10 }]);
     const next = await cliAlloc(pair.standby.target, 'ids', 3);
     expect(next.first).toBeGreaterThan(b.last);
     expect(next.epoch).toBe(epoch);
@@ -297,7 +314,7 @@ describe('a primary whose standby is not a Tally node', () => {
     expect(alloc.stderr).toMatch(/^tally: UNAVAILABLE: /);
 
     const s = await cliStatus(primary.target);
-    expect(s).toMatchObject({ role: 'primary', state: 'starting', epoch: '0', namespaces: [] });
+    expect(s).toMatchObject({ role: 'primary', state: 'starting', epoch: 0, namespaces: [] });
     expect(s.replication?.peer).toBe(notTally);
     expect(s.replication?.state).not.toBe('streaming');
     expect(primary.proc.exitCode).toBeNull();
@@ -338,7 +355,7 @@ describe('the standby side of tally.v1.Replication', () => {
     expect(outcome.responses).toEqual([]);
 
     const s = await cliStatus(standby.target);
-    expect(s).toMatchObject({ role: 'standby', state: 'serving', lastIndex: '0', epoch: '0' });
+    expect(s).toMatchObject({ role: 'standby', state: 'serving', lastIndex: 0, epoch: 0 });
     expect(standby.proc.exitCode).toBeNull();
     // A real primary can still pair with it afterwards.
     const primary = await startPrimary(path.join(await tempDir(), 'data'), standby.target);
@@ -362,8 +379,8 @@ describe('tally status of a streaming pair', () => {
     expect(p.replication).toMatchObject({
       state: 'streaming',
       peer: pair.standby.target,
-      ackIndex: String(alloc.index),
-      lagRecords: '0',
+      ackIndex: alloc.index,
+      lagRecords: 0,
     });
     const s = await cliStatus(pair.standby.target);
     expect(s).toMatchObject({
@@ -371,7 +388,7 @@ describe('tally status of a streaming pair', () => {
       state: 'serving',
       epoch: p.epoch,
       epochPrimary: 'primary',
-      lastIndex: String(alloc.index),
+      lastIndex: alloc.index,
     });
     expect(s.replication).toMatchObject({
       state: 'connected',
