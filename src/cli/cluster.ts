@@ -149,9 +149,11 @@ function followRoles(controllerAddress: string): () => void {
       .then(
         (c) => {
           const inSync = c.inSync.includes(c.standby.id) ? 'in sync' : 'not in sync';
+          // No epoch here: a primary's own restarts move it without the configuration
+          // knowing (`tally status --controller` shows both).
           const now = c.promoting
-            ? `promoting ${c.primary.id} (epoch ${c.epoch})`
-            : `primary ${c.primary.id} (epoch ${c.epoch}), standby ${c.standby.id} (${inSync})`;
+            ? `promoting ${c.primary.id}`
+            : `primary ${c.primary.id}, standby ${c.standby.id} (${inSync})`;
           if (now !== last) out(`tally: ${now}\n`);
           last = now;
         },

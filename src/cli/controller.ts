@@ -17,7 +17,7 @@ import { createLogger } from '../server/logger';
 import { startMetricsServer, type Probes } from '../server/metrics-http';
 import { NodeStorage } from '../wal/storage';
 import { ConfigError } from '../core/errors';
-import { CliError, exitUsage, hostPortArg, integerArg, out } from './common';
+import { CliError, exitUsage, hostPortArg, integerArg, notAController, out } from './common';
 import { installShutdown } from './signals';
 
 interface ControllerCliOptions {
@@ -171,7 +171,10 @@ async function runSwitchover(opts: { controller: string }): Promise<void> {
       `switchover: ${before.primary.id} → ${after.primary.id} (epoch ${after.epoch}, ${after.lastFailover?.durationMs ?? '?'} ms)\n`,
     );
   } catch (err) {
-    throw new CliError(`switchover failed: ${(err as Error).message}`);
+    throw (
+      (await notAController(opts.controller)) ??
+      new CliError(`switchover failed: ${(err as Error).message}`)
+    );
   } finally {
     client.close();
   }

@@ -1,4 +1,5 @@
 /** `tally cluster up` (what `npm start` runs): one command, three processes, clean stop. */
+import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
@@ -10,6 +11,7 @@ import {
   killChildren,
   nodeStatus,
   removeTempDirs,
+  repoRoot,
   spawnCli,
   tempDir,
   until,
@@ -97,7 +99,7 @@ describe('tally cluster up', () => {
       ).catch((err: Error) => {
         throw new Error(`${err.message}; stdout:\n${up.stdout()}\nstderr:\n${up.stderr()}`);
       });
-    await printed(/^tally: primary a \(epoch \d+\), standby b \(in sync\)$/m);
+    await printed(/^tally: primary a, standby b \(in sync\)$/m);
     expect(up.stdout()).toContain('commands (type and press Enter)');
     // b holds a's log before a is killed (else no member may take over, rightly).
     await until('a streams to b', async () => {
@@ -106,10 +108,10 @@ describe('tally cluster up', () => {
     });
     say('kill a');
     await printed(/^tally: a stopped \(SIGKILL\); `start a` starts it again$/m);
-    await printed(/^tally: primary b \(epoch \d+\), standby a \(not in sync\)$/m);
+    await printed(/^tally: primary b, standby a \(not in sync\)$/m);
     say('start a');
     await printed(/^tally: starting a$/m);
-    await printed(/^tally: primary b \(epoch \d+\), standby a \(in sync\)$/m);
+    await printed(/^tally: primary b, standby a \(in sync\)$/m);
     say('ps');
     await printed(/^ {2}a +running \(pid \d+\)$/m);
     say('restart x');
@@ -125,6 +127,35 @@ describe('tally cluster up', () => {
     await until('every member stopped after cluster up was killed', () =>
       Promise.resolve(pids.every((pid) => !alive(pid)) ? true : null),
     );
+  });
+
+  it('npm start: a SIGTERM to npm (a supervisor) stops cluster up and every member, exit 0', async () => {
+    const dir = await tempDir('tally-up-');
+    const base = await freeBasePort();
+    // npm start runs `exec node dist/cli/main.js cluster up --data-dir ./data`; later flags win.
+    const npm = spawn(
+      'npm',
+      ['start', '--', '--base-port', String(base), '--data-dir', path.join(dir, 'data')],
+      { cwd: repoRoot, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env } },
+    );
+    let out = '';
+    npm.stdout.on('data', (d: Buffer) => (out += d.toString()));
+    const exited = new Promise<number | null>((resolve) => npm.on('exit', (code) => resolve(code)));
+    try {
+      const pids = await until('three members serving under npm start', () => {
+        const found = [...out.matchAll(/^\[(?:controller|a|b)\]\s+(\{"event":"serving".*)$/gm)];
+        return Promise.resolve(
+          found.length === 3 ? found.map((m) => JSON.parse(m[1] as string).pid as number) : null,
+        );
+      });
+      expect(out).toContain('logs: warnings and errors only (LOG_LEVEL=info for more)');
+      npm.kill('SIGTERM');
+      expect(await exited).toBe(0);
+      expect(out).toContain('tally: cluster stopped');
+      for (const pid of pids) expect(alive(pid), `member pid ${pid}`).toBe(false);
+    } finally {
+      npm.kill('SIGKILL');
+    }
   });
 
   it('exits 1 when every member has exited by itself', async () => {

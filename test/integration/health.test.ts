@@ -100,4 +100,27 @@ describe('role-aware health', () => {
     }
     expect((await node.exited).code).toBe(0);
   });
+
+  it("Ctrl-C then a supervisor's SIGTERM: the drain is not cut short (exit 0); SIGTERM twice exits 1 at once", async () => {
+    const node = await startServe(path.join(await tempDir(), 'data'), ['--drain-delay-ms', '2000']);
+    node.proc.kill('SIGINT');
+    await until('health NOT_SERVING after SIGINT', async () =>
+      (await checkHealth(node.target, counter)) === 'NOT_SERVING' ? true : null,
+    );
+    node.proc.kill('SIGTERM');
+    expect((await node.exited).code).toBe(0);
+    expect(node.stderr()).not.toContain('second signal');
+
+    const other = await startServe(path.join(await tempDir(), 'data'), [
+      '--drain-delay-ms',
+      '60000',
+    ]);
+    other.proc.kill('SIGTERM');
+    await until('health NOT_SERVING after SIGTERM', async () =>
+      (await checkHealth(other.target, counter)) === 'NOT_SERVING' ? true : null,
+    );
+    other.proc.kill('SIGTERM');
+    expect((await other.exited).code).toBe(1);
+    expect(other.stderr()).toContain('second signal during shutdown; exiting now');
+  });
 });
