@@ -18,7 +18,7 @@ import {
   ClientRequestError,
   TallyClient,
 } from '../client';
-import type { ClusterView } from '../server/controller-service';
+import { clientAddressOf, type ClusterView } from '../server/controller-service';
 import { ControllerClient } from '../server/controller-client';
 import { statusName } from '../server/status';
 import type { AllocateResponse__Output } from '../generated/tally/v1/AllocateResponse';
@@ -100,7 +100,7 @@ async function allocateFollowing(opts: AllocOptions): Promise<Allocated> {
       if (config instanceof Error) {
         if (addresses.length === 0) throw new CliError(`alloc: ${config.message}`);
       } else if (addresses.length === 0) {
-        addresses = [config.primary.address, config.standby.address];
+        addresses = [clientAddressOf(config.primary), clientAddressOf(config.standby)];
       }
     }
     client = new TallyClient({
@@ -108,7 +108,7 @@ async function allocateFollowing(opts: AllocOptions): Promise<Allocated> {
       resolvePrimary:
         controller === null
           ? undefined
-          : async () => (await controller.getConfig(controllerCallMs)).primary.address,
+          : async () => clientAddressOf((await controller.getConfig(controllerCallMs)).primary),
       deadlineMs: opts.deadlineMs,
     });
     try {

@@ -7,7 +7,7 @@
 import { type Command, Option } from 'commander';
 import { shortId } from '../core/ids';
 import { formatPosition } from '../controller/members';
-import type { ClusterView } from '../server/controller-service';
+import { clientAddressOf, type ClusterView } from '../server/controller-service';
 import type { StatusResponse__Output } from '../generated/tally/v1/StatusResponse';
 import { ControllerClient } from '../server/controller-client';
 import {
@@ -85,6 +85,7 @@ function nodeStatusOf(target: string, deadlineMs: number): Promise<StatusRespons
 interface ClusterNode {
   id: string;
   address: string;
+  clientAddress: string;
   status: StatusResponse__Output | null;
   error?: string;
 }
@@ -184,14 +185,14 @@ export function formatCluster(config: ClusterView, nodes: ClusterNode[]): string
     const dir = directoryText(config, n.id, s);
     if (s === null) {
       lines.push(
-        `${n.id.padEnd(8)}${n.address.padEnd(22)}${configured.padEnd(12)}${dir.padEnd(23)}unreachable (${n.error ?? '?'})`,
+        `${n.id.padEnd(8)}${clientAddressOf(n).padEnd(22)}${configured.padEnd(12)}${dir.padEnd(23)}unreachable (${n.error ?? '?'})`,
       );
       continue;
     }
     const r = s.replication;
     const lag = r ? `${r.lagRecords} records${r.catchingUp ? ', catching up' : ''}` : '-';
     lines.push(
-      `${n.id.padEnd(8)}${n.address.padEnd(22)}${configured.padEnd(12)}${dir.padEnd(23)}${s.role.padEnd(10)}${s.state.padEnd(10)}${s.epoch.padEnd(7)}${s.lastIndex.padEnd(12)}${lag}`,
+      `${n.id.padEnd(8)}${clientAddressOf(n).padEnd(22)}${configured.padEnd(12)}${dir.padEnd(23)}${s.role.padEnd(10)}${s.state.padEnd(10)}${s.epoch.padEnd(7)}${s.lastIndex.padEnd(12)}${lag}`,
     );
   }
   return `${lines.join('\n')}\n`;
@@ -212,7 +213,8 @@ async function runClusterStatus(opts: StatusOptions & { controller: string }): P
   const nodes: ClusterNode[] = await Promise.all(
     [config.primary, config.standby].map(async (ref) => {
       try {
-        return { ...ref, status: await nodeStatusOf(ref.address, opts.deadlineMs) };
+        // Where a client reaches it (a published port, outside a container network).
+        return { ...ref, status: await nodeStatusOf(clientAddressOf(ref), opts.deadlineMs) };
       } catch (err) {
         return { ...ref, status: null, error: (err as Error).message };
       }

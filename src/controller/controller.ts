@@ -230,6 +230,11 @@ export class Controller {
     return this.configValue;
   }
 
+  /** Where clients reach member `id`, as it last reported ('' when unknown). */
+  clientAddress(id: string): string {
+    return this.seen.get(id)?.status?.clientAddress ?? '';
+  }
+
   /** Why the cluster does not serve right now ('' when a primary serves). */
   get blocked(): string {
     return this.blockedReason;

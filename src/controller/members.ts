@@ -27,6 +27,8 @@ export interface NodeReport {
   acknowledged: Position;
   /** How long its local write in progress has run (0: none). */
   writeStallMs: number;
+  /** Where clients reach it ('' when it does not say). */
+  clientAddress?: string;
 }
 
 export const noPosition: Position = { epoch: 0, index: 0 };

@@ -422,6 +422,7 @@ class BaselineNode implements CounterNode {
       acknowledgedEpoch: 0,
       writeStallMs: 0,
       idFloor: 0,
+      clientAddress: '',
     };
   }
 

@@ -258,6 +258,8 @@ export class TallyNode implements CounterNode {
   /** Primary: the standby's address and id (from --standby or the controller's placement). */
   private standbyTarget = '';
   private standbyId = '';
+  /** Where clients reach this node: --advertise, known once the server is bound. */
+  private clientAddress = '';
   private resolveFailed!: (err: Error) => void;
   readonly failed: Promise<Error>;
 
@@ -273,6 +275,7 @@ export class TallyNode implements CounterNode {
     this.log = opts.logger.child({ module: 'node' });
     this.failed = new Promise((resolve) => (this.resolveFailed = resolve));
     opts.metrics.onScrape.refresh = () => this.refreshLagGauges();
+    void Promise.resolve(opts.advertiseAddress ?? '').then((a) => (this.clientAddress = a));
   }
 
   get meta(): Readonly<Meta> {
@@ -860,6 +863,7 @@ export class TallyNode implements CounterNode {
       acknowledgedEpoch: acknowledged.epoch,
       writeStallMs: Math.round(this.committer?.writeStallMs(this.clock.monotonicMs()) ?? 0),
       idFloor: store.state.floor,
+      clientAddress: this.clientAddress,
     };
   }
 

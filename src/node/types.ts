@@ -72,6 +72,8 @@ export interface NodeStatus {
   writeStallMs: number;
   /** Namespaces not seen yet start above this ID. */
   idFloor: number;
+  /** Where clients reach this node (--advertise, else the bound listen address; '' unknown). */
+  clientAddress: string;
 }
 
 /** What a node at start tells the controller (tally.v1.JoinRequest). */

@@ -33,6 +33,7 @@ export function toStatusResponse(status: NodeStatus, version: string): StatusRes
     acknowledgedIndex: status.acknowledgedIndex,
     acknowledgedEpoch: status.acknowledgedEpoch,
     writeStallMs: status.writeStallMs,
+    clientAddress: status.clientAddress,
     idFloor: status.idFloor,
   };
 }

@@ -219,6 +219,7 @@ export class GrpcNodeAdmin implements NodeAdmin {
       lastEpoch: Number(s.lastEpoch),
       acknowledged: { epoch: Number(s.acknowledgedEpoch), index: Number(s.acknowledgedIndex) },
       writeStallMs: Number(s.writeStallMs),
+      clientAddress: s.clientAddress,
     };
   }
 

@@ -23,17 +23,33 @@ import { toGrpcError } from './status';
 
 export const controllerServiceName = 'tally.v1.Controller';
 
+/** A member as clients see it: also where clients reach it ('' until it answered a probe). */
+export interface ClientNodeRef extends NodeRef {
+  clientAddress: string;
+}
+
 /** The configuration as clients see it: the stored one, and why the cluster does not serve. */
 export interface ClusterView extends ClusterConfig {
+  primary: ClientNodeRef;
+  standby: ClientNodeRef;
   blocked: string;
 }
 
-export function toWireConfig(c: ClusterConfig, blocked = ''): WireConfig {
+/** The address a client should dial for `ref`: its reported client address, else the controller's. */
+export function clientAddressOf(ref: ClientNodeRef): string {
+  return ref.clientAddress === '' ? ref.address : ref.clientAddress;
+}
+
+export function toWireConfig(
+  c: ClusterConfig,
+  blocked = '',
+  clientAddress: (id: string) => string = () => '',
+): WireConfig {
   return {
     version: c.version,
     epoch: c.epoch,
-    primary: c.primary,
-    standby: c.standby,
+    primary: { ...c.primary, clientAddress: clientAddress(c.primary.id) },
+    standby: { ...c.standby, clientAddress: clientAddress(c.standby.id) },
     inSync: c.inSync,
     lastFailover: c.lastFailover,
     promoting: c.promoting,
@@ -48,9 +64,12 @@ export function toWireConfig(c: ClusterConfig, blocked = ''): WireConfig {
   };
 }
 
-function nodeRef(r: { id: string; address: string } | null, what: string): NodeRef {
+function nodeRef(
+  r: { id: string; address: string; clientAddress: string } | null,
+  what: string,
+): ClientNodeRef {
   if (r === null || r.id === '') throw new Error(`controller: configuration without a ${what}`);
-  return { id: r.id, address: r.address };
+  return { id: r.id, address: r.address, clientAddress: r.clientAddress };
 }
 
 const failoverKinds: ReadonlyArray<FailoverRecord['kind']> = ['failover', 'switchover', 'forced'];
@@ -140,7 +159,8 @@ function createHandlers(controller: Controller, logger: Logger): ControllerHandl
       (err: unknown) => callback(toGrpcError(err, logger)),
     );
   };
-  const view = (c: ClusterConfig): WireConfig => toWireConfig(c, controller.blocked);
+  const view = (c: ClusterConfig): WireConfig =>
+    toWireConfig(c, controller.blocked, (id) => controller.clientAddress(id));
   return {
     GetConfig: (_call, callback) => {
       const c = controller.current;

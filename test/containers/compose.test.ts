@@ -16,7 +16,7 @@ import { checkHealth } from '../../src/server/health-probe';
 import { ControllerClient } from '../../src/server/controller-client';
 import { checkHistory } from '../chaos/history';
 import { Recorder, ns } from '../integration/recorded-alloc';
-import { fetchText, freePort, repoRoot, sleep, until } from '../integration/serve-process';
+import { fetchText, freePort, repoRoot, runCli, sleep, until } from '../integration/serve-process';
 import { docker, dockerUnavailable, ensureImage, testImage } from './docker';
 
 const project = `tallyct${process.pid}`;
@@ -116,6 +116,27 @@ describe.skipIf(dockerUnavailable() !== null)('the docker-compose cluster', () =
         : null,
     );
     expect(await checkHealth(standby, '')).toBe('SERVING');
+
+    // The CLI on the host follows the controller: it hands out the nodes' advertised
+    // (published) addresses, not the compose-network names it probes them by.
+    const controllerAt = `127.0.0.1:${ports.TALLY_CONTROLLER_PORT}`;
+    const alloc = await runCli([
+      'alloc',
+      '--controller',
+      controllerAt,
+      '--namespace',
+      'cli',
+      '--json',
+    ]);
+    expect(alloc.code, alloc.stderr).toBe(0);
+    expect(JSON.parse(alloc.stdout)).toMatchObject({ namespace: 'cli', first: 1, count: 1 });
+    const status = await runCli(['status', '--controller', controllerAt]);
+    expect(status.code, status.stderr).toBe(0);
+    expect(status.stdout).toContain(`${primary} `);
+    expect(status.stdout).not.toMatch(/unreachable/);
+    const view = await config();
+    expect(view.primary.address).toBe(`node-${c.primary.id}:7400`);
+    expect(view.primary.clientAddress).toBe(primary);
   });
 
   it('docker kill of the primary under load: the other node takes over, no ID twice or backwards', async () => {

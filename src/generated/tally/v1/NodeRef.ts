@@ -4,9 +4,11 @@
 export interface NodeRef {
   'id'?: (string);
   'address'?: (string);
+  'clientAddress'?: (string);
 }
 
 export interface NodeRef__Output {
   'id': (string);
   'address': (string);
+  'clientAddress': (string);
 }

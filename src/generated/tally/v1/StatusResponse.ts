@@ -26,6 +26,7 @@ export interface StatusResponse {
   'acknowledgedEpoch'?: (number | string | Long);
   'writeStallMs'?: (number | string | Long);
   'idFloor'?: (number | string | Long);
+  'clientAddress'?: (string);
 }
 
 export interface StatusResponse__Output {
@@ -50,4 +51,5 @@ export interface StatusResponse__Output {
   'acknowledgedEpoch': (string);
   'writeStallMs': (string);
   'idFloor': (string);
+  'clientAddress': (string);
 }
