@@ -62,6 +62,10 @@ describe('role-aware health', () => {
       (await checkHealth(pair.primary.target, counter)) === 'SERVING' ? true : null,
     );
     expect(await checkHealth(pair.standby.target, '')).toBe('SERVING');
+    // Its start-up hint does not suggest allocating on the standby itself.
+    expect(pair.standby.stdout()).toContain(
+      'try: allocate on the primary (this node is its standby)',
+    );
     expect(await checkHealth(pair.standby.target, counter)).toBe('NOT_SERVING');
     const p = await probes(pair.standby);
     expect(p.healthz?.status).toBe(200);
