@@ -176,10 +176,14 @@ async function runClusterUp(opts: ClusterOptions): Promise<void> {
   const byName = new Map(all.map((m) => [m.name, m]));
   const pretty = wantPretty(process.stderr);
   let stopping = false;
-  /** Members stopped on purpose (a `stop`/`kill` command): their exit is not news. */
+  /**
+   * Members stopped on purpose (a `stop`/`kill`/`restart` command) and not started since: their
+   * exit is not news, and a cluster with one of them down was not brought down by itself.
+   */
   const stoppedByUser = new Set<string>();
   const exited = new Map<string, Promise<void>>();
   const launch = (m: Member): void => {
+    stoppedByUser.delete(m.name);
     exited.set(
       m.name,
       new Promise<void>((resolve) => {
@@ -189,11 +193,11 @@ async function runClusterUp(opts: ClusterOptions): Promise<void> {
             resolve();
             return;
           }
-          if (stoppedByUser.delete(member.name)) {
+          if (stoppedByUser.has(member.name)) {
             out(
               `tally: ${member.name} stopped (${how}); \`start ${member.name}\` starts it again\n`,
             );
-          } else if (all.every((x) => !running(x))) {
+          } else if (all.every((x) => !running(x)) && stoppedByUser.size === 0) {
             out(`tally: ${member.name} exited (${how}); every member has exited\n`);
           } else {
             out(

@@ -129,6 +129,46 @@ describe('tally cluster up', () => {
     );
   });
 
+  it('members stopped by command are not a dead cluster: `restart` of the last one running and `stop` of every one keep cluster up running', async () => {
+    const dir = await tempDir('tally-up-');
+    const base = await freeBasePort();
+    const up = spawnCli(
+      ['cluster', 'up', '--data-dir', path.join(dir, 'data'), '--base-port', String(base)],
+      {},
+      [],
+      { stdin: true },
+    );
+    const say = (line: string): void => void up.proc.stdin?.write(`${line}\n`);
+    const printed = (re: RegExp) =>
+      until(`cluster up printed ${re}`, () =>
+        Promise.resolve(re.test(up.stdout()) ? true : null),
+      ).catch((err: Error) => {
+        throw new Error(`${err.message}; stdout:\n${up.stdout()}\nstderr:\n${up.stderr()}`);
+      });
+    let exitCode: number | null | undefined;
+    void up.exited.then((e) => (exitCode = e.code));
+    await printed(/^tally: primary a, standby b \(in sync\)$/m);
+    await printed(/^\[a\]\s+\{"event":"serving"/m);
+    await printed(/^\[b\]\s+\{"event":"serving"/m);
+    say('stop b');
+    await printed(/^tally: b stopped \(code 0\)/m);
+    say('stop a');
+    await printed(/^tally: a stopped \(code 0\)/m);
+    say('restart controller');
+    await printed(/^tally: starting controller$/m);
+    await printed(
+      /^\[controller\]\s+\{"event":"serving"[^\n]*\n(?:.*\n)*\[controller\]\s+\{"event":"serving"/m,
+    );
+    expect(exitCode).toBeUndefined();
+    say('stop controller');
+    await printed(/^tally: controller stopped \(code 0\)/m);
+    await new Promise((r) => setTimeout(r, 500));
+    expect(up.stdout()).not.toContain('the cluster is down');
+    expect(exitCode).toBeUndefined();
+    up.proc.kill('SIGINT');
+    expect((await up.exited).code).toBe(0);
+  });
+
   it('npm start: a SIGTERM to npm (a supervisor) stops cluster up and every member, exit 0', async () => {
     const dir = await tempDir('tally-up-');
     const base = await freeBasePort();
