@@ -18,7 +18,7 @@ import { createLogger, type Logger } from '../server/logger';
 import { startMetricsServer, type MetricsServer, type Probes } from '../server/metrics-http';
 import { servesAllocations, startServer, type RunningServer } from '../server/server';
 import { CliError, exitUsage, hostPortArg, integerArg, out } from './common';
-import { installShutdown } from './signals';
+import { installShutdown, watchStdinWhileStarting } from './signals';
 
 interface ServeOptions {
   id: string;
@@ -330,6 +330,7 @@ async function runServe(opts: ServeOptions, command: Command): Promise<void> {
   if (opts.role !== 'primary' && opts.standby !== undefined) {
     throw new CliError('serve: --standby is only for --role primary', exitUsage);
   }
+  watchStdinWhileStarting();
   const serving = await start(opts);
   followController(serving, opts.id);
   exitOnNodeFailure(serving);

@@ -169,6 +169,43 @@ describe('tally cluster up', () => {
     expect((await up.exited).code).toBe(0);
   });
 
+  it('a member still starting (waiting for a stopped controller) stops too when cluster up is killed', async () => {
+    const dir = await tempDir('tally-up-');
+    const base = await freeBasePort();
+    const up = spawnCli(
+      ['cluster', 'up', '--data-dir', path.join(dir, 'data'), '--base-port', String(base)],
+      {},
+      [],
+      { stdin: true },
+    );
+    const say = (line: string): void => void up.proc.stdin?.write(`${line}\n`);
+    const printed = (re: RegExp) =>
+      until(`cluster up printed ${re}`, () =>
+        Promise.resolve(re.test(up.stdout()) ? true : null),
+      ).catch((err: Error) => {
+        throw new Error(`${err.message}; stdout:\n${up.stdout()}\nstderr:\n${up.stderr()}`);
+      });
+    await printed(/^\[a\]\s+\{"event":"serving"/m);
+    await printed(/^\[b\]\s+\{"event":"serving"/m);
+    say('stop controller');
+    await printed(/^tally: controller stopped/m);
+    say('restart a');
+    await printed(/^tally: starting a$/m);
+    say('ps');
+    const pid = await until('a running', () => {
+      const m = / {2}a +running \(pid (\d+)\)/.exec(up.stdout());
+      if (m === null) say('ps');
+      return Promise.resolve(m === null ? null : Number(m[1]));
+    });
+    await new Promise((r) => setTimeout(r, 1000)); // a recovers, then waits for the controller
+    expect(alive(pid)).toBe(true);
+    up.proc.kill('SIGKILL');
+    await up.exited;
+    await until('a stopped after cluster up was killed', () =>
+      Promise.resolve(alive(pid) ? null : true),
+    );
+  });
+
   it('npm start: a SIGTERM to npm (a supervisor) stops cluster up and every member, exit 0', async () => {
     const dir = await tempDir('tally-up-');
     const base = await freeBasePort();
