@@ -206,6 +206,29 @@ describe('tally cluster up', () => {
     );
   });
 
+  it('a member that does not stop within the grace is killed, and cluster up exits 1 saying so', async () => {
+    const dir = await tempDir('tally-up-');
+    const base = await freeBasePort();
+    const up = spawnCli([
+      'cluster',
+      'up',
+      '--data-dir',
+      path.join(dir, 'data'),
+      '--base-port',
+      String(base),
+    ]);
+    const pid = await until('b serving', () => {
+      const m = /^\[b\]\s+(\{"event":"serving".*)$/m.exec(up.stdout());
+      return Promise.resolve(m === null ? null : (JSON.parse(m[1] as string).pid as number));
+    });
+    process.kill(pid, 'SIGSTOP'); // a hung member: the SIGTERM waits, the SIGKILL does not
+    up.proc.kill('SIGINT');
+    const exit = await up.exited;
+    expect(exit.code).toBe(1);
+    expect(up.stdout()).toMatch(/^tally: cluster stopped; not cleanly: b \(SIGKILL\)$/m);
+    expect(alive(pid)).toBe(false);
+  });
+
   it('npm start: a SIGTERM to npm (a supervisor) stops cluster up and every member, exit 0', async () => {
     const dir = await tempDir('tally-up-');
     const base = await freeBasePort();
