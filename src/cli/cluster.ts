@@ -8,7 +8,8 @@
  * A child that dies is reported and left down: the controller fails over around it, which is
  * what a local cluster is for (kill a node and watch); `start NAME` on stdin starts it again
  * (also `stop`, `kill`, `restart`, `ps`). Exit 0 after a clean stop, 1 when every member
- * died by itself. The controller reports who is primary; the banner and its changes say so.
+ * died by itself or a member did not stop cleanly (its stop failed, or it was killed after
+ * the grace). The controller reports who is primary; the banner and its changes say so.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import path from 'node:path';
@@ -176,24 +177,32 @@ async function runClusterUp(opts: ClusterOptions): Promise<void> {
   const byName = new Map(all.map((m) => [m.name, m]));
   const pretty = wantPretty(process.stderr);
   let stopping = false;
-  /** Members stopped on purpose (a `stop`/`kill` command): their exit is not news. */
+  /**
+   * Members stopped on purpose (a `stop`/`kill`/`restart` command) and not started since: their
+   * exit is not news, and a cluster with one of them down was not brought down by itself.
+   */
   const stoppedByUser = new Set<string>();
   const exited = new Map<string, Promise<void>>();
+  /** Members whose exit during the final stop was not clean (a failed stop, the SIGKILL). */
+  const uncleanStops: string[] = [];
   const launch = (m: Member): void => {
+    stoppedByUser.delete(m.name);
     exited.set(
       m.name,
       new Promise<void>((resolve) => {
         spawnMember(m, pretty, (member, code, signal) => {
           const how = signal ?? `code ${code}`;
           if (stopping) {
+            // A member still starting has no handler yet: SIGTERM ends it, as it should.
+            if (code !== 0 && signal !== 'SIGTERM') uncleanStops.push(`${member.name} (${how})`);
             resolve();
             return;
           }
-          if (stoppedByUser.delete(member.name)) {
+          if (stoppedByUser.has(member.name)) {
             out(
               `tally: ${member.name} stopped (${how}); \`start ${member.name}\` starts it again\n`,
             );
-          } else if (all.every((x) => !running(x))) {
+          } else if (all.every((x) => !running(x)) && stoppedByUser.size === 0) {
             out(`tally: ${member.name} exited (${how}); every member has exited\n`);
           } else {
             out(
@@ -272,6 +281,10 @@ async function runClusterUp(opts: ClusterOptions): Promise<void> {
         await exited.get(m.name);
       }
       clearTimeout(killer);
+      if (uncleanStops.length > 0) {
+        out(`tally: cluster stopped; not cleanly: ${uncleanStops.join(', ')}\n`);
+        process.exit(exitFailure);
+      }
       out('tally: cluster stopped\n');
       process.exit(0);
     })();

@@ -18,7 +18,7 @@ import { startMetricsServer, type Probes } from '../server/metrics-http';
 import { NodeStorage } from '../wal/storage';
 import { ConfigError } from '../core/errors';
 import { CliError, exitUsage, hostPortArg, integerArg, notAController, out } from './common';
-import { installShutdown } from './signals';
+import { installShutdown, watchStdinWhileStarting } from './signals';
 
 interface ControllerCliOptions {
   dataDir: string;
@@ -94,6 +94,7 @@ function memberFlags(opts: ControllerCliOptions): [NodeRef, NodeRef] | undefined
 }
 
 async function runController(opts: ControllerCliOptions): Promise<void> {
+  watchStdinWhileStarting();
   const nodes = memberFlags(opts);
   if (opts.failoverTimeoutMs < 2 * opts.probeIntervalMs) {
     throw new CliError(

@@ -18,7 +18,7 @@ import { createLogger, type Logger } from '../server/logger';
 import { startMetricsServer, type MetricsServer, type Probes } from '../server/metrics-http';
 import { servesAllocations, startServer, type RunningServer } from '../server/server';
 import { CliError, exitUsage, hostPortArg, integerArg, out } from './common';
-import { installShutdown } from './signals';
+import { installShutdown, watchStdinWhileStarting } from './signals';
 
 interface ServeOptions {
   id: string;
@@ -89,12 +89,26 @@ function nodeOptions(
     degradeAfterMs: opts.degradeAfterMs,
     dial: grpcDialer,
     advertiseAddress: advertise,
+    // Bound to every interface without --advertise: 127.0.0.1 is right only on this host, so
+    // report nothing and let the controller's address for this node reach the clients.
+    clientAddress: reportsClientAddress(opts.listen, opts.advertise) ? advertise : '',
     ackWaitMs: opts.standbyWaitMs,
     segmentSizeBytes: opts.segmentSizeBytes,
     checkpointRecords: opts.checkpointRecords,
     checkpointBytes: opts.checkpointBytes,
     queuedRequestsMax: opts.queuedRequestsMax,
   };
+}
+
+/**
+ * Whether Status should name this node's client address: given by --advertise, or a listen
+ * host clients elsewhere can dial. A wildcard listen host (0.0.0.0, ::) is dialled as
+ * loopback, which reaches this node only from its own host.
+ */
+export function reportsClientAddress(listen: string, advertise: string | undefined): boolean {
+  if (advertise !== undefined) return true;
+  const { host } = parseHostPort(listen);
+  return host !== '0.0.0.0' && host !== '::';
 }
 
 /** How long a node waits between attempts to reach the controller at start. */
@@ -330,6 +344,7 @@ async function runServe(opts: ServeOptions, command: Command): Promise<void> {
   if (opts.role !== 'primary' && opts.standby !== undefined) {
     throw new CliError('serve: --standby is only for --role primary', exitUsage);
   }
+  watchStdinWhileStarting();
   const serving = await start(opts);
   followController(serving, opts.id);
   exitOnNodeFailure(serving);

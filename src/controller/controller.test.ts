@@ -128,6 +128,7 @@ interface SetupOptions {
   nodes?: [typeof a, typeof b];
   bootstrap?: boolean;
   updateAddresses?: boolean;
+  logger?: pino.Logger;
 }
 
 async function setup(o: SetupOptions = {}) {
@@ -142,7 +143,7 @@ async function setup(o: SetupOptions = {}) {
     store,
     admin,
     clock,
-    logger: pino({ level: 'silent' }),
+    logger: o.logger ?? pino({ level: 'silent' }),
     metrics,
     nodes: o.nodes,
     bootstrap: o.bootstrap,
@@ -457,6 +458,40 @@ describe('controller: identity of the members', () => {
     await t.controller.start();
     const joined = await t.controller.join('a', primaryA({ state: 'starting' }));
     expect(joined.placement).toMatchObject({ role: 'primary', standby: b, aloneApproved: true });
+    await t.controller.stop();
+  });
+});
+
+describe('controller: a primary that stays starting', () => {
+  beforeEach(() => void vi.useFakeTimers());
+  afterEach(() => void vi.useRealTimers());
+
+  it('says so at info level while the placed primary begins its epoch, then warns once it lasts past the start grace', async () => {
+    const lines: Array<{ level: number; msg: string }> = [];
+    const logger = pino(
+      { level: 'info' },
+      { write: (line: string) => void lines.push(JSON.parse(line) as never) },
+    );
+    const t = await setup({
+      logger,
+      config: seeded({
+        inSync: ['a'],
+        members: [
+          { id: 'a', incarnation: 'dir-a', vouched: { epoch: 3, index: 10 } },
+          { id: 'b', incarnation: 'dir-b', vouched: null },
+        ],
+      }),
+    });
+    t.admin.set('a:1', { state: 'starting' });
+    await t.controller.start();
+    await t.controller.join('a', primaryA({ state: 'starting' }));
+    await t.run(1000); // past the failover timeout, within the start grace (2000 ms)
+    const notServing = (level: number) =>
+      lines.filter((l) => l.level === level && /primary a is primary \(starting\)/.test(l.msg));
+    expect(notServing(30)).toHaveLength(1);
+    expect(notServing(40)).toHaveLength(0);
+    await t.run(3000); // still starting, long after the grace
+    expect(notServing(40)).toHaveLength(1);
     await t.controller.stop();
   });
 });

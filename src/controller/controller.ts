@@ -860,7 +860,8 @@ export class Controller {
    */
   private block(reason: string, quiet = false): void {
     this.opts.metrics.notServing.set(1);
-    if (this.blockedReason === reason) return;
+    // The same reason said quietly so far (a normal start) is warned about once it lasts.
+    if (this.blockedReason === reason && (quiet || !this.blockedQuietly)) return;
     this.blockedReason = reason;
     this.blockedQuietly = quiet;
     if (quiet) this.log.info(`controller: ${reason}`);

@@ -91,6 +91,12 @@ export interface NodeOptions {
    * A promise when the port is known only once the server is bound; replication waits for it.
    */
   advertiseAddress?: string | Promise<string>;
+  /**
+   * Where clients reach this node as Status reports it (the controller hands it to clients in
+   * GetConfig); '' when unknown — then clients dial the address the controller has. Default:
+   * advertiseAddress.
+   */
+  clientAddress?: string | Promise<string>;
   /** Primary: the longest a request waits for the standby, deadline or not (default 10 s). */
   ackWaitMs?: number;
   /** Primary: no ack from the standby for this long ends the replication session. */
@@ -275,7 +281,9 @@ export class TallyNode implements CounterNode {
     this.log = opts.logger.child({ module: 'node' });
     this.failed = new Promise((resolve) => (this.resolveFailed = resolve));
     opts.metrics.onScrape.refresh = () => this.refreshLagGauges();
-    void Promise.resolve(opts.advertiseAddress ?? '').then((a) => (this.clientAddress = a));
+    void Promise.resolve(opts.clientAddress ?? opts.advertiseAddress ?? '').then(
+      (a) => (this.clientAddress = a),
+    );
   }
 
   get meta(): Readonly<Meta> {

@@ -129,6 +129,106 @@ describe('tally cluster up', () => {
     );
   });
 
+  it('members stopped by command are not a dead cluster: `restart` of the last one running and `stop` of every one keep cluster up running', async () => {
+    const dir = await tempDir('tally-up-');
+    const base = await freeBasePort();
+    const up = spawnCli(
+      ['cluster', 'up', '--data-dir', path.join(dir, 'data'), '--base-port', String(base)],
+      {},
+      [],
+      { stdin: true },
+    );
+    const say = (line: string): void => void up.proc.stdin?.write(`${line}\n`);
+    const printed = (re: RegExp) =>
+      until(`cluster up printed ${re}`, () =>
+        Promise.resolve(re.test(up.stdout()) ? true : null),
+      ).catch((err: Error) => {
+        throw new Error(`${err.message}; stdout:\n${up.stdout()}\nstderr:\n${up.stderr()}`);
+      });
+    let exitCode: number | null | undefined;
+    void up.exited.then((e) => (exitCode = e.code));
+    await printed(/^tally: primary a, standby b \(in sync\)$/m);
+    await printed(/^\[a\]\s+\{"event":"serving"/m);
+    await printed(/^\[b\]\s+\{"event":"serving"/m);
+    say('stop b');
+    await printed(/^tally: b stopped \(code 0\)/m);
+    say('stop a');
+    await printed(/^tally: a stopped \(code 0\)/m);
+    say('restart controller');
+    await printed(/^tally: starting controller$/m);
+    await printed(
+      /^\[controller\]\s+\{"event":"serving"[^\n]*\n(?:.*\n)*\[controller\]\s+\{"event":"serving"/m,
+    );
+    expect(exitCode).toBeUndefined();
+    say('stop controller');
+    await printed(/^tally: controller stopped \(code 0\)/m);
+    await new Promise((r) => setTimeout(r, 500));
+    expect(up.stdout()).not.toContain('the cluster is down');
+    expect(exitCode).toBeUndefined();
+    up.proc.kill('SIGINT');
+    expect((await up.exited).code).toBe(0);
+  });
+
+  it('a member still starting (waiting for a stopped controller) stops too when cluster up is killed', async () => {
+    const dir = await tempDir('tally-up-');
+    const base = await freeBasePort();
+    const up = spawnCli(
+      ['cluster', 'up', '--data-dir', path.join(dir, 'data'), '--base-port', String(base)],
+      {},
+      [],
+      { stdin: true },
+    );
+    const say = (line: string): void => void up.proc.stdin?.write(`${line}\n`);
+    const printed = (re: RegExp) =>
+      until(`cluster up printed ${re}`, () =>
+        Promise.resolve(re.test(up.stdout()) ? true : null),
+      ).catch((err: Error) => {
+        throw new Error(`${err.message}; stdout:\n${up.stdout()}\nstderr:\n${up.stderr()}`);
+      });
+    await printed(/^\[a\]\s+\{"event":"serving"/m);
+    await printed(/^\[b\]\s+\{"event":"serving"/m);
+    say('stop controller');
+    await printed(/^tally: controller stopped/m);
+    say('restart a');
+    await printed(/^tally: starting a$/m);
+    say('ps');
+    const pid = await until('a running', () => {
+      const m = / {2}a +running \(pid (\d+)\)/.exec(up.stdout());
+      if (m === null) say('ps');
+      return Promise.resolve(m === null ? null : Number(m[1]));
+    });
+    await new Promise((r) => setTimeout(r, 1000)); // a recovers, then waits for the controller
+    expect(alive(pid)).toBe(true);
+    up.proc.kill('SIGKILL');
+    await up.exited;
+    await until('a stopped after cluster up was killed', () =>
+      Promise.resolve(alive(pid) ? null : true),
+    );
+  });
+
+  it('a member that does not stop within the grace is killed, and cluster up exits 1 saying so', async () => {
+    const dir = await tempDir('tally-up-');
+    const base = await freeBasePort();
+    const up = spawnCli([
+      'cluster',
+      'up',
+      '--data-dir',
+      path.join(dir, 'data'),
+      '--base-port',
+      String(base),
+    ]);
+    const pid = await until('b serving', () => {
+      const m = /^\[b\]\s+(\{"event":"serving".*)$/m.exec(up.stdout());
+      return Promise.resolve(m === null ? null : (JSON.parse(m[1] as string).pid as number));
+    });
+    process.kill(pid, 'SIGSTOP'); // a hung member: the SIGTERM waits, the SIGKILL does not
+    up.proc.kill('SIGINT');
+    const exit = await up.exited;
+    expect(exit.code).toBe(1);
+    expect(up.stdout()).toMatch(/^tally: cluster stopped; not cleanly: b \(SIGKILL\)$/m);
+    expect(alive(pid)).toBe(false);
+  });
+
   it('npm start: a SIGTERM to npm (a supervisor) stops cluster up and every member, exit 0', async () => {
     const dir = await tempDir('tally-up-');
     const base = await freeBasePort();
