@@ -101,10 +101,16 @@ describe('tally cluster up', () => {
       });
     await printed(/^tally: primary a, standby b \(in sync\)$/m);
     expect(up.stdout()).toContain('commands (type and press Enter)');
-    // b holds a's log before a is killed (else no member may take over, rightly).
-    await until('a streams to b', async () => {
-      const s = await nodeStatus(`127.0.0.1:${base}`).catch(() => null);
-      return s?.replication?.state === 'streaming' ? true : null;
+    // b holds a's log before a is killed (else no member may take over, rightly): a streams
+    // to it and b no longer counts itself catching up.
+    await until('b caught up with a', async () => {
+      const a = await nodeStatus(`127.0.0.1:${base}`).catch(() => null);
+      const b = await nodeStatus(`127.0.0.1:${base + 1}`).catch(() => null);
+      return a?.replication?.state === 'streaming' &&
+        b?.replication?.catchingUp === false &&
+        b.lastIndex === a.lastIndex
+        ? true
+        : null;
     });
     say('kill a');
     await printed(/^tally: a stopped \(SIGKILL\); `start a` starts it again$/m);
