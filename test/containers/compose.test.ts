@@ -229,6 +229,43 @@ describe.skipIf(dockerUnavailable() !== null)('the docker-compose cluster', () =
     expect(names.length).toBeGreaterThanOrEqual(5);
   });
 
+  it("a node's volume replaced: it joins as a new member, out of the in-sync set until it caught up, and IDs continue", async () => {
+    const before = await config();
+    const victim = before.standby.id;
+    const oldIncarnation = before.members.find((m) => m.id === victim)?.incarnation;
+    await docker('rm', '-f', container(victim));
+    await docker('volume', 'rm', `${project}_node-${victim}-data`);
+    env = await compose().up([`node-${victim}`]);
+    const joined = await until(
+      'the controller knows the new directory',
+      async () => {
+        const v = await config().catch(() => null);
+        const m = v?.members.find((x) => x.id === victim);
+        return m !== undefined && m.incarnation !== oldIncarnation ? v : null;
+      },
+      60_000,
+    );
+    expect(joined?.primary.id).toBe(before.primary.id);
+    const logs = await docker('logs', `${project}_controller_1`);
+    expect(logs).toContain(`${victim} runs on a new data directory`);
+    await until(
+      'the new member in sync once caught up',
+      async () => {
+        const v = await config().catch(() => null);
+        return v !== null && v.inSync.includes(victim) && v.primary.id === before.primary.id
+          ? v
+          : null;
+      },
+      90_000,
+    );
+    for (let i = 0; i < 5; i++) {
+      const op = rec.history.invoke(ns, 'client');
+      const a = await client.allocate(ns, 1, { deadlineMs: 10_000 });
+      rec.history.ack(op, a.first, a.count);
+    }
+    expect(checkHistory(rec.history.ops)).toEqual([]);
+  });
+
   it('a restart of the whole cluster continues every counter from the volumes', async () => {
     const namespaces = ['orders', 'users', 'links'];
     const highest = new Map<string, number>();
