@@ -229,7 +229,7 @@ describe.skipIf(dockerUnavailable() !== null)('the docker-compose cluster', () =
     expect(names.length).toBeGreaterThanOrEqual(5);
   });
 
-  it("a node's volume replaced: it joins as a new member, out of the in-sync set until it caught up, and IDs continue", async () => {
+  it("a node's volume replaced: the controller takes it as a new member (out of the in-sync set), it is in sync once caught up, and IDs continue", async () => {
     const before = await config();
     const victim = before.standby.id;
     const oldIncarnation = before.members.find((m) => m.id === victim)?.incarnation;
