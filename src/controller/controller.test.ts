@@ -198,6 +198,11 @@ describe('controller: failover', () => {
       inSync: ['b'],
       promoting: false,
     });
+    // The in-sync set as metrics: b in, a out; every failover kind exported from 0.
+    const inSync = (await t.metrics.memberInSync.get()).values.map((v) => [v.labels.node, v.value]);
+    expect(Object.fromEntries(inSync)).toEqual({ a: 0, b: 1 });
+    const kinds = (await t.metrics.failovers.get()).values.map((v) => [v.labels.kind, v.value]);
+    expect(Object.fromEntries(kinds)).toEqual({ failover: 1, switchover: 0, forced: 0 });
     expect(config.lastFailover).toMatchObject({
       kind: 'failover',
       fromNode: 'a',

@@ -171,7 +171,7 @@ export class Controller {
         { version: stored.version, primary: stored.primary.id, promoting: stored.promoting },
         'controller: configuration loaded',
       );
-      this.opts.metrics.configVersion.set(this.configValue.version);
+      this.publish(this.configValue);
       if (stored.promoting) this.promotingSinceMs = this.startedAtMs;
     } else if (this.opts.nodes === undefined) {
       throw new ConfigError(
@@ -228,6 +228,14 @@ export class Controller {
   /** The configuration, or null while it is being built from the nodes. */
   get current(): ClusterConfig | null {
     return this.configValue;
+  }
+
+  /** The configuration's version and in-sync set, as metrics. */
+  private publish(c: ClusterConfig): void {
+    this.opts.metrics.configVersion.set(c.version);
+    for (const ref of [c.primary, c.standby]) {
+      this.opts.metrics.memberInSync.set({ node: ref.id }, c.inSync.includes(ref.id) ? 1 : 0);
+    }
   }
 
   /** Where clients reach member `id`, as it last reported ('' when unknown). */
@@ -586,7 +594,7 @@ export class Controller {
     this.configValue = next;
     this.vouchDirty = false;
     this.vouchSavedAtMs = this.opts.clock.monotonicMs();
-    this.opts.metrics.configVersion.set(next.version);
+    this.publish(next);
     this.log.info({ version: next.version, why }, 'controller: configuration changed');
   }
 
@@ -642,7 +650,7 @@ export class Controller {
     await this.opts.store.save(built.config);
     this.configValue = built.config;
     this.reports.clear();
-    this.opts.metrics.configVersion.set(built.config.version);
+    this.publish(built.config);
     this.log.warn(
       {
         primary: built.config.primary.id,

@@ -34,6 +34,10 @@ export interface Metrics {
   replicationTruncatedRecords: Counter;
   replicationSnapshotInstalls: Counter;
   degraded: Gauge;
+  /** 1 while this node serves allocations (what tally.v1.Counter health and /readyz say). */
+  serving: Gauge;
+  /** Standby: 1 while it is not yet at the primary's tail (new, wiped or rejoined). */
+  catchingUp: Gauge;
   /** Set by the node: refreshes the lag gauges when /metrics is scraped. */
   onScrape: { refresh: () => void };
 }
@@ -127,6 +131,17 @@ function replicationMetrics(
       registers,
     }),
     epoch: new Gauge({ name: 'tally_node_epoch', help: 'Epoch this node holds', registers }),
+    serving: new Gauge({
+      name: 'tally_node_serving',
+      help: '1 while this node serves allocations (a serving primary or standalone node; what tally.v1.Counter health and /readyz say), 0 otherwise (standby, starting, fenced, draining)',
+      registers,
+    }),
+    catchingUp: new Gauge({
+      name: 'tally_replication_catching_up',
+      help: 'Standby: 1 while it is not yet at the primary tail since it was new, wiped or rejoined (never promoted meanwhile)',
+      registers,
+      collect: () => onScrape.refresh(),
+    }),
     degraded: new Gauge({
       name: 'tally_node_degraded',
       help: 'Primary: 1 while it acknowledges without its standby (the controller took the standby out of the in-sync set)',

@@ -841,6 +841,7 @@ export class TallyNode implements CounterNode {
     const catchUp = this.sender?.catchUp();
     const remaining = catchUp ? Math.max(0, catchUp.targetIndex - catchUp.standbyIndex) : 0;
     metrics.replicationCatchUpRemainingRecords.set(remaining);
+    metrics.catchingUp.set(this.replica !== null && status?.catchingUp === true ? 1 : 0);
   }
 
   roleState(): RoleState {

@@ -151,6 +151,7 @@ export async function startServer(opts: StartServerOptions): Promise<RunningServ
     createReplicationHandlers(opts.node, logger.child({ module: 'replication' })),
   );
   let counterServing = servesAllocations(opts.node.roleState());
+  opts.metrics.serving.set(counterServing ? 1 : 0);
   const health = new HealthImplementation({
     '': 'SERVING',
     [counterServiceName]: counterServing ? 'SERVING' : 'NOT_SERVING',
@@ -160,6 +161,7 @@ export async function startServer(opts: StartServerOptions): Promise<RunningServ
     const now = servesAllocations(opts.node.roleState());
     if (now === counterServing) return;
     counterServing = now;
+    opts.metrics.serving.set(now ? 1 : 0);
     health.setStatus(counterServiceName, now ? 'SERVING' : 'NOT_SERVING');
   }, healthPollMs);
   followRole.unref();
@@ -182,6 +184,7 @@ export async function startServer(opts: StartServerOptions): Promise<RunningServ
       clearInterval(followRole);
       draining = true;
       counterServing = false;
+      opts.metrics.serving.set(0);
       health.setStatus('', 'NOT_SERVING');
       health.setStatus(counterServiceName, 'NOT_SERVING');
       const drainDelayMs = opts.drainDelayMs ?? 0;

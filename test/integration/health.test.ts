@@ -67,6 +67,16 @@ describe('role-aware health', () => {
       'try: allocate on the primary (this node is its standby)',
     );
     expect(await checkHealth(pair.standby.target, counter)).toBe('NOT_SERVING');
+    // The same as metrics: tally_node_serving on each; the standby no longer catching up.
+    const metric = async (node: Server, name: string): Promise<string | undefined> => {
+      const text = (await fetchText(`http://127.0.0.1:${node.metricsPort}/metrics`)).body;
+      return new RegExp(`^${name} (\\S+)$`, 'm').exec(text)?.[1];
+    };
+    expect(await metric(pair.primary, 'tally_node_serving')).toBe('1');
+    expect(await metric(pair.standby, 'tally_node_serving')).toBe('0');
+    await until('the standby reports tally_replication_catching_up 0', async () =>
+      (await metric(pair.standby, 'tally_replication_catching_up')) === '0' ? true : null,
+    );
     const p = await probes(pair.standby);
     expect(p.healthz?.status).toBe(200);
     expect(p.readyz?.status).toBe(503);
