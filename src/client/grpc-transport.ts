@@ -5,8 +5,7 @@
  */
 import * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
-import { loaderOptions } from '../server/proto';
-import { primaryAddressKey } from '../server/status';
+import { loaderOptions, primaryAddressKey } from '../core/wire';
 import { retryBackoffMaxMs } from './backoff';
 import type {
   AllocateTransport,

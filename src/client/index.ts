@@ -15,6 +15,7 @@ export {
 } from './id-block-allocator';
 export { base62Alphabet, fromBase62, toBase62 } from './base62';
 export type { PrimaryResolver } from './primary-finder';
+export { controllerResolver, type ControllerResolver } from './controller-resolver';
 export { retryBackoffMaxMs, retryBackoffMinMs, type BackoffOptions } from './backoff';
 export type * from './transport';
 export * from './errors';

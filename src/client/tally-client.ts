@@ -30,7 +30,7 @@ import {
   clientStreamInFlightMax,
   countMax,
 } from '../core/limits';
-import { statusName } from '../server/status';
+import { statusName } from '../core/wire';
 import { type BackoffOptions, defaultBackoff, retryDelayMs } from './backoff';
 import {
   ClientAbortedError,

@@ -9,7 +9,6 @@
  * files in every answer, from these descriptors — so tools that ask for a file by the name
  * they know (grpcurl, Postman, code generators) found nothing.
  */
-import path from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
 import type { ProtoGrpcType as AdminProto } from '../generated/admin';
@@ -17,23 +16,15 @@ import type { ProtoGrpcType as ControllerProto } from '../generated/controller';
 import type { ProtoGrpcType as CounterProto } from '../generated/counter';
 import type { ProtoGrpcType as ReplicationProto } from '../generated/replication';
 
-export const protoDir = path.join(__dirname, '..', '..', 'proto');
+import { loaderOptions, protoDir } from '../core/wire';
+
+export { loaderOptions, protoDir };
 export const protoFiles = [
   'tally/v1/counter.proto',
   'tally/v1/admin.proto',
   'tally/v1/replication.proto',
   'tally/v1/controller.proto',
 ];
-
-/** Options matching `npm run gen:types`, so the generated types describe what we get. */
-export const loaderOptions: protoLoader.Options = {
-  keepCase: false,
-  longs: String,
-  enums: String,
-  defaults: true,
-  oneofs: true,
-  includeDirs: [protoDir],
-};
 
 export type TallyProto = CounterProto & AdminProto & ReplicationProto & ControllerProto;
 

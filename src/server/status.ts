@@ -6,11 +6,9 @@
 import { Metadata, status as GrpcStatus } from '@grpc/grpc-js';
 import type { Logger } from 'pino';
 import { type ErrorKind, NotPrimaryError, TallyError } from '../core/errors';
+import { errorNameKey, primaryAddressKey } from '../core/wire';
 
-/** Response metadata: the primary's address on FAILED_PRECONDITION from a standby. */
-export const primaryAddressKey = 'tally-primary';
-/** Response metadata: the TallyError class name (replication peers act on it). */
-export const errorNameKey = 'tally-error';
+export { errorNameKey, primaryAddressKey, statusName } from '../core/wire';
 
 const statusByKind: Readonly<Record<ErrorKind, GrpcStatus>> = {
   invalid_argument: GrpcStatus.INVALID_ARGUMENT,
@@ -48,9 +46,4 @@ export function toGrpcError(err: unknown, logger: Logger): GrpcError {
   }
   logger.error({ err }, 'server: unexpected error mapped to INTERNAL');
   return { code: GrpcStatus.INTERNAL, details: internalErrorMessage };
-}
-
-/** Canonical status name (`INVALID_ARGUMENT`) for metric labels and CLI messages. */
-export function statusName(code: number): string {
-  return GrpcStatus[code] ?? `CODE_${code}`;
 }
