@@ -5,18 +5,10 @@
  */
 import path from 'node:path';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
-import {
-  closeControllerClients,
-  dumpMembersOnFailure,
-  kill,
-  startCluster,
-  untilPrimary,
-} from './cluster-process';
+import { cleanUpClusterTest, kill, startCluster, untilPrimary } from './cluster-process';
 import {
   assertBuilt,
-  killChildren,
   nodeStatus,
-  removeTempDirs,
   runCli,
   standbyCaughtUp,
   startPair,
@@ -24,12 +16,7 @@ import {
 } from './serve-process';
 
 beforeAll(assertBuilt);
-afterEach(async (ctx) => {
-  dumpMembersOnFailure(ctx.task.result?.state === 'fail');
-  closeControllerClients();
-  await killChildren();
-  await removeTempDirs();
-});
+afterEach((ctx) => cleanUpClusterTest(ctx.task.result?.state === 'fail'));
 
 /** The IDs `tally alloc` printed, one per line. */
 function ids(stdout: string): number[] {

@@ -11,7 +11,9 @@ import {
   allocate,
   counterClient,
   freePort,
+  killChildren,
   nodeStatus,
+  removeTempDirs,
   spawnCli,
   tempDir,
   until,
@@ -37,6 +39,14 @@ export function dumpMembersOnFailure(failed: boolean, lines = 60): void {
     const tail = m.child.stderr().trimEnd().split('\n').slice(-lines).join('\n');
     console.log(`--- ${m.name} (pid ${m.child.proc.pid}) stderr, last ${lines} lines ---\n${tail}`);
   }
+}
+
+/** The afterEach of a cluster test: the members' logs if it failed, then everything stopped. */
+export async function cleanUpClusterTest(failed: boolean): Promise<void> {
+  dumpMembersOnFailure(failed);
+  closeControllerClients();
+  await killChildren();
+  await removeTempDirs();
 }
 
 export interface Cluster {

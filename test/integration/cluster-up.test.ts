@@ -50,6 +50,33 @@ function alive(pid: number): boolean {
   }
 }
 
+/** The pids in the members' `serving` lines of `cluster up`'s output (with its prefixes). */
+function servingPids(stdout: string): number[] {
+  return [...stdout.matchAll(/^\[(?:controller|a|b)\]\s+(\{"event":"serving".*)$/gm)].map(
+    (m) => JSON.parse(m[1] as string).pid as number,
+  );
+}
+
+/** `cluster up` with its stdin open for member commands (`say`), and a wait for its output. */
+async function interactiveUp() {
+  const dir = await tempDir('tally-up-');
+  const base = await freeBasePort();
+  const up = spawnCli(
+    ['cluster', 'up', '--data-dir', path.join(dir, 'data'), '--base-port', String(base)],
+    {},
+    [],
+    { stdin: true },
+  );
+  const say = (line: string): void => void up.proc.stdin?.write(`${line}\n`);
+  const printed = (re: RegExp) =>
+    until(`cluster up printed ${re}`, () =>
+      Promise.resolve(re.test(up.stdout()) ? true : null),
+    ).catch((err: Error) => {
+      throw new Error(`${err.message}; stdout:\n${up.stdout()}\nstderr:\n${up.stderr()}`);
+    });
+  return { up, base, say, printed };
+}
+
 describe('tally cluster up', () => {
   it('starts a controller and two nodes with prefixed logs, serves allocations, and stops every process on SIGINT (exit 0)', async () => {
     const dir = await tempDir('tally-up-');
@@ -63,10 +90,8 @@ describe('tally cluster up', () => {
       String(base),
     ]);
     const pids = await until('three members serving', () => {
-      const found = [...up.stdout().matchAll(/^\[(controller|a|b)\]\s+(\{"event":"serving".*)$/gm)];
-      return Promise.resolve(
-        found.length === 3 ? found.map((m) => JSON.parse(m[2] as string).pid as number) : null,
-      );
+      const found = servingPids(up.stdout());
+      return Promise.resolve(found.length === 3 ? found : null);
     });
     expect(up.stdout()).toContain(`controller  127.0.0.1:${base + 2}`);
     expect(up.stdout()).toContain(`http://127.0.0.1:${base + 1001}/metrics`);
@@ -84,21 +109,7 @@ describe('tally cluster up', () => {
   });
 
   it('stdin commands: `kill a` fails over to b, `start a` brings a back in sync; SIGKILL of cluster up stops every member', async () => {
-    const dir = await tempDir('tally-up-');
-    const base = await freeBasePort();
-    const up = spawnCli(
-      ['cluster', 'up', '--data-dir', path.join(dir, 'data'), '--base-port', String(base)],
-      {},
-      [],
-      { stdin: true },
-    );
-    const say = (line: string): void => void up.proc.stdin?.write(`${line}\n`);
-    const printed = (re: RegExp) =>
-      until(`cluster up printed ${re}`, () =>
-        Promise.resolve(re.test(up.stdout()) ? true : null),
-      ).catch((err: Error) => {
-        throw new Error(`${err.message}; stdout:\n${up.stdout()}\nstderr:\n${up.stderr()}`);
-      });
+    const { up, base, say, printed } = await interactiveUp();
     await printed(/^tally: primary a, standby b \(in sync\)$/m);
     expect(up.stdout()).toContain('commands (type and press Enter)');
     // b holds a's log before a is killed (else no member may take over, rightly): a streams
@@ -123,9 +134,7 @@ describe('tally cluster up', () => {
     say('restart x');
     await printed(/^tally: unknown command 'restart x'/m);
 
-    const pids = [...up.stdout().matchAll(/^\[(?:controller|a|b)\]\s+(\{"event":"serving".*)$/gm)]
-      .map((m) => JSON.parse(m[1] as string).pid as number)
-      .filter(alive);
+    const pids = servingPids(up.stdout()).filter(alive);
     expect(pids).toHaveLength(3);
     // The members hold a pipe from cluster up: when it dies, even by SIGKILL, they stop.
     up.proc.kill('SIGKILL');
@@ -136,21 +145,7 @@ describe('tally cluster up', () => {
   });
 
   it('members stopped by command are not a dead cluster: `restart` of the last one running and `stop` of every one keep cluster up running', async () => {
-    const dir = await tempDir('tally-up-');
-    const base = await freeBasePort();
-    const up = spawnCli(
-      ['cluster', 'up', '--data-dir', path.join(dir, 'data'), '--base-port', String(base)],
-      {},
-      [],
-      { stdin: true },
-    );
-    const say = (line: string): void => void up.proc.stdin?.write(`${line}\n`);
-    const printed = (re: RegExp) =>
-      until(`cluster up printed ${re}`, () =>
-        Promise.resolve(re.test(up.stdout()) ? true : null),
-      ).catch((err: Error) => {
-        throw new Error(`${err.message}; stdout:\n${up.stdout()}\nstderr:\n${up.stderr()}`);
-      });
+    const { up, say, printed } = await interactiveUp();
     let exitCode: number | null | undefined;
     void up.exited.then((e) => (exitCode = e.code));
     await printed(/^tally: primary a, standby b \(in sync\)$/m);
@@ -176,21 +171,7 @@ describe('tally cluster up', () => {
   });
 
   it('a member still starting (waiting for a stopped controller) stops too when cluster up is killed', async () => {
-    const dir = await tempDir('tally-up-');
-    const base = await freeBasePort();
-    const up = spawnCli(
-      ['cluster', 'up', '--data-dir', path.join(dir, 'data'), '--base-port', String(base)],
-      {},
-      [],
-      { stdin: true },
-    );
-    const say = (line: string): void => void up.proc.stdin?.write(`${line}\n`);
-    const printed = (re: RegExp) =>
-      until(`cluster up printed ${re}`, () =>
-        Promise.resolve(re.test(up.stdout()) ? true : null),
-      ).catch((err: Error) => {
-        throw new Error(`${err.message}; stdout:\n${up.stdout()}\nstderr:\n${up.stderr()}`);
-      });
+    const { up, say, printed } = await interactiveUp();
     await printed(/^\[a\]\s+\{"event":"serving"/m);
     await printed(/^\[b\]\s+\{"event":"serving"/m);
     say('stop controller');
@@ -249,10 +230,8 @@ describe('tally cluster up', () => {
     const exited = new Promise<number | null>((resolve) => npm.on('exit', (code) => resolve(code)));
     try {
       const pids = await until('three members serving under npm start', () => {
-        const found = [...out.matchAll(/^\[(?:controller|a|b)\]\s+(\{"event":"serving".*)$/gm)];
-        return Promise.resolve(
-          found.length === 3 ? found.map((m) => JSON.parse(m[1] as string).pid as number) : null,
-        );
+        const found = servingPids(out);
+        return Promise.resolve(found.length === 3 ? found : null);
       });
       expect(out).toContain('logs: warnings and errors only (LOG_LEVEL=info for more)');
       npm.kill('SIGTERM');

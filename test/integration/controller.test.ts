@@ -6,14 +6,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { TallyClient } from '../../src/client';
-import {
-  allocOn,
-  closeControllerClients,
-  kill,
-  startCluster,
-  dumpMembersOnFailure,
-  type Cluster,
-} from './cluster-process';
+import { allocOn, cleanUpClusterTest, type Cluster, kill, startCluster } from './cluster-process';
 import {
   allocate,
   assertBuilt,
@@ -21,20 +14,13 @@ import {
   spawnCli,
   tempDir,
   counterClient,
-  killChildren,
   nodeStatus,
-  removeTempDirs,
   runCli,
   until,
 } from './serve-process';
 
 beforeAll(assertBuilt);
-afterEach(async (ctx) => {
-  dumpMembersOnFailure(ctx.task.result?.state === 'fail');
-  closeControllerClients();
-  await killChildren();
-  await removeTempDirs();
-});
+afterEach((ctx) => cleanUpClusterTest(ctx.task.result?.state === 'fail'));
 
 /**
  * One allocate() loop through the client library given both nodes: the first ID of each
