@@ -1,5 +1,5 @@
 // A load-generator worker, forked by scripts/bench.mjs. Protocol over the IPC channel:
-//   parent → {type:'run', mode:'stream'|'grpcjs-stream'|'unary', target, namespace, count,
+//   parent → {type:'run', mode:'stream'|'grpcjs-stream'|'unary'|'library', target, namespace, count,
 //             inFlight, streams}
 //   child  → {type:'ready'} once connected
 //   parent → {type:'go', warmupMs, durationMs}
@@ -14,8 +14,9 @@
 //   child  → {type:'rate', perS}
 // Closed loop: every completion immediately issues the next request, keeping `inFlight`
 // requests outstanding; latency is measured per request from send to reply.
-// Modes: 'stream' is AllocateStream from the lean client below (one node:http2 session,
-// hand-rolled protobuf: bench-lib.mjs); 'grpcjs-stream' is AllocateStream from a grpc-js client
+// Modes: 'stream' is AllocateStream from the lean load generator below (one node:http2
+// session, the Counter codec of src/core/grpc-wire.ts); 'library' is the client library's
+// TallyClient, as users call it; 'grpcjs-stream' is AllocateStream from a grpc-js client
 // and 'unary' unary Allocate from a grpc-js client, both kept for comparison (grpc-js costs so
 // much CPU per message that on a small box the generator, not the server, limits the rate).
 import * as fs from 'node:fs';
@@ -27,6 +28,7 @@ import * as grpc from '@grpc/grpc-js';
 import {
   allocateRequestFrameMax,
   decodeAllocateResponse,
+  FrameReader,
   histogramToJson,
   loadTallyProto,
   newAllocateResponse,
@@ -35,11 +37,6 @@ import {
   repoRoot,
   writeAllocateRequestFrame,
 } from './bench-lib.mjs';
-
-/** The server's gRPC frame splitter (built: `npm run bench` builds first). */
-const { FrameReader } = createRequire(import.meta.url)(
-  path.join(repoRoot, 'dist/server/grpc-wire.js'),
-);
 
 let run = null;
 
@@ -74,6 +71,7 @@ function startRun(cfg) {
   let start;
   if (cfg.mode === 'stream') start = connectLean(state);
   else if (cfg.mode === 'grpcjs-stream' || cfg.mode === 'unary') start = connectGrpcjs(state);
+  else if (cfg.mode === 'library') start = connectLibrary(state);
   else die(new Error(`unknown mode ${cfg.mode}`));
   return {
     go: ({ warmupMs, durationMs }) => {
@@ -192,7 +190,8 @@ function leanStream(state, session, ns, inFlight) {
   };
 
   const onMessage = (buf, start, end) => {
-    decodeAllocateResponse(buf, start, end, res);
+    if (!decodeAllocateResponse(buf, start, end, res))
+      return die(new Error('bytes that are not an AllocateResponse'));
     const startMs = sent.get(res.correlationId);
     if (startMs === undefined) return die(new Error(`unknown correlation id ${res.correlationId}`));
     sent.delete(res.correlationId);
@@ -289,6 +288,38 @@ function httpToGrpcStatus(httpStatus) {
   if (httpStatus === 404) return s.UNIMPLEMENTED;
   if ([429, 502, 503, 504].includes(httpStatus)) return s.UNAVAILABLE;
   return s.UNKNOWN;
+}
+
+// ---- the client library, as users call it -------------------------------------------------
+/** One TallyClient; `inFlight` loops, each awaiting allocate() before calling it again. */
+function connectLibrary(state) {
+  const { cfg } = state;
+  const { TallyClient } = createRequire(import.meta.url)(
+    path.join(repoRoot, 'dist/client/index.js'),
+  );
+  const client = new TallyClient({ addresses: [cfg.target] });
+  state.close = () => client.close();
+  client.allocate(cfg.namespace, 1).then(
+    () => process.send({ type: 'ready' }),
+    (err) => die(err),
+  );
+  return () => {
+    const issue = () => {
+      const startMs = performance.now();
+      state.outstanding++;
+      client.allocate(cfg.namespace, cfg.count).then(
+        (a) => {
+          if (a.count !== cfg.count) return die(new Error(`short allocation ${a.count}`));
+          if (completed(state, startMs, null, a.count)) issue();
+        },
+        (err) => {
+          if (completed(state, startMs, err.code === undefined ? err.name : codeName(err.code), 0))
+            issue();
+        },
+      );
+    };
+    for (let i = 0; i < cfg.inFlight; i++) issue();
+  };
 }
 
 // ---- grpc-js clients (grpcjs-stream, unary), for comparison --------------------------------

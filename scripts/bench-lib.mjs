@@ -1,7 +1,8 @@
 // Helpers shared by scripts/bench.mjs and scripts/bench-client.mjs: the latency histogram,
-// percentiles, the raw gRPC frame for h2load, the lean stream client's codec (request frames,
-// response frame splitting, AllocateResponse decoding), the h2load report parser and the proto
-// loader. `node scripts/bench.mjs --self-test` checks them.
+// percentiles, the raw gRPC frame for h2load, the Counter codec (re-exported from the build),
+// the h2load report parser and the proto loader. `node scripts/bench.mjs --self-test` checks
+// the histogram and parsers.
+import { createRequire } from 'node:module';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import * as protoLoader from '@grpc/proto-loader';
@@ -79,189 +80,27 @@ export function percentileOfSorted(sorted, q) {
   return sorted[rank - 1];
 }
 
-// ---- raw gRPC frames: h2load's request body and the lean stream client's codec -----------
-// Protobuf by hand (proto/tally/v1/counter.proto). Integers are JS numbers: exact up to 2^53,
-// which covers every ID (at most 2^53-1) and every correlation id the client sends.
-
-/** Writes `n` (an integer in [0, 2^53)) as a varint at buf[at]; returns the end. */
-function writeVarint(buf, at, n) {
-  while (n > 0x7f) {
-    buf[at++] = (n & 0x7f) | 0x80;
-    n = Math.floor(n / 128);
-  }
-  buf[at++] = n;
-  return at;
-}
-
-/** Upper bound of a framed AllocateRequest's bytes for a namespace of `nsBytes` UTF-8 bytes. */
-export function allocateRequestFrameMax(nsBytes) {
-  // prefix, tag + length varint + namespace, tag + uint32 varint, tag + uint64 varint
-  return 5 + 1 + 5 + nsBytes + 1 + 5 + 1 + 10;
-}
-
-/**
- * Writes one gRPC frame (flag 0, u32 BE length) holding AllocateRequest{namespace (field 1),
- * count (2), correlation_id (3)} at buf[at]; returns the end. `ns` is the namespace's UTF-8
- * bytes; zero fields are left out, as proto3 encoders do. `buf` needs
- * allocateRequestFrameMax(ns.length) bytes from `at`.
- */
-export function writeAllocateRequestFrame(buf, at, ns, count, correlationId) {
-  let p = at + 5;
-  if (ns.length > 0) {
-    buf[p++] = 0x0a;
-    p = writeVarint(buf, p, ns.length);
-    p += ns.copy(buf, p);
-  }
-  if (count !== 0) {
-    buf[p++] = 0x10;
-    p = writeVarint(buf, p, count);
-  }
-  if (correlationId !== 0) {
-    buf[p++] = 0x18;
-    p = writeVarint(buf, p, correlationId);
-  }
-  buf[at] = 0;
-  buf.writeUInt32BE(p - at - 5, at + 1);
-  return p;
-}
-
-/** Protobuf bytes of AllocateRequest{namespace, count[, correlation_id]}, unframed. */
-export function encodeAllocateRequest(namespace, count, correlationId = 0) {
-  const ns = Buffer.from(namespace, 'utf8');
-  const buf = Buffer.alloc(allocateRequestFrameMax(ns.length));
-  return buf.subarray(5, writeAllocateRequestFrame(buf, 0, ns, count, correlationId));
-}
-
-/** A length-prefixed gRPC message: compressed flag 0, u32 big-endian length, message. */
-export function grpcFrame(message) {
-  const frame = Buffer.alloc(5 + message.length);
-  frame.writeUInt8(0, 0);
-  frame.writeUInt32BE(message.length, 1);
-  message.copy(frame, 5);
-  return frame;
-}
-
-/** A cursor over protobuf bytes buf[pos, end). */
-function reader(buf, pos, end) {
-  return { buf, pos, end };
-}
-
-/** The cursor decodeAllocateResponse reuses (decoding is synchronous, never reentered). */
-const responseReader = reader(null, 0, 0);
-
-/** Throws for a known field that arrived with the wrong wire type. */
-function wrongType(message, tag) {
-  return new Error(`protobuf: ${message} field ${Math.floor(tag / 8)} with wire type ${tag % 8}`);
-}
-
-/** Reads a varint as a number (exact below 2^53; uint64 values above that lose precision). */
-function readVarint(r) {
-  const { buf, end } = r;
-  let at = r.pos;
-  let value = 0;
-  let scale = 1;
-  for (let i = 0; i < 10; i++) {
-    if (at >= end) throw new Error('protobuf: varint cut off');
-    const b = buf[at++];
-    value += (b & 0x7f) * scale;
-    if (b < 0x80) {
-      r.pos = at;
-      return value;
-    }
-    scale *= 128;
-  }
-  throw new Error('protobuf: varint longer than 10 bytes');
-}
-
-/** Reads a varint as protobuf's int32: its low 32 bits, signed (negatives take 10 bytes). */
-function readInt32(r) {
-  const start = r.pos;
-  readVarint(r);
-  let value = 0;
-  for (let i = 0; i < 5 && start + i < r.pos; i++) value |= (r.buf[start + i] & 0x7f) << (7 * i);
-  return value | 0;
-}
-
-/** Reads a length-delimited field's length and checks it fits; returns its start. */
-function readBytes(r) {
-  const length = readVarint(r);
-  const start = r.pos;
-  if (length > r.end - start) throw new Error('protobuf: length past the end');
-  r.pos = start + length;
-  return start;
-}
-
-/** Skips the value of an unknown field of wire type `type`. */
-function skipField(r, type) {
-  if (type === 0) readVarint(r);
-  else if (type === 2) readBytes(r);
-  else if (type === 1 || type === 5) {
-    r.pos += type === 1 ? 8 : 4;
-    if (r.pos > r.end) throw new Error('protobuf: fixed field cut off');
-  } else throw new Error(`protobuf: wire type ${type}`);
-}
-
-/** Reads a field key; returns field number * 8 + wire type (the tag). */
-function readTag(r) {
-  const tag = readVarint(r);
-  if (tag < 8) throw new Error('protobuf: field number 0');
-  return tag;
-}
+// ---- raw gRPC frames: the one Counter codec (src/core/grpc-wire.ts, built) ---------------
+// The server, the client library and this benchmark share it; it is unit-tested against
+// protobufjs in src/core/grpc-wire.test.ts. `npm run bench` builds first.
+const wire = createRequire(import.meta.url)(path.join(repoRoot, 'dist/core/grpc-wire.js'));
+export const {
+  allocateRequestFrameMax,
+  writeAllocateRequestFrame,
+  decodeAllocateResponse,
+  FrameReader,
+} = wire;
 
 /** A reusable decode target for decodeAllocateResponse. */
 export function newAllocateResponse() {
-  return { first: 0, count: 0, correlationId: 0, error: null };
+  return { first: 0, count: 0, correlationId: 0, epoch: 0, index: 0, error: null };
 }
 
-/**
- * Decodes buf[start, end) as tally.v1.AllocateResponse into `out` (reused, so decoding does
- * not allocate unless the response carries an error): first (field 1), count (2),
- * correlation_id (3), error (6: StreamError{code 1, message 2, primary_address 3}, or null when
- * absent). Fields may come in any order (the last wins), unknown fields of any wire type are
- * skipped (epoch 4 and index 5 too); a known field with the wrong wire type, or bytes that are
- * not protobuf, throw.
- */
-export function decodeAllocateResponse(buf, start, end, out = newAllocateResponse()) {
-  out.first = 0;
-  out.count = 0;
-  out.correlationId = 0;
-  out.error = null;
-  const r = responseReader;
-  r.buf = buf;
-  r.pos = start;
-  r.end = end;
-  try {
-    while (r.pos < end) {
-      const tag = readTag(r);
-      if (tag === 0x08) out.first = readVarint(r);
-      else if (tag === 0x10) out.count = readVarint(r) % 2 ** 32;
-      else if (tag === 0x18) out.correlationId = readVarint(r);
-      else if (tag === 0x32) {
-        const at = readBytes(r);
-        out.error = decodeStreamError(buf, at, r.pos);
-      } else if (tag < 32 || Math.floor(tag / 8) === 6) throw wrongType('AllocateResponse', tag);
-      else skipField(r, tag % 8);
-    }
-  } finally {
-    r.buf = null;
-  }
-  return out;
-}
-
-/** tally.v1.StreamError{code int32 (1), message string (2), primary_address string (3)}. */
-export function decodeStreamError(buf, start, end) {
-  const out = { code: 0, message: '', primaryAddress: '' };
-  const r = reader(buf, start, end);
-  while (r.pos < end) {
-    const tag = readTag(r);
-    if (tag === 0x08) out.code = readInt32(r);
-    else if (tag === 0x12 || tag === 0x1a) {
-      const at = readBytes(r);
-      out[tag === 0x12 ? 'message' : 'primaryAddress'] = buf.toString('utf8', at, r.pos);
-    } else if (tag < 32) throw wrongType('StreamError', tag);
-    else skipField(r, tag % 8);
-  }
-  return out;
+/** One framed AllocateRequest{namespace, count} (h2load's request body). */
+export function allocateRequestFrame(namespace, count) {
+  const ns = Buffer.from(namespace, 'utf8');
+  const buf = Buffer.alloc(allocateRequestFrameMax(ns.length));
+  return buf.subarray(0, writeAllocateRequestFrame(buf, 0, ns, count, 0));
 }
 
 // ---- h2load output -----------------------------------------------------------------------

@@ -1,10 +1,12 @@
 /**
- * AllocateTransport over grpc-js: one grpc.Client (one channel) per node address, created on
+ * AllocateTransport over grpc-js, for TLS and custom channel options (the default transport,
+ * http2-transport.ts, is plaintext and leaner): one grpc.Client (one channel) per node address, created on
  * first use and closed by close(). counter.proto is loaded with uint64 fields as JS numbers:
  * IDs, epochs, indexes and our correlation ids all stay below 2^53, so they are exact.
  */
 import * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
+import { clientKeepaliveTimeMs, clientKeepaliveTimeoutMs } from '../core/limits';
 import { loaderOptions, primaryAddressKey } from '../core/wire';
 import { retryBackoffMaxMs } from './backoff';
 import type {
@@ -15,10 +17,6 @@ import type {
   WireRequest,
   WireResponse,
 } from './transport';
-
-/** Client keepalive: ping interval and how long an unanswered ping may take. */
-export const clientKeepaliveTimeMs = 500;
-export const clientKeepaliveTimeoutMs = 500;
 
 /**
  * grpc-js's own reconnect backoff starts at 1 s and grows to 120 s; a channel in backoff fails

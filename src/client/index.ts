@@ -18,4 +18,6 @@ export type { PrimaryResolver } from './primary-finder';
 export { controllerResolver, type ControllerResolver } from './controller-resolver';
 export { retryBackoffMaxMs, retryBackoffMinMs, type BackoffOptions } from './backoff';
 export type * from './transport';
+export { Http2Transport, type Http2TransportOptions } from './http2-transport';
+export { GrpcTransport, type GrpcTransportOptions } from './grpc-transport';
 export * from './errors';

@@ -71,6 +71,15 @@ export const clientStreamInFlightMax = streamInFlightMax;
  * address) one call follows at once; after that it backs off, so two nodes cannot ping-pong it.
  */
 export const clientHintHopsMax = 4;
+/**
+ * Client library keepalive: a PING every clientKeepaliveTimeMs, also between calls, and the
+ * connection dropped when one is unanswered for clientKeepaliveTimeoutMs. A node gone silent
+ * (paused, partitioned: no reset ever comes) is abandoned within about a second instead of at
+ * the call's deadline; a node whose event loop stalls past 500 ms loses its clients'
+ * connections, and they retry (a gap, never a reissue). Servers accept pings at any rate.
+ */
+export const clientKeepaliveTimeMs = 500;
+export const clientKeepaliveTimeoutMs = 500;
 /** IdBlockAllocator: the largest block it asks for (one request's countMax). */
 export const blockSizeMax = countMax;
 /** IdBlockAllocator: callers of next() waiting for a refill; more are refused. */

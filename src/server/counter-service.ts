@@ -28,7 +28,7 @@ import {
   type FrameSink,
   parseGrpcTimeoutMs,
   type ResponseFields,
-} from './grpc-wire';
+} from '../core/grpc-wire';
 import { type GrpcError, statusName, toGrpcError } from './status';
 
 export const drainingMessage = 'server: draining, retry on another node';

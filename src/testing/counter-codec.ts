@@ -1,6 +1,6 @@
 /**
  * protobufjs's encoding of tally.v1.Counter messages (through proto-loader), for tests that
- * check the hand-written hot-path codec (src/server/grpc-wire.ts) or talk raw HTTP/2.
+ * check the hand-written hot-path codec (src/core/grpc-wire.ts) or talk raw HTTP/2.
  */
 import { loadProtos } from '../server/proto';
 
@@ -21,6 +21,7 @@ export const decodeAllocateRequestWithProtobufjs = allocate.requestDeserialize a
   count: number;
   correlationId: string;
 };
+export const encodeAllocateResponse = allocate.responseSerialize as (res: object) => Buffer;
 export const decodeAllocateResponse = allocate.responseDeserialize as (
   buf: Buffer,
 ) => DecodedAllocateResponse;

@@ -1,8 +1,10 @@
 /**
  * The gRPC wire format of tally.v1.Counter, by hand: length-prefixed message frames, and the
  * protobuf encoding of AllocateRequest / AllocateResponse (proto/tally/v1/counter.proto).
- * The Counter service is the hot path and is served on Node's http2 directly (see
- * counter-service.ts); these helpers are pure and unit-tested against protobufjs.
+ * The Counter service is the hot path: the server serves it on Node's http2 directly
+ * (src/server/counter-service.ts) and the client library speaks it the same way
+ * (src/client/http2-transport.ts); the benchmark's load generator uses these too. One codec for
+ * both ends, pure and unit-tested against protobufjs.
  *
  * Decoding follows protobuf rules: fields in any order, the last occurrence wins, unknown
  * fields of every wire type are skipped. A known field with the wrong wire type, a varint
@@ -301,6 +303,163 @@ export class FrameReader {
       }
     }
   }
+}
+
+// ---- the client's side: AllocateRequest out, AllocateResponse in ---------------------------
+
+/** Upper bound of a framed AllocateRequest's bytes for a namespace of `nsBytes` UTF-8 bytes. */
+export function allocateRequestFrameMax(nsBytes: number): number {
+  // prefix, tag + length varint + namespace, tag + uint32 varint, tag + uint64 varint
+  return frameHeaderBytes + 1 + 5 + nsBytes + 1 + 5 + 1 + 10;
+}
+
+/**
+ * Writes one framed AllocateRequest{namespace (1), count (2), correlation_id (3)} at buf[at];
+ * returns the end. `ns` is the namespace's UTF-8 bytes; zero fields are left out, as proto3
+ * encoders do. count < 2^32 and correlationId < 2^53 (JS numbers, exact). buf needs
+ * allocateRequestFrameMax(ns.length) bytes from `at`.
+ */
+export function writeAllocateRequestFrame(
+  buf: Buffer,
+  at: number,
+  ns: Buffer,
+  count: number,
+  correlationId: number,
+): number {
+  let p = at + frameHeaderBytes;
+  if (ns.length > 0) {
+    buf[p++] = tag(1, wire.bytes);
+    p = writeVarint(buf, p, ns.length);
+    p += ns.copy(buf, p);
+  }
+  if (count !== 0) {
+    buf[p++] = tag(2, wire.varint);
+    p = writeVarint(buf, p, count);
+  }
+  if (correlationId !== 0) {
+    buf[p++] = tag(3, wire.varint);
+    p = writeVarint(buf, p, correlationId);
+  }
+  buf[at] = 0;
+  buf.writeUInt32BE(p - at - frameHeaderBytes, at + 1);
+  return p;
+}
+
+/** A decoded AllocateResponse; uint64 fields as numbers (exact below 2^53). */
+export interface AllocateResponseView {
+  first: number;
+  count: number;
+  correlationId: number;
+  epoch: number;
+  index: number;
+  /** tally.v1.StreamError, or null when the response is a success. */
+  error: { code: number; message: string; primaryAddress: string } | null;
+}
+
+/** The int32 value of the varint buf[at, stop): its low 32 bits, signed. */
+function varintInt32(buf: Buffer, at: number, stop: number): number {
+  return varintLow32(buf, at, stop) | 0;
+}
+
+/** Decodes StreamError{code (1), message (2), primary_address (3)}; null if malformed. */
+function decodeStreamError(buf: Buffer, start: number, end: number): AllocateResponseView['error'] {
+  const out = { code: 0, message: '', primaryAddress: '' };
+  let at = start;
+  while (at < end) {
+    const tagEnd = varintEnd(buf, at, end);
+    if (tagEnd < 0) return null;
+    const key = varintSmall(buf, at, tagEnd);
+    at = tagEnd;
+    const type = key % 8;
+    const field = Math.floor(key / 8);
+    if (field === 0) return null;
+    if (field <= 3 && type !== (field === 1 ? wire.varint : wire.bytes)) return null;
+    const skipped = skipValue(buf, at, end, type);
+    if (skipped < 0) return null;
+    if (field === 1) out.code = varintInt32(buf, at, skipped);
+    else if (field === 2 || field === 3) {
+      const lenEnd = varintEnd(buf, at, end);
+      const text = buf.toString('utf8', lenEnd, skipped);
+      if (field === 2) out.message = text;
+      else out.primaryAddress = text;
+    }
+    at = skipped;
+  }
+  return out;
+}
+
+/** Where the value of wire type `type` at buf[at] ends, or -1 when malformed or cut off. */
+function skipValue(buf: Buffer, at: number, end: number, type: number): number {
+  if (type === wire.varint) return varintEnd(buf, at, end);
+  if (type === wire.bytes) {
+    const lenEnd = varintEnd(buf, at, end);
+    if (lenEnd < 0) return -1;
+    const len = varintSmall(buf, at, lenEnd);
+    return len > end - lenEnd ? -1 : lenEnd + len;
+  }
+  if (type === wire.fixed64 || type === wire.fixed32) {
+    const stop = at + (type === wire.fixed64 ? 8 : 4);
+    return stop > end ? -1 : stop;
+  }
+  return -1; // groups (3, 4) and the undefined wire types 6, 7
+}
+
+/**
+ * Decodes buf[start, end) as an AllocateResponse into `out` (reused: nothing is allocated
+ * unless the response carries an error). Returns false when the bytes are not a valid one:
+ * a known field with the wrong wire type, a varint longer than 10 bytes, a length past the end.
+ * Fields may come in any order (the last wins); unknown fields are skipped.
+ */
+export function decodeAllocateResponse(
+  buf: Buffer,
+  start: number,
+  end: number,
+  out: AllocateResponseView,
+): boolean {
+  out.first = 0;
+  out.count = 0;
+  out.correlationId = 0;
+  out.epoch = 0;
+  out.index = 0;
+  out.error = null;
+  let at = start;
+  while (at < end) {
+    const tagEnd = varintEnd(buf, at, end);
+    if (tagEnd < 0) return false;
+    const key = varintSmall(buf, at, tagEnd);
+    at = tagEnd;
+    const type = key % 8;
+    const field = Math.floor(key / 8);
+    if (field === 0) return false;
+    if (field <= 6 && type !== (field === 6 ? wire.bytes : wire.varint)) return false;
+    const valueEnd = skipValue(buf, at, end, type);
+    if (valueEnd < 0) return false;
+    switch (field) {
+      case 1:
+        out.first = varintSmall(buf, at, valueEnd);
+        break;
+      case 2:
+        out.count = varintLow32(buf, at, valueEnd);
+        break;
+      case 3:
+        out.correlationId = varintSmall(buf, at, valueEnd);
+        break;
+      case 4:
+        out.epoch = varintSmall(buf, at, valueEnd);
+        break;
+      case 5:
+        out.index = varintSmall(buf, at, valueEnd);
+        break;
+      case 6: {
+        const error = decodeStreamError(buf, varintEnd(buf, at, end), valueEnd);
+        if (error === null) return false;
+        out.error = error;
+        break;
+      }
+    }
+    at = valueEnd;
+  }
+  return true;
 }
 
 /** Parses a grpc-timeout header value ("100m", "5S", ...) into milliseconds; null if invalid. */

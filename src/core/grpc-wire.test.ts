@@ -5,17 +5,22 @@
 import { describe, expect, it } from 'vitest';
 import { seededRandom } from '../testing/random';
 import {
+  type AllocateResponseView,
+  allocateRequestFrameMax,
   decodeAllocateRequest,
+  decodeAllocateResponse,
   encodeResponseFrames,
   frameHeaderBytes,
   FrameReader,
   parseGrpcTimeoutMs,
   type ResponseFields,
+  writeAllocateRequestFrame,
 } from './grpc-wire';
 import {
   decodeAllocateRequestWithProtobufjs,
   decodeAllocateResponse as deserializeResponse,
   encodeAllocateRequest as serializeRequest,
+  encodeAllocateResponse as serializeResponse,
 } from '../testing/counter-codec';
 
 function decode(bytes: Buffer | number[]): ReturnType<typeof decodeAllocateRequest> {
@@ -193,6 +198,154 @@ describe('FrameReader', () => {
     const cut = collect(1024, [frame(Buffer.from('abc')).subarray(0, 6)]);
     expect(cut).toEqual({ events: [], atBoundary: false });
     expect(collect(1024, [Buffer.from([0, 0])]).atBoundary).toBe(false);
+  });
+});
+
+describe('writeAllocateRequestFrame (the client side)', () => {
+  it('writes back to back the frames protobufjs would, uint64 correlation ids included', () => {
+    const ns = Buffer.from('bench-ü', 'utf8');
+    const ids = [1, 127, 128, 300, 2 ** 32 - 1, 2 ** 32, 2 ** 40 + 3, 2 ** 53 - 1];
+    const buf = Buffer.alloc(ids.length * allocateRequestFrameMax(ns.length));
+    let at = 0;
+    for (const [i, id] of ids.entries()) {
+      const start = at;
+      at = writeAllocateRequestFrame(buf, at, ns, i === 0 ? 10_000 : 1, id);
+      const body = buf.subarray(start + frameHeaderBytes, at);
+      expect(buf[start]).toBe(0);
+      expect(buf.readUInt32BE(start + 1)).toBe(body.length);
+      const want = serializeRequest({
+        namespace: 'bench-ü',
+        count: i === 0 ? 10_000 : 1,
+        correlationId: String(id),
+      });
+      expect(body.equals(want)).toBe(true);
+      // And the server's decoder reads it back.
+      expect(decodeAllocateRequest(buf, start + frameHeaderBytes, at)?.namespace).toBe('bench-ü');
+    }
+  });
+});
+
+describe('decodeAllocateResponse (the client side)', () => {
+  const view = (): AllocateResponseView => ({
+    first: -1,
+    count: -1,
+    correlationId: -1,
+    epoch: -1,
+    index: -1,
+    error: null,
+  });
+  const decodeResponse = (bytes: Buffer | number[]): AllocateResponseView | null => {
+    const buf = Buffer.from(bytes);
+    const out = view();
+    return decodeAllocateResponse(buf, 0, buf.length, out) ? out : null;
+  };
+
+  it('reads what protobufjs writes: successes, errors (negative codes too) and empty', () => {
+    const cases: Array<[object, Partial<AllocateResponseView>]> = [
+      [
+        { first: '1', count: 1, correlationId: '1', epoch: '1', index: '1' },
+        { first: 1, count: 1, correlationId: 1, epoch: 1, index: 1, error: null },
+      ],
+      [
+        {
+          first: String(2 ** 53 - 100),
+          count: 100,
+          correlationId: String(2 ** 32 + 1),
+          epoch: '3',
+          index: String(2 ** 40),
+        },
+        { first: 2 ** 53 - 100, count: 100, correlationId: 2 ** 32 + 1, index: 2 ** 40 },
+      ],
+      [
+        {
+          correlationId: String(2 ** 53 - 1),
+          error: { code: 8, message: 'overloaded: ü', primaryAddress: '' },
+        },
+        {
+          first: 0,
+          correlationId: 2 ** 53 - 1,
+          error: { code: 8, message: 'overloaded: ü', primaryAddress: '' },
+        },
+      ],
+      [
+        {
+          correlationId: '7',
+          error: { code: 9, message: 'standby', primaryAddress: '10.0.0.1:1' },
+        },
+        { correlationId: 7, error: { code: 9, message: 'standby', primaryAddress: '10.0.0.1:1' } },
+      ],
+      [
+        { correlationId: '8', error: { code: -1, message: '' } },
+        { correlationId: 8, error: { code: -1, message: '', primaryAddress: '' } },
+      ],
+      [{}, { first: 0, count: 0, correlationId: 0, epoch: 0, index: 0, error: null }],
+    ];
+    for (const [message, want] of cases) {
+      expect(decodeResponse(serializeResponse(message))).toMatchObject(want);
+    }
+  });
+
+  it("reads the server's own frames back", () => {
+    const framed = encodeResponseFrames([
+      { first: 42, count: 3, epoch: 2, index: 9, correlationId: Buffer.from([5]), error: null },
+    ]);
+    const out = view();
+    expect(decodeAllocateResponse(framed, frameHeaderBytes, framed.length, out)).toBe(true);
+    expect(out).toEqual({ first: 42, count: 3, correlationId: 5, epoch: 2, index: 9, error: null });
+  });
+
+  it('skips unknown fields of every wire type, also inside the error', () => {
+    const unknown = Buffer.from(
+      [
+        '38ffffffffffffffffff01', // field 7, varint (10 bytes)
+        '410102030405060708', // field 8, fixed64
+        '4a03616263', // field 9, length-delimited "abc"
+        '5501020304', // field 10, fixed32
+        'c03e05', // field 1000, varint (two-byte key)
+      ].join(''),
+      'hex',
+    );
+    const success = serializeResponse({ first: '9', count: 2, correlationId: '4' });
+    expect(decodeResponse(Buffer.concat([unknown, success, unknown]))).toMatchObject({
+      first: 9,
+      count: 2,
+      correlationId: 4,
+      error: null,
+    });
+    const error = Buffer.concat([Buffer.from([0x22, 1, 0x78, 0x08, 14]), unknown]);
+    const withError = Buffer.concat([Buffer.from([0x18, 5, 0x32, error.length]), error]);
+    expect(decodeResponse(withError)?.error).toEqual({
+      code: 14,
+      message: '',
+      primaryAddress: '',
+    });
+  });
+
+  it('forgets the previous response when a view is reused', () => {
+    const out = view();
+    const bytes = serializeResponse({ correlationId: '3', error: { code: 9, message: 'x' } });
+    expect(decodeAllocateResponse(bytes, 0, bytes.length, out)).toBe(true);
+    const ok = serializeResponse({ first: '1', count: 1, correlationId: '4' });
+    expect(decodeAllocateResponse(ok, 0, ok.length, out)).toBe(true);
+    expect(out.error).toBeNull();
+    expect(out.correlationId).toBe(4);
+  });
+
+  it('refuses bytes that are not an AllocateResponse', () => {
+    for (const hex of [
+      '1880', // cut-off varint
+      '4a0501', // length past the end
+      '1a00', // correlation_id with the wrong wire type
+      '0a0100', // first with the wrong wire type
+      '3008', // error with the wrong wire type
+      '0b', // group wire type
+      '0001', // field number 0
+      '32021203', // the error's message past its end
+      '3205120178', // the error past the end
+      '08ffffffffffffffffffff01', // varint longer than 10 bytes
+    ]) {
+      expect(decodeResponse(Buffer.from(hex, 'hex')), hex).toBeNull();
+    }
   });
 });
 
