@@ -7,7 +7,7 @@ import { spawnSync } from 'node:child_process';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { controllerResolver, TallyClient } from '../../src/client';
 import { closeControllerClients, kill, startCluster, untilPrimary } from './cluster-process';
-import { assertBuilt, killChildren, removeTempDirs, repoRoot } from './serve-process';
+import { assertBuilt, killChildren, removeTempDirs, repoRoot, until } from './serve-process';
 
 beforeAll(assertBuilt);
 afterEach(async () => {
@@ -55,7 +55,13 @@ describe('the package', () => {
       const first = await client.allocate('pkg', 1, { deadlineMs: 10_000 });
       await kill(cl.nodes.a.child, 'SIGKILL');
       await untilPrimary(cl, 'b');
-      expect(await resolver()).toBe(cl.nodes.b.address);
+      // The node serves before the controller has confirmed the promotion: until then the
+      // controller says `promoting` and the resolver names no one.
+      const named = await until(
+        'the controller to name a primary',
+        async () => (await resolver()) ?? null,
+      );
+      expect(named).toBe(cl.nodes.b.address);
       const next = await client.allocate('pkg', 1, { deadlineMs: 10_000 });
       expect(next.first).toBeGreaterThan(first.first);
     } finally {
