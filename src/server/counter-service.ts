@@ -232,6 +232,30 @@ export class CounterService {
     return toGrpcError(err, this.logger);
   }
 
+  /**
+   * Unary Allocate from the frame-level server (h2/unary-connection.ts): the request is
+   * well-formed; done() says whether the caller was still there to be answered.
+   */
+  unaryAllocate(
+    request: AllocateRequestView,
+    deadlineUnixMs: number | undefined,
+    done: (status: GrpcError | null, result: AllocateResult | undefined) => boolean,
+  ): void {
+    const startMs = performance.now();
+    this.node.allocate(request.namespace, request.count, deadlineUnixMs, (err, result) => {
+      const status = err === null && result !== undefined ? null : this.statusOf(err);
+      if (!done(status, result)) this.unaryMetrics.failed(startMs, GrpcStatus.CANCELLED);
+      else if (status === null)
+        this.unaryMetrics.succeeded(startMs, (result as AllocateResult).count);
+      else this.unaryMetrics.failed(startMs, status.code);
+    });
+  }
+
+  /** A unary call the frame-level server refused before it reached the node. */
+  unaryRefused(startMs: number, code: number): void {
+    this.unaryMetrics.failed(startMs, code);
+  }
+
   private allocate(stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders): void {
     const startMs = performance.now();
     const call = openCall(stream, headers);

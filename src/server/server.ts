@@ -1,7 +1,9 @@
 /**
  * The node's gRPC server: Counter, Admin, Replication, grpc.health.v1 Health and server
- * reflection on one port. grpc-js owns the port and the HTTP/2 sessions; Counter's calls are
- * taken off it by path and served on the raw http2 streams (counter-service.ts).
+ * reflection on one port. Tally accepts the connections (h2/frontend.ts): a connection that
+ * opens with a unary Counter/Allocate is served at the HTTP/2 frame level
+ * (h2/unary-connection.ts); every other one goes to grpc-js, whose sessions hand Counter's
+ * calls back by path to be served on the raw http2 streams (counter-service.ts).
  *
  * Health is role-aware: service "" is SERVING while the process is fine; "tally.v1.Counter" is
  * SERVING only while this node serves allocations (a serving primary or standalone), so
@@ -21,6 +23,7 @@ import type { Metrics } from '../core/metrics';
 import type { CounterNode, RoleState } from '../node/types';
 import { createAdminHandlers } from './admin-service';
 import { CounterService, type StreamRoute } from './counter-service';
+import { Frontend } from './h2/frontend';
 import { parseHostPort } from './listen';
 import { createReplicationHandlers } from './replication-service';
 import { loadProtos } from './proto';
@@ -106,13 +109,15 @@ export interface RunningServer {
   shutdown(): Promise<void>;
 }
 
-function bind(server: grpc.Server, listen: string): Promise<number> {
-  return new Promise((resolve, reject) => {
-    server.bindAsync(listen, grpc.ServerCredentials.createInsecure(), (err, port) => {
-      if (err === null) resolve(port);
-      else reject(new Error(`server: cannot listen on ${listen}: ${err.message}`));
-    });
-  });
+async function listenOn(frontend: Frontend, listen: string): Promise<number> {
+  const { host, port } = parseHostPort(listen);
+  try {
+    return await frontend.listen(host, port);
+  } catch (err) {
+    const e = err as NodeJS.ErrnoException;
+    const why = e.code === 'EADDRINUSE' ? 'the address is in use' : e.message;
+    throw new Error(`server: cannot listen on ${listen}: ${why}`);
+  }
 }
 
 /** tryShutdown, bounded: calls still open after the grace period are cancelled. */
@@ -167,9 +172,10 @@ export async function startServer(opts: StartServerOptions): Promise<RunningServ
   followRole.unref();
   new ReflectionService(packageDefinition, { services: nodeServiceNames }).addToServer(server);
 
+  const frontend = new Frontend(server, grpc.ServerCredentials.createInsecure(), counter);
   let port: number;
   try {
-    port = await bind(server, opts.listen);
+    port = await listenOn(frontend, opts.listen);
   } catch (err) {
     clearInterval(followRole);
     server.forceShutdown();
@@ -193,7 +199,9 @@ export async function startServer(opts: StartServerOptions): Promise<RunningServ
         await new Promise((r) => setTimeout(r, drainDelayMs));
       }
       counter.drain();
-      await stopServer(server, opts.shutdownGraceMs ?? shutdownGraceMsDefault, logger);
+      const graceMs = opts.shutdownGraceMs ?? shutdownGraceMsDefault;
+      await Promise.all([frontend.close(graceMs), stopServer(server, graceMs, logger)]);
+      frontend.destroyAll();
       logger.info('server: stopped');
     })();
     return stopping;
