@@ -34,6 +34,8 @@ export interface Metrics {
   replicationTruncatedRecords: Counter;
   replicationSnapshotInstalls: Counter;
   degraded: Gauge;
+  /** gRPC connections accepted, by who serves them: the frame-level Counter server or grpc-js. */
+  connections: Counter<'served_by'>;
   /** 1 while this node serves allocations (what tally.v1.Counter health and /readyz say). */
   serving: Gauge;
   /** Standby: 1 while it is not yet at the primary's tail (new, wiped or rejoined). */
@@ -131,6 +133,12 @@ function replicationMetrics(
       registers,
     }),
     epoch: new Gauge({ name: 'tally_node_epoch', help: 'Epoch this node holds', registers }),
+    connections: new Counter({
+      name: 'tally_server_connections_total',
+      help: 'gRPC connections accepted, by what serves them: "frame" (opened with a unary Allocate: the frame-level Counter server) or "grpc-js" (everything else)',
+      labelNames: ['served_by'],
+      registers,
+    }),
     serving: new Gauge({
       name: 'tally_node_serving',
       help: '1 while this node serves allocations (a serving primary or standalone node; what tally.v1.Counter health and /readyz say), 0 otherwise (standby, starting, fenced, draining)',

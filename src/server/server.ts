@@ -172,7 +172,8 @@ export async function startServer(opts: StartServerOptions): Promise<RunningServ
   followRole.unref();
   new ReflectionService(packageDefinition, { services: nodeServiceNames }).addToServer(server);
 
-  const frontend = new Frontend(server, grpc.ServerCredentials.createInsecure(), counter);
+  const credentials = grpc.ServerCredentials.createInsecure();
+  const frontend = new Frontend(server, credentials, counter, opts.metrics);
   let port: number;
   try {
     port = await listenOn(frontend, opts.listen);

@@ -8,6 +8,7 @@
 import * as net from 'node:net';
 import type * as grpc from '@grpc/grpc-js';
 import type { AllocateRequestView } from '../../core/grpc-wire';
+import type { Metrics } from '../../core/metrics';
 import type { AllocateResult } from '../../node/types';
 import type { GrpcError } from '../status';
 import { type UnaryHost, UnaryConnection } from './unary-connection';
@@ -23,25 +24,27 @@ export interface UnaryService {
   unaryRefused(startMs: number, code: number): void;
 }
 
-export interface FrontendCounts {
-  /** Connections served at the frame level, and handed to grpc-js, since the start. */
-  frameLevel: number;
-  grpcJs: number;
-}
-
 export class Frontend {
   private readonly server: net.Server;
   private readonly injector: grpc.ConnectionInjector;
   private readonly connections = new Set<UnaryConnection>();
   private readonly sockets = new Set<net.Socket>();
-  readonly counts: FrontendCounts = { frameLevel: 0, grpcJs: 0 };
   private closing = false;
 
-  constructor(grpcServer: grpc.Server, credentials: grpc.ServerCredentials, service: UnaryService) {
+  constructor(
+    grpcServer: grpc.Server,
+    credentials: grpc.ServerCredentials,
+    service: UnaryService,
+    metrics: Metrics,
+  ) {
     this.injector = grpcServer.createConnectionInjector(credentials);
+    const grpcJs = metrics.connections.labels('grpc-js');
+    const frameLevel = metrics.connections.labels('frame');
+    grpcJs.inc(0);
+    frameLevel.inc(0);
     const host: UnaryHost = {
       handoff: (socket) => {
-        this.counts.grpcJs++;
+        grpcJs.inc();
         this.injector.injectConnection(socket);
       },
       allocate: (request, deadline, done) => service.unaryAllocate(request, deadline, done),
@@ -49,11 +52,14 @@ export class Frontend {
       get draining() {
         return service.draining;
       },
-      fast: () => void this.counts.frameLevel++,
+      fast: () => frameLevel.inc(),
       closed: (conn) => void this.connections.delete(conn),
     };
     this.server = net.createServer({ noDelay: true }, (socket) => {
       if (this.closing) return socket.destroy();
+      // A client host that vanished (no FIN, no RST) is found by TCP keepalive; grpc-js's
+      // own pings cover the connections it serves.
+      socket.setKeepAlive(true, 30_000);
       this.sockets.add(socket);
       socket.once('close', () => this.sockets.delete(socket));
       this.connections.add(new UnaryConnection(socket, host));

@@ -464,6 +464,7 @@ export class UnaryConnection {
         const delta = value - this.peerInitialWindow;
         this.peerInitialWindow = value;
         for (const call of this.calls.values()) call.sendWindow += delta;
+        for (const answer of this.blocked) answer.call.sendWindow += delta;
         this.unblock();
       } else if (id === setting.maxFrameSize && (value < maxFrameSize || value > 2 ** 24 - 1)) {
         throw new Error('h2: SETTINGS_MAX_FRAME_SIZE out of range');
@@ -482,7 +483,9 @@ export class UnaryConnection {
         return this.connectionError(errorCode.flowControl, 'window overflow');
       }
     } else {
-      const call = this.calls.get(streamId);
+      // An answered call is no longer open, but its answer may wait for this window.
+      const call =
+        this.calls.get(streamId) ?? this.blocked.find((a) => a.call.id === streamId)?.call;
       if (call === undefined) return;
       call.sendWindow += increment;
     }

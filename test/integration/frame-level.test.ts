@@ -1,0 +1,356 @@
+/**
+ * The node's gRPC port against a real `tally serve`: connections that open with a unary
+ * Allocate are served at the HTTP/2 frame level (src/server/h2/), every other one by grpc-js.
+ * Driven by a hand-written HTTP/2 client (to control the order of frames: a client that waits
+ * for the server's SETTINGS as grpc-go does, a closed flow-control window, protocol errors)
+ * and by grpc-js and node:http2 clients sharing one connection between services.
+ */
+import http2 from 'node:http2';
+import net from 'node:net';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import {
+  connectionPreface,
+  errorCode,
+  flag,
+  frame,
+  frameHeaderLength,
+  frameType,
+  setting,
+  windowUpdateFrame,
+} from '../../src/server/h2/frames';
+import { encodeLiteralField, HpackDecoder, type HeaderFields } from '../../src/server/h2/hpack';
+import {
+  decodeAllocateResponse as decodeResponse,
+  encodeAllocateRequest as encodeRequest,
+} from '../../src/testing/counter-codec';
+import {
+  adminClient,
+  allocate,
+  assertBuilt,
+  counterClient,
+  fetchText,
+  killChildren,
+  removeTempDirs,
+  type Server,
+  sleep,
+  startServe,
+  tempDir,
+} from './serve-process';
+
+const unaryPath = '/tally.v1.Counter/Allocate';
+const statusPath = '/tally.v1.Admin/Status';
+
+function grpcMessage(body: Buffer): Buffer {
+  const header = Buffer.alloc(5);
+  header.writeUInt32BE(body.length, 1);
+  return Buffer.concat([header, body]);
+}
+
+interface Received {
+  type: number;
+  flags: number;
+  streamId: number;
+  payload: Buffer;
+  /** HEADERS: the decoded fields. */
+  fields?: HeaderFields;
+}
+
+/** A minimal HTTP/2 client over a raw socket: it sends exactly the frames a test asks for. */
+class RawClient {
+  readonly frames: Received[] = [];
+  private input = Buffer.alloc(0);
+  private readonly decoder = new HpackDecoder();
+  private waiters: Array<() => void> = [];
+  closed = false;
+
+  private constructor(private readonly socket: net.Socket) {
+    socket.on('data', (chunk: Buffer) => {
+      this.input = Buffer.concat([this.input, chunk]);
+      while (this.input.length >= frameHeaderLength) {
+        const length = this.input.readUIntBE(0, 3);
+        if (this.input.length < frameHeaderLength + length) break;
+        const f: Received = {
+          type: this.input[3] as number,
+          flags: this.input[4] as number,
+          streamId: this.input.readUInt32BE(5) & 0x7fffffff,
+          payload: Buffer.from(this.input.subarray(frameHeaderLength, frameHeaderLength + length)),
+        };
+        if (f.type === frameType.headers) {
+          f.fields = new Map();
+          this.decoder.decode(f.payload, 0, f.payload.length, f.fields, 1 << 20);
+        }
+        this.frames.push(f);
+        this.input = this.input.subarray(frameHeaderLength + length);
+      }
+      this.wake();
+    });
+    socket.on('error', () => undefined);
+    socket.on('close', () => {
+      this.closed = true;
+      this.wake();
+    });
+  }
+
+  static async connect(target: string): Promise<RawClient> {
+    const [host, port] = target.split(':');
+    const socket = net.connect(Number(port), host);
+    await new Promise<void>((resolve, reject) => {
+      socket.once('connect', resolve);
+      socket.once('error', reject);
+    });
+    return new RawClient(socket);
+  }
+
+  private wake(): void {
+    const w = this.waiters;
+    this.waiters = [];
+    for (const f of w) f();
+  }
+
+  /** Waits (up to 10 s) until `pred` holds over the frames received. */
+  async until(what: string, pred: (frames: Received[]) => boolean): Promise<void> {
+    const deadline = Date.now() + 10_000;
+    while (!pred(this.frames)) {
+      if (this.closed) throw new Error(`test: connection closed waiting for ${what}`);
+      if (Date.now() > deadline) throw new Error(`test: timed out waiting for ${what}`);
+      await Promise.race([new Promise<void>((r) => this.waiters.push(r)), sleep(100)]);
+    }
+  }
+
+  send(...buffers: Buffer[]): void {
+    this.socket.write(Buffer.concat(buffers));
+  }
+
+  static settings(pairs: Array<[number, number]> = []): Buffer {
+    const payload = Buffer.alloc(6 * pairs.length);
+    pairs.forEach(([id, value], i) => {
+      payload.writeUInt16BE(id, 6 * i);
+      payload.writeUInt32BE(value, 6 * i + 2);
+    });
+    return frame(frameType.settings, 0, 0, payload);
+  }
+
+  /** HEADERS (END_HEADERS) for a gRPC call on `streamId`, then its one message + END_STREAM. */
+  static call(streamId: number, callPath: string, message: Buffer): Buffer {
+    const block = Buffer.concat([
+      encodeLiteralField(':method', 'POST'),
+      encodeLiteralField(':scheme', 'http'),
+      encodeLiteralField(':path', callPath),
+      encodeLiteralField(':authority', 'tally'),
+      encodeLiteralField('content-type', 'application/grpc'),
+      encodeLiteralField('te', 'trailers'),
+    ]);
+    return Buffer.concat([
+      frame(frameType.headers, flag.endHeaders, streamId, block),
+      frame(frameType.data, flag.endStream, streamId, grpcMessage(message)),
+    ]);
+  }
+
+  /** The stream's grpc-status once its END_STREAM came (from trailers or trailers-only). */
+  static grpcStatus(frames: Received[], streamId: number): string | undefined {
+    const end = frames.find(
+      (f) => f.streamId === streamId && f.type === frameType.headers && f.flags & flag.endStream,
+    );
+    return end?.fields?.get('grpc-status');
+  }
+
+  close(): void {
+    this.socket.destroy();
+  }
+}
+
+const ended = (streamId: number) => (frames: Received[]) =>
+  frames.some(
+    (f) =>
+      f.streamId === streamId &&
+      (f.type === frameType.rstStream ||
+        ((f.type === frameType.headers || f.type === frameType.data) &&
+          (f.flags & flag.endStream) !== 0)),
+  );
+
+async function connections(server: Server): Promise<Record<string, number>> {
+  const { body: text } = await fetchText(`http://127.0.0.1:${server.metricsPort}/metrics`);
+  const out: Record<string, number> = {};
+  for (const m of text.matchAll(/^tally_server_connections_total\{served_by="([^"]+)"\} (\d+)/gm)) {
+    out[m[1] as string] = Number(m[2]);
+  }
+  return out;
+}
+
+beforeAll(() => assertBuilt());
+afterAll(async () => {
+  await killChildren();
+  await removeTempDirs();
+});
+
+describe('the gRPC port: frame-level unary Allocate beside grpc-js', () => {
+  let server: Server;
+
+  beforeAll(async () => {
+    server = await startServe(path.join(await tempDir(), 'data'));
+  });
+
+  it("serves a client that waits for the server's SETTINGS first (as grpc-go does), on both paths", async () => {
+    for (const [callPath, message, servedBy] of [
+      [unaryPath, encodeRequest({ namespace: 'go-like', count: 3 }), 'frame'],
+      [statusPath, Buffer.alloc(0), 'grpc-js'],
+    ] as const) {
+      const before = await connections(server);
+      const c = await RawClient.connect(server.target);
+      try {
+        c.send(connectionPreface, RawClient.settings());
+        await c.until('the server SETTINGS', (fs) =>
+          fs.some((f) => f.type === frameType.settings && (f.flags & flag.ack) === 0),
+        );
+        c.send(frame(frameType.settings, flag.ack, 0), RawClient.call(1, callPath, message));
+        await c.until(`the answer on ${callPath}`, ended(1));
+        // No GOAWAY with an error: grpc-js never saw the ACK of SETTINGS it did not send.
+        const goaway = c.frames.find((f) => f.type === frameType.goaway);
+        expect(goaway?.payload.readUInt32BE(4) ?? 0, callPath).toBe(errorCode.noError);
+        expect(RawClient.grpcStatus(c.frames, 1), callPath).toBe('0');
+        if (callPath === unaryPath) {
+          const data = c.frames.find((f) => f.type === frameType.data && f.streamId === 1);
+          const res = decodeResponse((data as Received).payload.subarray(5));
+          expect(res).toMatchObject({ first: '1', count: 3, error: null });
+        }
+      } finally {
+        c.close();
+      }
+      const after = await connections(server);
+      expect((after[servedBy] ?? 0) - (before[servedBy] ?? 0), callPath).toBe(1);
+    }
+  });
+
+  it('a grpc-js channel that calls Allocate, then Admin, then Allocate again gets every answer', async () => {
+    const counter = counterClient(server.target);
+    const admin = adminClient(server.target); // same target and options: one shared connection
+    try {
+      const a = await allocate(counter, 'mixed', 1);
+      const status = await new Promise<unknown>((resolve, reject) =>
+        admin.status({}, { deadline: Date.now() + 10_000 }, (err, res) =>
+          err === null ? resolve(res) : reject(err),
+        ),
+      );
+      expect(status).toBeDefined();
+      const b = await allocate(counter, 'mixed', 1);
+      expect(Number(b.first)).toBeGreaterThan(Number(a.first));
+    } finally {
+      counter.close();
+      admin.close();
+    }
+  });
+
+  it('holds an answer while the client has closed its window, and sends it when it opens', async () => {
+    const c = await RawClient.connect(server.target);
+    try {
+      c.send(
+        connectionPreface,
+        RawClient.settings([[setting.initialWindowSize, 0]]),
+        RawClient.call(1, unaryPath, encodeRequest({ namespace: 'window', count: 1 })),
+      );
+      // The allocation is made (durable) while the answer waits: the next ID is 2 …
+      const probe = counterClient(server.target);
+      try {
+        const next = await allocate(probe, 'window', 1);
+        expect(next.first).toBe('2');
+      } finally {
+        probe.close();
+      }
+      await sleep(200);
+      // … and no DATA went out on stream 1: its window is 0.
+      expect(c.frames.some((f) => f.streamId === 1 && f.type === frameType.data)).toBe(false);
+      c.send(windowUpdateFrame(1, 1000));
+      await c.until('the answer after WINDOW_UPDATE', ended(1));
+      expect(RawClient.grpcStatus(c.frames, 1)).toBe('0');
+      const data = c.frames.find((f) => f.type === frameType.data && f.streamId === 1);
+      expect(decodeResponse((data as Received).payload.subarray(5)).first).toBe('1');
+    } finally {
+      c.close();
+    }
+  });
+
+  it('many calls on one connection, some reset by the client: every answer unique, the rest unharmed', async () => {
+    const session = http2.connect(`http://${server.target}`);
+    session.on('error', () => undefined);
+    try {
+      const body = grpcMessage(encodeRequest({ namespace: 'many', count: 2 }));
+      const calls = Array.from({ length: 400 }, (_, i) => {
+        const stream = session.request({
+          ':method': 'POST',
+          ':path': unaryPath,
+          'content-type': 'application/grpc',
+          te: 'trailers',
+        });
+        stream.on('error', () => undefined);
+        stream.end(body);
+        if (i % 40 === 7) stream.close(http2.constants.NGHTTP2_CANCEL);
+        return new Promise<{ first: number | null; cancelled: boolean }>((resolve) => {
+          const chunks: Buffer[] = [];
+          let status: string | undefined;
+          stream.on('data', (d: Buffer) => chunks.push(d));
+          stream.on('trailers', (t) => (status = t['grpc-status'] as string));
+          stream.on('close', () => {
+            const all = Buffer.concat(chunks);
+            const ok = status === '0' && all.length > 5;
+            resolve({
+              first: ok ? Number(decodeResponse(all.subarray(5)).first) : null,
+              cancelled: i % 40 === 7,
+            });
+          });
+        });
+      });
+      const results = await Promise.all(calls);
+      const answered = results.filter((r) => !r.cancelled).map((r) => r.first);
+      expect(answered.every((f) => f !== null)).toBe(true);
+      expect(new Set(answered).size).toBe(answered.length);
+    } finally {
+      session.destroy();
+    }
+    // The node still serves.
+    const probe = counterClient(server.target);
+    try {
+      expect(Number((await allocate(probe, 'many', 1)).first)).toBeGreaterThan(0);
+    } finally {
+      probe.close();
+    }
+  });
+
+  it('a protocol error ends that connection only (GOAWAY PROTOCOL_ERROR); others go on', async () => {
+    const c = await RawClient.connect(server.target);
+    try {
+      c.send(
+        connectionPreface,
+        RawClient.settings(),
+        RawClient.call(1, unaryPath, encodeRequest({ namespace: 'bad', count: 1 })),
+      );
+      await c.until('the first answer', ended(1));
+      c.send(frame(frameType.data, 0, 0, Buffer.from('x'))); // DATA on stream 0
+      await c.until('GOAWAY', (fs) => fs.some((f) => f.type === frameType.goaway));
+      const goaway = c.frames.find((f) => f.type === frameType.goaway) as Received;
+      expect(goaway.payload.readUInt32BE(4)).toBe(errorCode.protocol);
+    } finally {
+      c.close();
+    }
+    const probe = counterClient(server.target);
+    try {
+      expect((await allocate(probe, 'bad', 1)).first).toBe('2');
+    } finally {
+      probe.close();
+    }
+  });
+
+  it('bytes that are not HTTP/2 are left to grpc-js, which closes the connection; the node serves on', async () => {
+    const socket = net.connect(server.grpcPort, '127.0.0.1');
+    socket.on('error', () => undefined);
+    socket.resume(); // read what comes: the close is seen only after the end of the input
+    socket.write('GET / HTTP/1.1\r\nHost: x\r\n\r\n');
+    await new Promise<void>((resolve) => socket.on('close', () => resolve()));
+    const probe = counterClient(server.target);
+    try {
+      expect((await allocate(probe, 'after-http1', 1)).first).toBe('1');
+    } finally {
+      probe.close();
+    }
+  });
+});
