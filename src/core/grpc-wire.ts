@@ -356,36 +356,35 @@ export interface AllocateResponseView {
   error: { code: number; message: string; primaryAddress: string } | null;
 }
 
-/** The int32 value of the varint buf[at, stop): its low 32 bits, signed. */
-function varintInt32(buf: Buffer, at: number, stop: number): number {
-  return varintLow32(buf, at, stop) | 0;
+/** One field as fieldAt() found it: its number and where its value's bytes are. */
+interface FieldSpan {
+  field: number;
+  /** For length-delimited fields, the contents (after the length); else the value itself. */
+  valueStart: number;
+  /** Where the field ends (the next one starts). */
+  end: number;
 }
 
-/** Decodes StreamError{code (1), message (2), primary_address (3)}; null if malformed. */
-function decodeStreamError(buf: Buffer, start: number, end: number): AllocateResponseView['error'] {
-  const out = { code: 0, message: '', primaryAddress: '' };
-  let at = start;
-  while (at < end) {
-    const tagEnd = varintEnd(buf, at, end);
-    if (tagEnd < 0) return null;
-    const key = varintSmall(buf, at, tagEnd);
-    at = tagEnd;
-    const type = key % 8;
-    const field = Math.floor(key / 8);
-    if (field === 0) return null;
-    if (field <= 3 && type !== (field === 1 ? wire.varint : wire.bytes)) return null;
-    const skipped = skipValue(buf, at, end, type);
-    if (skipped < 0) return null;
-    if (field === 1) out.code = varintInt32(buf, at, skipped);
-    else if (field === 2 || field === 3) {
-      const lenEnd = varintEnd(buf, at, end);
-      const text = buf.toString('utf8', lenEnd, skipped);
-      if (field === 2) out.message = text;
-      else out.primaryAddress = text;
-    }
-    at = skipped;
-  }
-  return out;
+/** The reusable span of the response decoders (decoding is synchronous and never reentered). */
+const span: FieldSpan = { field: 0, valueStart: 0, end: 0 };
+
+/**
+ * Reads the field at buf[at] into `span`; false if it is malformed or cut off, or when a field
+ * numbered 1..types.length arrives with another wire type than types[field - 1].
+ */
+function fieldAt(buf: Buffer, at: number, end: number, types: readonly number[]): boolean {
+  const tagEnd = varintEnd(buf, at, end);
+  if (tagEnd < 0) return false;
+  const key = varintSmall(buf, at, tagEnd);
+  const type = key % 8;
+  const field = Math.floor(key / 8);
+  if (field === 0 || (field <= types.length && type !== types[field - 1])) return false;
+  const valueEnd = skipValue(buf, tagEnd, end, type);
+  if (valueEnd < 0) return false;
+  span.field = field;
+  span.valueStart = type === wire.bytes ? varintEnd(buf, tagEnd, end) : tagEnd;
+  span.end = valueEnd;
+  return true;
 }
 
 /** Where the value of wire type `type` at buf[at] ends, or -1 when malformed or cut off. */
@@ -402,6 +401,23 @@ function skipValue(buf: Buffer, at: number, end: number, type: number): number {
     return stop > end ? -1 : stop;
   }
   return -1; // groups (3, 4) and the undefined wire types 6, 7
+}
+
+const streamErrorTypes = [wire.varint, wire.bytes, wire.bytes];
+const responseTypes = [wire.varint, wire.varint, wire.varint, wire.varint, wire.varint, wire.bytes];
+
+/** Decodes StreamError{code (1), message (2), primary_address (3)}; null if malformed. */
+function decodeStreamError(buf: Buffer, start: number, end: number): AllocateResponseView['error'] {
+  const out = { code: 0, message: '', primaryAddress: '' };
+  for (let at = start; at < end; at = span.end) {
+    if (!fieldAt(buf, at, end, streamErrorTypes)) return null;
+    const { field, valueStart } = span;
+    // int32: the low 32 bits, signed (negative values take 10 bytes).
+    if (field === 1) out.code = varintLow32(buf, valueStart, span.end) | 0;
+    else if (field === 2) out.message = buf.toString('utf8', valueStart, span.end);
+    else if (field === 3) out.primaryAddress = buf.toString('utf8', valueStart, span.end);
+  }
+  return out;
 }
 
 /**
@@ -422,42 +438,23 @@ export function decodeAllocateResponse(
   out.epoch = 0;
   out.index = 0;
   out.error = null;
-  let at = start;
-  while (at < end) {
-    const tagEnd = varintEnd(buf, at, end);
-    if (tagEnd < 0) return false;
-    const key = varintSmall(buf, at, tagEnd);
-    at = tagEnd;
-    const type = key % 8;
-    const field = Math.floor(key / 8);
-    if (field === 0) return false;
-    if (field <= 6 && type !== (field === 6 ? wire.bytes : wire.varint)) return false;
-    const valueEnd = skipValue(buf, at, end, type);
-    if (valueEnd < 0) return false;
-    switch (field) {
-      case 1:
-        out.first = varintSmall(buf, at, valueEnd);
-        break;
-      case 2:
-        out.count = varintLow32(buf, at, valueEnd);
-        break;
-      case 3:
-        out.correlationId = varintSmall(buf, at, valueEnd);
-        break;
-      case 4:
-        out.epoch = varintSmall(buf, at, valueEnd);
-        break;
-      case 5:
-        out.index = varintSmall(buf, at, valueEnd);
-        break;
-      case 6: {
-        const error = decodeStreamError(buf, varintEnd(buf, at, end), valueEnd);
-        if (error === null) return false;
-        out.error = error;
-        break;
-      }
+  for (let at = start; at < end; at = span.end) {
+    if (!fieldAt(buf, at, end, responseTypes)) return false;
+    const { field, valueStart } = span;
+    if (field === 2) out.count = varintLow32(buf, valueStart, span.end);
+    else if (field === 6) {
+      const fieldEnd = span.end;
+      const error = decodeStreamError(buf, valueStart, fieldEnd);
+      if (error === null) return false;
+      out.error = error;
+      span.end = fieldEnd;
+    } else if (field <= 5) {
+      const value = varintSmall(buf, valueStart, span.end);
+      if (field === 1) out.first = value;
+      else if (field === 3) out.correlationId = value;
+      else if (field === 4) out.epoch = value;
+      else out.index = value;
     }
-    at = valueEnd;
   }
   return true;
 }

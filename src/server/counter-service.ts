@@ -29,9 +29,8 @@ import {
   parseGrpcTimeoutMs,
   type ResponseFields,
 } from '../core/grpc-wire';
+import { counterErrors as errors, grpcMessage } from './counter-errors';
 import { type GrpcError, statusName, toGrpcError } from './status';
-
-export const drainingMessage = 'server: draining, retry on another node';
 
 const counterPaths = {
   allocate: '/tally.v1.Counter/Allocate',
@@ -57,42 +56,12 @@ const responseHeaders: http2.OutgoingHttpHeaders = Object.freeze({
 });
 const okTrailers: http2.OutgoingHttpHeaders = Object.freeze({ 'grpc-status': '0' });
 
-const errors = {
-  tooLarge: {
-    code: GrpcStatus.RESOURCE_EXHAUSTED,
-    details: `server: request larger than ${receiveMessageBytesMax} bytes`,
-  },
-  undecodable: {
-    code: GrpcStatus.INVALID_ARGUMENT,
-    details: 'server: request is not a valid tally.v1.AllocateRequest',
-  },
-  compressed: {
-    code: GrpcStatus.UNIMPLEMENTED,
-    details: 'server: compressed messages are not supported (grpc-accept-encoding: identity)',
-  },
-  notOneMessage: {
-    code: GrpcStatus.INVALID_ARGUMENT,
-    details: 'server: unary Allocate takes exactly one request message',
-  },
-  cutOff: {
-    code: GrpcStatus.INVALID_ARGUMENT,
-    details: 'server: the request stream ended inside a message',
-  },
-  draining: { code: GrpcStatus.UNAVAILABLE, details: drainingMessage },
-} satisfies Record<string, GrpcError>;
-
 /** Status trailers (or trailers-only headers) for an error, with its metadata. */
 function statusHeaders(err: GrpcError): http2.OutgoingHttpHeaders {
-  let message: string;
-  try {
-    message = encodeURI(err.details); // what grpc-js clients decode (decodeURI)
-  } catch {
-    message = 'server%20error';
-  }
   return {
     ...err.metadata?.toHttp2Headers(),
     'grpc-status': String(err.code),
-    'grpc-message': message,
+    'grpc-message': grpcMessage(err.details),
   };
 }
 

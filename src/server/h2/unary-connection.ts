@@ -32,6 +32,7 @@ import {
 } from '../../core/grpc-wire';
 import { receiveMessageBytesMax } from '../../core/limits';
 import type { AllocateResult } from '../../node/types';
+import { counterErrors, grpcMessage } from '../counter-errors';
 import type { GrpcError } from '../status';
 import {
   connectionPreface,
@@ -94,37 +95,15 @@ const okTrailersBlock = encodeLiteralField('grpc-status', '0');
 const status415Block = encodeLiteralField(':status', '415');
 
 const errors = {
-  tooLarge: {
-    code: GrpcStatus.RESOURCE_EXHAUSTED,
-    details: `server: request larger than ${receiveMessageBytesMax} bytes`,
-  },
-  undecodable: {
-    code: GrpcStatus.INVALID_ARGUMENT,
-    details: 'server: request is not a valid tally.v1.AllocateRequest',
-  },
-  compressed: {
-    code: GrpcStatus.UNIMPLEMENTED,
-    details: 'server: compressed messages are not supported (grpc-accept-encoding: identity)',
-  },
-  notOneMessage: {
-    code: GrpcStatus.INVALID_ARGUMENT,
-    details: 'server: unary Allocate takes exactly one request message',
-  },
+  ...counterErrors,
   tooManyStreams: {
     code: GrpcStatus.RESOURCE_EXHAUSTED,
     details: `server: more than ${streamsOpenMax} calls open on one connection`,
   },
-  draining: { code: GrpcStatus.UNAVAILABLE, details: 'server: draining, retry on another node' },
 } satisfies Record<string, GrpcError>;
 
 /** The status block of a trailers-only response. */
 function errorBlock(err: GrpcError): Buffer {
-  let message: string;
-  try {
-    message = encodeURI(err.details);
-  } catch {
-    message = 'server%20error';
-  }
   const parts: Buffer[] = [responseHeadersBlock];
   for (const [k, v] of Object.entries(err.metadata?.toHttp2Headers() ?? {})) {
     for (const value of Array.isArray(v) ? v : [v]) {
@@ -132,7 +111,7 @@ function errorBlock(err: GrpcError): Buffer {
     }
   }
   parts.push(encodeLiteralField('grpc-status', String(err.code)));
-  parts.push(encodeLiteralField('grpc-message', message));
+  parts.push(encodeLiteralField('grpc-message', grpcMessage(err.details)));
   return Buffer.concat(parts);
 }
 
