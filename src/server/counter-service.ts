@@ -30,6 +30,7 @@ import {
   type ResponseFields,
 } from '../core/grpc-wire';
 import { counterErrors as errors, grpcMessage } from './counter-errors';
+import type { CounterMethod } from './h2/unary-connection';
 import { type GrpcError, statusName, toGrpcError } from './status';
 
 const counterPaths = {
@@ -202,27 +203,29 @@ export class CounterService {
   }
 
   /**
-   * Unary Allocate from the frame-level server (h2/unary-connection.ts): the request is
-   * well-formed; done() says whether the caller was still there to be answered.
+   * Allocate from the frame-level server (h2/unary-connection.ts), unary or one request of an
+   * AllocateStream: the request is well-formed; done() says whether the caller was still
+   * there to be answered.
    */
-  unaryAllocate(
+  frameAllocate(
+    method: CounterMethod,
     request: AllocateRequestView,
     deadlineUnixMs: number | undefined,
     done: (status: GrpcError | null, result: AllocateResult | undefined) => boolean,
   ): void {
     const startMs = performance.now();
+    const metrics = method === 'unary' ? this.unaryMetrics : this.streamMetrics;
     this.node.allocate(request.namespace, request.count, deadlineUnixMs, (err, result) => {
       const status = err === null && result !== undefined ? null : this.statusOf(err);
-      if (!done(status, result)) this.unaryMetrics.failed(startMs, GrpcStatus.CANCELLED);
-      else if (status === null)
-        this.unaryMetrics.succeeded(startMs, (result as AllocateResult).count);
-      else this.unaryMetrics.failed(startMs, status.code);
+      if (!done(status, result)) metrics.failed(startMs, GrpcStatus.CANCELLED);
+      else if (status === null) metrics.succeeded(startMs, (result as AllocateResult).count);
+      else metrics.failed(startMs, status.code);
     });
   }
 
-  /** A unary call the frame-level server refused before it reached the node. */
-  unaryRefused(startMs: number, code: number): void {
-    this.unaryMetrics.failed(startMs, code);
+  /** A request the frame-level server refused before it reached the node. */
+  frameRefused(method: CounterMethod, startMs: number, code: number): void {
+    (method === 'unary' ? this.unaryMetrics : this.streamMetrics).failed(startMs, code);
   }
 
   private allocate(stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders): void {

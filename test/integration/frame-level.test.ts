@@ -222,6 +222,48 @@ describe('the gRPC port: frame-level unary Allocate beside grpc-js', () => {
     }
   });
 
+  it('AllocateStream at the frame level: pipelined answers with their correlation ids, then OK trailers', async () => {
+    const before = await connections(server);
+    const session = http2.connect(`http://${server.target}`);
+    session.on('error', () => undefined);
+    try {
+      const stream = session.request({
+        ':method': 'POST',
+        ':path': '/tally.v1.Counter/AllocateStream',
+        'content-type': 'application/grpc',
+        te: 'trailers',
+      });
+      const chunks: Buffer[] = [];
+      let trailers: http2.IncomingHttpHeaders = {};
+      stream.on('data', (d: Buffer) => chunks.push(d));
+      stream.on('trailers', (t) => (trailers = t));
+      const requests = [1, 2, 3].map((i) =>
+        grpcMessage(
+          encodeRequest({ namespace: 'stream-frame', count: i, correlationId: String(10 + i) }),
+        ),
+      );
+      stream.end(Buffer.concat(requests));
+      await new Promise((resolve) => stream.on('close', resolve));
+      expect(trailers['grpc-status']).toBe('0');
+      const body = Buffer.concat(chunks);
+      const answers = [];
+      for (let at = 0; at < body.length; at += 5 + body.readUInt32BE(at + 1)) {
+        answers.push(decodeResponse(body.subarray(at + 5, at + 5 + body.readUInt32BE(at + 1))));
+      }
+      expect(answers.map((a) => [a.correlationId, a.count]).sort()).toEqual([
+        ['11', 1],
+        ['12', 2],
+        ['13', 3],
+      ]);
+      // 1 + 2 + 3 IDs, no overlap: the first IDs are 1, 2 and 4 in some order.
+      expect(answers.map((a) => Number(a.first)).sort((x, y) => x - y)).toEqual([1, 2, 4]);
+    } finally {
+      session.destroy();
+    }
+    const after = await connections(server);
+    expect((after.frame ?? 0) - (before.frame ?? 0)).toBe(1);
+  });
+
   it('a grpc-js channel that calls Allocate, then Admin, then Allocate again gets every answer', async () => {
     const counter = counterClient(server.target);
     const admin = adminClient(server.target); // same target and options: one shared connection

@@ -11,17 +11,18 @@ import type { AllocateRequestView } from '../../core/grpc-wire';
 import type { Metrics } from '../../core/metrics';
 import type { AllocateResult } from '../../node/types';
 import type { GrpcError } from '../status';
-import { type UnaryHost, UnaryConnection } from './unary-connection';
+import { type CounterMethod, type UnaryHost, UnaryConnection } from './unary-connection';
 
 /** What the frontend needs from the Counter service. */
 export interface UnaryService {
   readonly draining: boolean;
-  unaryAllocate(
+  frameAllocate(
+    method: CounterMethod,
     request: AllocateRequestView,
     deadlineUnixMs: number | undefined,
     done: (status: GrpcError | null, result: AllocateResult | undefined) => boolean,
   ): void;
-  unaryRefused(startMs: number, code: number): void;
+  frameRefused(method: CounterMethod, startMs: number, code: number): void;
 }
 
 export class Frontend {
@@ -47,8 +48,9 @@ export class Frontend {
         grpcJs.inc();
         this.injector.injectConnection(socket);
       },
-      allocate: (request, deadline, done) => service.unaryAllocate(request, deadline, done),
-      refused: (startMs, code) => service.unaryRefused(startMs, code),
+      allocate: (method, request, deadline, done) =>
+        service.frameAllocate(method, request, deadline, done),
+      refused: (method, startMs, code) => service.frameRefused(method, startMs, code),
       get draining() {
         return service.draining;
       },

@@ -24,13 +24,20 @@ import { status as GrpcStatus } from '@grpc/grpc-js';
 import {
   type AllocateRequestView,
   decodeAllocateRequest,
+  encodeResponseFrames,
   frameHeaderBytes,
+  FrameReader,
+  type FrameSink,
   parseGrpcTimeoutMs,
   type ResponseFields,
   responseFrameBytes,
   writeResponseFrame,
 } from '../../core/grpc-wire';
-import { receiveMessageBytesMax } from '../../core/limits';
+import {
+  receiveMessageBytesMax,
+  streamInFlightMax,
+  streamPendingWriteBytesMax,
+} from '../../core/limits';
 import type { AllocateResult } from '../../node/types';
 import { counterErrors, grpcMessage } from '../counter-errors';
 import type { GrpcError } from '../status';
@@ -59,6 +66,10 @@ import {
 } from './hpack';
 
 export const allocatePath = '/tally.v1.Counter/Allocate';
+export const allocateStreamPath = '/tally.v1.Counter/AllocateStream';
+
+/** Which Counter method a call is, for the metrics. */
+export type CounterMethod = 'unary' | 'stream';
 
 /** How long a new connection may take to send its first request before grpc-js takes it. */
 export const sniffMs = 100;
@@ -73,12 +84,13 @@ export interface UnaryHost {
   handoff(socket: net.Socket): void;
   /** Allocates for a well-formed request; done() once, with the result or the status. */
   allocate(
+    method: CounterMethod,
     request: AllocateRequestView,
     deadlineUnixMs: number | undefined,
     done: (status: GrpcError | null, result: AllocateResult | undefined) => boolean,
   ): void;
-  /** A call refused before it reached the node (metrics). */
-  refused(startMs: number, code: number): void;
+  /** A request refused before it reached the node (metrics). */
+  refused(method: CounterMethod, startMs: number, code: number): void;
   /** The connection stays here (its first call is a unary Allocate). */
   fast(): void;
   /** Counter is draining: new calls get UNAVAILABLE. */
@@ -92,6 +104,7 @@ const responseHeadersBlock = Buffer.concat([
   encodeLiteralField('grpc-accept-encoding', 'identity'),
 ]);
 const okTrailersBlock = encodeLiteralField('grpc-status', '0');
+const okTrailersOnlyBlock = Buffer.concat([responseHeadersBlock, okTrailersBlock]);
 const status415Block = encodeLiteralField(':status', '415');
 
 const errors = {
@@ -104,7 +117,13 @@ const errors = {
 
 /** The status block of a trailers-only response. */
 function errorBlock(err: GrpcError): Buffer {
-  const parts: Buffer[] = [responseHeadersBlock];
+  return Buffer.concat([responseHeadersBlock, trailersBlock(err)]);
+}
+
+/** Trailers: the status (OK when err is null) with its message and metadata. */
+function trailersBlock(err: GrpcError | null): Buffer {
+  if (err === null) return okTrailersBlock;
+  const parts: Buffer[] = [];
   for (const [k, v] of Object.entries(err.metadata?.toHttp2Headers() ?? {})) {
     for (const value of Array.isArray(v) ? v : [v]) {
       parts.push(encodeLiteralField(k, String(value)));
@@ -146,6 +165,64 @@ interface Answer {
   block: Buffer | null;
 }
 
+/**
+ * One AllocateStream call: requests are read as they come (any number per DATA frame, or one
+ * across several), each handed to the node; answers completed in one turn leave in one DATA
+ * frame (as the windows allow); trailers once the client has half-closed and every request is
+ * answered. Backpressure: the stream's window is not given back while too many requests are
+ * in flight or too many answer bytes wait, so the client cannot send more.
+ */
+class StreamCall implements FrameSink {
+  readonly startMs = performance.now();
+  sendWindow: number;
+  unacked = 0;
+  inFlight = 0;
+  /** No more requests are read: the client half-closed, or its input was unreadable. */
+  halfClosed = false;
+  /** Why reading stopped early; the call ends with this status once in-flight work is done. */
+  closing: GrpcError | null = null;
+  /** Trailers are queued (or the call was reset): nothing more is answered. */
+  finished = false;
+  headersSent = false;
+  /** Answers completed and not yet encoded. */
+  pending: ResponseFields[] = [];
+  /** Encoded answer bytes waiting for a window. */
+  out: Buffer | null = null;
+  outAt = 0;
+  trailers: Buffer | null = null;
+  deadlineUnixMs: number | undefined = undefined;
+  readonly reader: FrameReader;
+
+  constructor(
+    readonly id: number,
+    sendWindow: number,
+    private readonly conn: UnaryConnection,
+  ) {
+    this.sendWindow = sendWindow;
+    this.reader = new FrameReader(receiveMessageBytesMax, this);
+  }
+
+  get outBytes(): number {
+    return this.out === null ? 0 : this.out.length - this.outAt;
+  }
+
+  message(buf: Buffer, start: number, end: number): void {
+    if (this.halfClosed || this.finished) return; // the rest of a chunk after reading stopped
+    this.conn.streamRequest(this, buf, start, end);
+  }
+
+  oversized(): void {
+    if (this.halfClosed || this.finished) return;
+    this.conn.streamAnswerError(this, performance.now(), null, errors.tooLarge);
+  }
+
+  compressed(): void {
+    if (this.halfClosed) return;
+    this.halfClosed = true;
+    this.closing = errors.compressed;
+  }
+}
+
 type Mode = 'sniff' | 'fast' | 'gone';
 
 export class UnaryConnection {
@@ -164,6 +241,9 @@ export class UnaryConnection {
   private headerBlock: { streamId: number; flags: number; parts: Buffer[]; length: number } | null =
     null;
   private readonly calls = new Map<number, Call>();
+  private readonly streams = new Map<number, StreamCall>();
+  /** Stream calls with answers or trailers to write. */
+  private readonly dirty = new Set<StreamCall>();
   private lastStreamId = 0;
   /** GOAWAY sent: streams above this id are refused. */
   private goawayAt: number | null = null;
@@ -200,7 +280,7 @@ export class UnaryConnection {
 
   /** Open calls (being read, or at the node). */
   get openCalls(): number {
-    return this.calls.size;
+    return this.calls.size + this.streams.size;
   }
 
   get isFast(): boolean {
@@ -212,6 +292,7 @@ export class UnaryConnection {
     if (this.mode === 'sniff') this.wantHandoff = true;
     if (this.mode !== 'fast' || this.goawayAt !== null) return;
     this.goaway(this.lastStreamId, errorCode.noError);
+    for (const stream of this.streams.values()) this.maybeFinishStream(stream);
     this.maybeClose();
   }
 
@@ -305,7 +386,8 @@ export class UnaryConnection {
       if (block === null) return null;
       const fields: HeaderFields = new Map();
       this.decoder.decode(block, 0, block.length, fields, headerListBytesMax);
-      if (fields.get(':path') === allocatePath && !this.host.draining) return 'fast';
+      const p = fields.get(':path');
+      if ((p === allocatePath || p === allocateStreamPath) && !this.host.draining) return 'fast';
       this.wantHandoff = true;
       return this.ackAt >= 0 ? 'handoff' : null;
     }
@@ -412,6 +494,8 @@ export class UnaryConnection {
         if (streamId === 0 || end - start !== 4) throw new Error('h2: bad RST_STREAM');
         const call = this.calls.get(streamId);
         if (call !== undefined) this.forget(call);
+        const stream = this.streams.get(streamId);
+        if (stream !== undefined) this.closeStream(stream);
         return;
       }
       case frameType.goaway:
@@ -444,6 +528,10 @@ export class UnaryConnection {
         this.peerInitialWindow = value;
         for (const call of this.calls.values()) call.sendWindow += delta;
         for (const answer of this.blocked) answer.call.sendWindow += delta;
+        for (const stream of this.streams.values()) {
+          stream.sendWindow += delta;
+          if (stream.outBytes > 0) this.markDirty(stream);
+        }
         this.unblock();
       } else if (id === setting.maxFrameSize && (value < maxFrameSize || value > 2 ** 24 - 1)) {
         throw new Error('h2: SETTINGS_MAX_FRAME_SIZE out of range');
@@ -461,6 +549,13 @@ export class UnaryConnection {
       if (this.connSendWindow > windowMax) {
         return this.connectionError(errorCode.flowControl, 'window overflow');
       }
+      for (const stream of this.streams.values()) {
+        if (stream.outBytes > 0) this.markDirty(stream);
+      }
+    } else if (this.streams.has(streamId)) {
+      const stream = this.streams.get(streamId) as StreamCall;
+      stream.sendWindow += increment;
+      this.markDirty(stream);
     } else {
       // An answered call is no longer open, but its answer may wait for this window.
       const call =
@@ -481,6 +576,11 @@ export class UnaryConnection {
       if (flags & flag.endStream) this.endOfRequest(existing);
       return;
     }
+    const existingStream = this.streams.get(streamId);
+    if (existingStream !== undefined) {
+      if (flags & flag.endStream) this.streamHalfClosed(existingStream);
+      return;
+    }
     if (streamId % 2 === 0) throw new Error(`h2: HEADERS on stream ${streamId}`);
     if (streamId <= this.lastStreamId) return; // a stream already answered: trailers, late
     this.lastStreamId = streamId;
@@ -488,7 +588,9 @@ export class UnaryConnection {
       this.out.push(rstStreamFrame(streamId, errorCode.refusedStream));
       return;
     }
-    if (fields.get(':path') !== allocatePath) {
+    const callPath = fields.get(':path');
+    if (callPath === allocateStreamPath) return this.openStream(streamId, flags, fields);
+    if (callPath !== allocatePath) {
       // Not ours: this connection stops taking calls; the client retries it on a new one.
       this.goaway(streamId - 2 > 0 ? streamId - 2 : 0, errorCode.noError);
       this.out.push(rstStreamFrame(streamId, errorCode.refusedStream));
@@ -498,28 +600,125 @@ export class UnaryConnection {
     const call = new Call(streamId, this.peerInitialWindow);
     const contentType = fields.get('content-type');
     if (contentType === undefined || !contentType.startsWith('application/grpc')) {
-      this.host.refused(call.startMs, GrpcStatus.UNKNOWN);
+      this.host.refused('unary', call.startMs, GrpcStatus.UNKNOWN);
       this.queue({ call, fields: null, block: status415Block }, false);
       return;
     }
-    if (this.calls.size >= streamsOpenMax) return this.refuse(call, errors.tooManyStreams, false);
-    const timeout = fields.get('grpc-timeout');
-    if (timeout !== undefined) {
-      const ms = parseGrpcTimeoutMs(timeout);
-      if (ms === null) {
-        return this.refuse(
-          call,
-          {
-            code: GrpcStatus.INVALID_ARGUMENT,
-            details: `server: invalid grpc-timeout header "${timeout.slice(0, 32)}"`,
-          },
-          false,
-        );
-      }
-      call.deadlineUnixMs = Date.now() + ms;
-    }
+    const refusal = this.callRefusal(fields);
+    if (refusal !== null) return this.refuse(call, refusal, false);
+    call.deadlineUnixMs = deadlineOf(fields);
     this.calls.set(streamId, call);
     if (flags & flag.endStream) this.endOfRequest(call);
+  }
+
+  /** Why a new call is refused at its headers: too many open, an invalid grpc-timeout. */
+  private callRefusal(fields: HeaderFields): GrpcError | null {
+    if (this.calls.size + this.streams.size >= streamsOpenMax) return errors.tooManyStreams;
+    const timeout = fields.get('grpc-timeout');
+    if (timeout !== undefined && parseGrpcTimeoutMs(timeout) === null) {
+      return {
+        code: GrpcStatus.INVALID_ARGUMENT,
+        details: `server: invalid grpc-timeout header "${timeout.slice(0, 32)}"`,
+      };
+    }
+    return null;
+  }
+
+  // ---- AllocateStream -----------------------------------------------------------------------
+
+  private openStream(streamId: number, flags: number, fields: HeaderFields): void {
+    const stream = new StreamCall(streamId, this.peerInitialWindow, this);
+    const contentType = fields.get('content-type');
+    const answerNow = (block: Buffer): void => {
+      stream.finished = true;
+      stream.trailers = block;
+      this.streams.set(streamId, stream);
+      this.markDirty(stream);
+    };
+    if (contentType === undefined || !contentType.startsWith('application/grpc')) {
+      this.host.refused('stream', stream.startMs, GrpcStatus.UNKNOWN);
+      return answerNow(status415Block);
+    }
+    const refusal = this.callRefusal(fields) ?? (this.host.draining ? errors.draining : null);
+    if (refusal !== null) {
+      this.host.refused('stream', stream.startMs, refusal.code);
+      return answerNow(errorBlock(refusal));
+    }
+    stream.deadlineUnixMs = deadlineOf(fields);
+    this.streams.set(streamId, stream);
+    if (flags & flag.endStream) this.streamHalfClosed(stream);
+  }
+
+  /** One request read on a stream call. */
+  streamRequest(stream: StreamCall, buf: Buffer, start: number, end: number): void {
+    const startMs = performance.now();
+    const request = decodeAllocateRequest(buf, start, end);
+    if (request === null) return this.streamAnswerError(stream, startMs, null, errors.undecodable);
+    if (this.host.draining) {
+      return this.streamAnswerError(stream, startMs, request.correlationId, errors.draining);
+    }
+    stream.inFlight++;
+    const correlationId = request.correlationId;
+    this.host.allocate('stream', request, stream.deadlineUnixMs, (status, result) => {
+      stream.inFlight--;
+      if (stream.finished || this.mode !== 'fast') return false;
+      stream.pending.push(
+        status === null && result !== undefined
+          ? { ...okFields(result), correlationId }
+          : errorFields(correlationId, status ?? errors.undecodable),
+      );
+      this.markDirty(stream);
+      this.maybeFinishStream(stream);
+      return true;
+    });
+  }
+
+  streamAnswerError(
+    stream: StreamCall,
+    startMs: number,
+    correlationId: Buffer | null,
+    err: GrpcError,
+  ): void {
+    this.host.refused('stream', startMs, err.code);
+    stream.pending.push(errorFields(correlationId, err));
+    this.markDirty(stream);
+  }
+
+  private streamHalfClosed(stream: StreamCall): void {
+    if (!stream.halfClosed && !stream.reader.atBoundary) stream.closing = counterErrors.cutOff;
+    stream.halfClosed = true;
+    this.maybeFinishStream(stream);
+  }
+
+  /** Ends the call once nothing is in flight and the client (or the server) is done. */
+  private maybeFinishStream(stream: StreamCall): void {
+    if (stream.finished || stream.inFlight > 0) return;
+    if (stream.halfClosed) this.endStream(stream, stream.closing);
+    else if (this.host.draining) this.endStream(stream, errors.draining);
+  }
+
+  private endStream(stream: StreamCall, err: GrpcError | null): void {
+    stream.finished = true;
+    stream.trailers = stream.headersSent || stream.pending.length > 0 ? trailersBlock(err) : null;
+    if (stream.trailers === null) {
+      // Nothing was sent: one HEADERS frame with the status (trailers-only).
+      stream.trailers = err === null ? okTrailersOnlyBlock : errorBlock(err);
+      stream.headersSent = true;
+    }
+    this.markDirty(stream);
+  }
+
+  /** The stream is over for us (reset by the client, or its trailers went out). */
+  private closeStream(stream: StreamCall): void {
+    stream.finished = true;
+    this.streams.delete(stream.id);
+    this.dirty.delete(stream);
+    this.maybeClose();
+  }
+
+  private markDirty(stream: StreamCall): void {
+    this.dirty.add(stream);
+    this.scheduleFlush();
   }
 
   private onDataFrame(
@@ -531,8 +730,23 @@ export class UnaryConnection {
   ): void {
     const frameLength = end - start;
     this.connUnacked += frameLength;
-    const call = this.calls.get(streamId);
     if (streamId === 0) throw new Error('h2: DATA on stream 0');
+    const stream = this.streams.get(streamId);
+    if (stream !== undefined) {
+      if (flags & flag.padded) {
+        const pad = buf[start]!;
+        start++;
+        end -= pad;
+        if (end < start) throw new Error('h2: DATA padding too long');
+      }
+      stream.unacked += frameLength;
+      if (!stream.halfClosed && !stream.finished && end > start) {
+        stream.reader.push(buf.subarray(start, end));
+      }
+      if (flags & flag.endStream) this.streamHalfClosed(stream);
+      return;
+    }
+    const call = this.calls.get(streamId);
     if (call === undefined || call.state !== 'reading') {
       if (streamId > this.lastStreamId) throw new Error('h2: DATA on an idle stream');
       return; // a stream we answered or forgot: its bytes only count for the window
@@ -584,7 +798,7 @@ export class UnaryConnection {
     if (request === null) return this.refuse(call, errors.undecodable, true);
     if (this.host.draining) return this.refuse(call, errors.draining, true);
     call.state = 'allocating';
-    this.host.allocate(request, call.deadlineUnixMs, (status, result) => {
+    this.host.allocate('unary', request, call.deadlineUnixMs, (status, result) => {
       // The client is gone (reset the stream, or the connection): nobody to answer.
       if (call.state !== 'allocating' || this.mode !== 'fast') return false;
       if (status === null && result !== undefined) {
@@ -597,7 +811,7 @@ export class UnaryConnection {
   }
 
   private refuse(call: Call, err: GrpcError, open: boolean): void {
-    this.host.refused(call.startMs, err.code);
+    this.host.refused('unary', call.startMs, err.code);
     this.queue({ call, fields: null, block: errorBlock(err) }, open);
   }
 
@@ -644,6 +858,19 @@ export class UnaryConnection {
         call.unacked = 0;
       }
     }
+    for (const stream of this.streams.values()) {
+      // A client that sends faster than the node answers, or reads its answers slower, gets
+      // no more window on this stream until it catches up.
+      if (
+        stream.unacked >= 16_384 &&
+        !stream.finished &&
+        stream.inFlight < streamInFlightMax &&
+        stream.outBytes < streamPendingWriteBytesMax
+      ) {
+        this.out.push(windowUpdateFrame(stream.id, stream.unacked));
+        stream.unacked = 0;
+      }
+    }
   }
 
   private scheduleFlush(): void {
@@ -672,11 +899,31 @@ export class UnaryConnection {
   /** Everything queued, in order, in one write. */
   private flush(): void {
     this.flushScheduled = false;
-    if (this.out.length === 0 || this.socket.destroyed) {
+    if (this.socket.destroyed || this.mode === 'gone') {
       this.out.length = 0;
+      this.dirty.clear();
       return;
     }
+    if (this.streams.size > 0) this.giveBackWindow();
+    if (this.out.length === 0 && this.dirty.size === 0) return;
     let bound = 0;
+    for (const stream of this.dirty) {
+      if (stream.pending.length > 0) {
+        const bytes = encodeResponseFrames(stream.pending);
+        stream.pending.length = 0;
+        stream.out =
+          stream.outBytes === 0
+            ? bytes
+            : Buffer.concat([(stream.out as Buffer).subarray(stream.outAt), bytes]);
+        stream.outAt = 0;
+      }
+      const frames = Math.ceil(stream.outBytes / maxFrameSize) + 2;
+      bound +=
+        frames * frameHeaderLength +
+        responseHeadersBlock.length +
+        stream.outBytes +
+        (stream.trailers?.length ?? 0);
+    }
     for (const item of this.out) {
       if (!isAnswer(item)) bound += item.length;
       else if (item.fields !== null) {
@@ -727,6 +974,8 @@ export class UnaryConnection {
       }
     }
     this.out.length = 0;
+    for (const stream of this.dirty) at = this.writeStream(stream, buf, at);
+    this.dirty.clear();
     if (at > 0 && !this.socket.write(buf.subarray(0, at)) && !this.readPaused) {
       // A client that does not read its answers: stop reading its requests meanwhile.
       this.readPaused = true;
@@ -735,9 +984,46 @@ export class UnaryConnection {
     this.maybeClose();
   }
 
+  /** A stream call's headers, answers (as far as the windows allow) and trailers, at buf[at]. */
+  private writeStream(stream: StreamCall, buf: Buffer, at: number): number {
+    const id = stream.id;
+    if (!stream.headersSent && stream.outBytes > 0) {
+      at = writeFrameHeader(
+        buf,
+        at,
+        responseHeadersBlock.length,
+        frameType.headers,
+        flag.endHeaders,
+        id,
+      );
+      at += responseHeadersBlock.copy(buf, at);
+      stream.headersSent = true;
+    }
+    while (stream.outBytes > 0) {
+      const n = Math.min(stream.outBytes, this.connSendWindow, stream.sendWindow, maxFrameSize);
+      if (n <= 0) return at; // waits for a WINDOW_UPDATE
+      at = writeFrameHeader(buf, at, n, frameType.data, 0, id);
+      at += (stream.out as Buffer).copy(buf, at, stream.outAt, stream.outAt + n);
+      stream.outAt += n;
+      this.connSendWindow -= n;
+      stream.sendWindow -= n;
+    }
+    stream.out = null;
+    stream.outAt = 0;
+    if (stream.trailers !== null) {
+      const flags = flag.endHeaders | flag.endStream;
+      at = writeFrameHeader(buf, at, stream.trailers.length, frameType.headers, flags, id);
+      at += stream.trailers.copy(buf, at);
+      stream.trailers = null;
+      this.closeStream(stream);
+    }
+    return at;
+  }
+
   private maybeClose(): void {
     if (this.mode !== 'fast') return;
     if ((this.goawayAt === null && !this.peerGoaway) || this.calls.size > 0) return;
+    if (this.streams.size > 0) return;
     if (this.out.length > 0 || this.blocked.length > 0) return;
     this.mode = 'gone';
     this.socket.end();
@@ -754,8 +1040,33 @@ export class UnaryConnection {
     this.clearTimer();
     for (const call of this.calls.values()) call.state = 'done';
     this.calls.clear();
+    for (const stream of this.streams.values()) stream.finished = true;
+    this.streams.clear();
+    this.dirty.clear();
     this.host.closed(this);
   }
+}
+
+/** The call's deadline from a grpc-timeout already checked by callRefusal(). */
+function deadlineOf(fields: HeaderFields): number | undefined {
+  const timeout = fields.get('grpc-timeout');
+  const ms = timeout === undefined ? null : parseGrpcTimeoutMs(timeout);
+  return ms === null ? undefined : Date.now() + ms;
+}
+
+function errorFields(correlationId: Buffer | null, status: GrpcError): ResponseFields {
+  return {
+    first: 0,
+    count: 0,
+    epoch: 0,
+    index: 0,
+    correlationId,
+    error: {
+      code: status.code,
+      message: status.details,
+      primaryAddress: status.primaryAddress ?? '',
+    },
+  };
 }
 
 function isAnswer(item: Buffer | Answer): item is Answer {
