@@ -81,7 +81,7 @@ export class Frontend {
 
   /**
    * Stops accepting; frame-level connections get GOAWAY and close once their open calls are
-   * answered (grpc-js drains its own). After graceMs whatever is left is destroyed.
+   * answered and written (grpc-js drains its own). After graceMs what is left is destroyed.
    */
   close(graceMs: number): Promise<void> {
     this.closing = true;
@@ -89,11 +89,13 @@ export class Frontend {
     for (const conn of this.connections) conn.drain();
     return new Promise((resolve) => {
       const deadline = Date.now() + graceMs;
+      // Until every socket of ours has closed: one that has only been ended may still hold
+      // answers in its write queue, and destroying it would drop them (acknowledged, durable
+      // allocations the client never hears of).
       const poll = (): void => {
-        const open = [...this.connections].filter((c) => c.isFast);
-        if (open.length === 0) return resolve();
+        if (this.connections.size === 0) return resolve();
         if (Date.now() > deadline) {
-          for (const c of open) c.destroy();
+          for (const c of this.connections) c.destroy();
           return resolve();
         }
         setTimeout(poll, 20).unref();

@@ -254,6 +254,8 @@ export class UnaryConnection {
   private readonly out: Array<Buffer | Answer> = [];
   private blocked: Answer[] = [];
   private flushScheduled = false;
+  /** Inside flush(): closing now would end the socket before this flush's write. */
+  private flushing = false;
   private readonly flushBound = (): void => this.flush();
   private readPaused = false;
 
@@ -974,7 +976,9 @@ export class UnaryConnection {
       }
     }
     this.out.length = 0;
+    this.flushing = true;
     for (const stream of this.dirty) at = this.writeStream(stream, buf, at);
+    this.flushing = false;
     this.dirty.clear();
     if (at > 0 && !this.socket.write(buf.subarray(0, at)) && !this.readPaused) {
       // A client that does not read its answers: stop reading its requests meanwhile.
@@ -1021,7 +1025,7 @@ export class UnaryConnection {
   }
 
   private maybeClose(): void {
-    if (this.mode !== 'fast') return;
+    if (this.mode !== 'fast' || this.flushing) return;
     if ((this.goawayAt === null && !this.peerGoaway) || this.calls.size > 0) return;
     if (this.streams.size > 0) return;
     if (this.out.length > 0 || this.blocked.length > 0) return;
