@@ -1300,12 +1300,17 @@ function printRedis(r) {
     return;
   }
   console.log(
-    `Same number of concurrent requests and of load processes (${redisCompareProcesses}) for both ` +
-      '(h2load for the unary rows), the same warm-up and measured time. Redis: appendonly yes + ' +
-      'appendfsync always on both, every client `INCR` then `WAIT 1 1000` (acknowledged once the ' +
-      "replica has received it; Redis 7.0 WAIT does not wait for the replica's fsync). Tally: " +
-      `acknowledged after both nodes' fdatasync. Redis and Tally stream runs alternate, ${r.rounds} ` +
-      'round(s) each; the medians row of each takes the median of each column on its own.\n',
+    `Same number of concurrent requests and one load process (${redisCompareProcesses}) on each side, ` +
+      'the same warm-up and measured time. Redis: appendonly yes + appendfsync always on both, ' +
+      'every client `INCR` then `WAIT 1 1000` (acknowledged once the replica has received it; ' +
+      "Redis 7.0 WAIT does not wait for the replica's fsync). Tally: a fresh primary + standby " +
+      "per cell, acknowledged after both nodes' fdatasync. Paths, users' first: the client " +
+      'library (one TallyClient, that many `allocate()` loops), unary `Allocate` from h2load on ' +
+      'one connection (as Go/Java/Python clients call it), a plain grpc-js `AllocateStream` ' +
+      'client, and the lean load generator (server capacity: no user has it). Each round runs ' +
+      `Redis then every path; ${r.rounds} round(s); the medians rows take the median of each ` +
+      'column on its own; the GC column is the longest pause either node logged (--trace-gc), ' +
+      'the worst over the rounds.\n',
   );
   const rows = [];
   const vs = (perS, redis) => `${(perS / redis.perS).toFixed(2)}×`;
