@@ -17,8 +17,15 @@ import type {
 } from './transport';
 
 /** Client keepalive: ping interval and how long an unanswered ping may take. */
-export const clientKeepaliveTimeMs = 500;
+export const clientKeepaliveTimeMs = 250;
 export const clientKeepaliveTimeoutMs = 500;
+
+/**
+ * A stream whose connection is not up within this ends UNAVAILABLE, and its calls move on: a
+ * node that is cut off never answers the connect (the kernel keeps trying for minutes, and
+ * grpc-js has no connect timeout), a paused one accepts it and never answers the handshake.
+ */
+export const clientConnectTimeoutMs = 1000;
 
 /**
  * grpc-js's own reconnect backoff starts at 1 s and grows to 120 s; a channel in backoff fails
@@ -28,7 +35,7 @@ export const defaultChannelOptions: grpc.ChannelOptions = {
   'grpc.initial_reconnect_backoff_ms': 100,
   'grpc.max_reconnect_backoff_ms': retryBackoffMaxMs,
   // Keepalive: a node that went silent (paused, partitioned: no reset ever comes) is dropped
-  // within about a second — a ping every 500 ms, 500 ms for its ack — and the pending calls
+  // within 0.5–0.75 s — a ping 250 ms after the last ack, 500 ms for its ack — and the pending calls
   // move on instead of waiting out their deadlines. Pings also flow between calls. A node's
   // event loop has to stall past 500 ms for a live connection to be dropped; the calls are
   // then retried (a gap, never a reissue). The grpc-js server accepts pings at any rate.
@@ -72,12 +79,25 @@ export class GrpcTransport implements AllocateTransport {
 
   open(address: string, events: StreamEvents): TransportStream {
     const method = allocateStream();
-    const call = this.client(address).makeBidiStreamRequest(
+    const client = this.client(address);
+    const call = client.makeBidiStreamRequest(
       method.path,
       method.requestSerialize,
       method.responseDeserialize,
     ) as grpc.ClientDuplexStream<WireRequest, WireResponse>;
-    watchCall(call, events);
+    const connect = { timedOut: false };
+    watchCall(call, events, () =>
+      connect.timedOut
+        ? `client: no connection to ${address} within ${clientConnectTimeoutMs} ms`
+        : null,
+    );
+    if (client.getChannel().getConnectivityState(true) !== grpc.connectivityState.READY) {
+      client.waitForReady(Date.now() + clientConnectTimeoutMs, (err) => {
+        if (err === undefined) return;
+        connect.timedOut = true;
+        call.cancel(); // a call that already ended is not touched
+      });
+    }
     return {
       write: (req) => void call.write(req),
       end: () => call.end(),
@@ -108,6 +128,8 @@ export class GrpcTransport implements AllocateTransport {
 function watchCall(
   call: grpc.ClientDuplexStream<WireRequest, WireResponse>,
   events: StreamEvents,
+  /** Why the call was cancelled for want of a connection (null: it was not). */
+  connectTimedOut: () => string | null,
 ): void {
   let status: StreamEnd | null = null;
   let readDone = false;
@@ -119,7 +141,11 @@ function watchCall(
   call.on('end', () => ((readDone = true), finish()));
   call.on('status', (s: grpc.StatusObject) => {
     const hint = s.metadata.get(primaryAddressKey)[0];
-    status = { code: s.code, details: s.details };
+    const timedOut = s.code === grpc.status.CANCELLED ? connectTimedOut() : null;
+    status =
+      timedOut === null
+        ? { code: s.code, details: s.details }
+        : { code: grpc.status.UNAVAILABLE, details: timedOut };
     if (typeof hint === 'string' && hint !== '') status.primaryAddress = hint;
     finish();
   });

@@ -138,6 +138,8 @@ interface Seen {
   status: NodeReport | null;
   /** The last round's probe failed or was not answered within the round. */
   down: boolean;
+  /** The last round whose probe failed with an error (refused, dropped), not silence. */
+  failedRound: number;
   /**
    * Monotonic ms of its last answer as the configured, serving primary, late answers included
    * (0: never): a primary that answers late is slow, not silent.
@@ -704,7 +706,7 @@ export class Controller {
   private seenOf(id: string): Seen {
     let seen = this.seen.get(id);
     if (seen === undefined) {
-      seen = { okAtMs: 0, status: null, down: true, servingAtMs: 0 };
+      seen = { okAtMs: 0, status: null, down: true, servingAtMs: 0, failedRound: 0 };
       this.seen.set(id, seen);
     }
     return seen;
@@ -727,7 +729,9 @@ export class Controller {
       seen.down = false;
     } catch {
       this.opts.metrics.probes.inc({ node: node.id, result: 'failed' });
-      if (round === this.round) seen.down = true;
+      if (round !== this.round) return;
+      seen.down = true;
+      seen.failedRound = round;
     }
   }
 
@@ -801,7 +805,8 @@ export class Controller {
     this.refusal = null;
     const check = this.opts.admin.refusesConnections;
     const primary = this.seen.get(c.primary.id);
-    if (check === undefined || c.promoting || primary?.down !== true) return;
+    // Only a probe that failed (refused, reset) this round: a silent one leaves it to the timeout.
+    if (check === undefined || c.promoting || primary?.failedRound !== this.round) return;
     if (this.primaryHealthyAtMs === 0) return; // not seen serving since start: the start grace
     const refused = await check.call(this.opts.admin, c.primary.address).catch(() => false);
     if (!refused) return;
