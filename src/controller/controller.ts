@@ -808,6 +808,10 @@ export class Controller {
     // Only a probe that failed (refused, reset) this round: a silent one leaves it to the timeout.
     if (check === undefined || c.promoting || primary?.failedRound !== this.round) return;
     if (this.primaryHealthyAtMs === 0) return; // not seen serving since start: the start grace
+    // A primary placed moments ago hands its port from the placeholder that held it while it
+    // started to its server: a refusal then is no proof.
+    if (this.opts.clock.monotonicMs() - this.primaryPlacedAtMs < this.opts.failoverTimeoutMs)
+      return;
     const refused = await check.call(this.opts.admin, c.primary.address).catch(() => false);
     if (!refused) return;
     await this.probe(c.standby, this.round);
