@@ -41,7 +41,11 @@ function record(first, count) {
 
 function noteLatency(startedMs, latencyMs) {
   for (const w of windows.values()) {
-    if (startedMs >= w.fromMs && startedMs < w.toMs) w.latencies.push(latencyMs);
+    if (startedMs < w.fromMs || startedMs >= w.toMs) continue;
+    w.latencies.push(latencyMs);
+    // Per second of the window too: a one-second p99 to compare the first second with.
+    const k = Math.floor((startedMs - w.fromMs) / 1000);
+    (w.seconds[k] ??= []).push(latencyMs);
   }
 }
 
@@ -65,7 +69,7 @@ async function loop(k, namespace) {
       }
       if (mark !== null && now > mark.atMs && a.epoch > mark.epoch) {
         process.send({ type: 'resumed', atMs: now, markMs: mark.atMs });
-        windows.set('warm', { fromMs: now, toMs: now + warmWindowMs, latencies: [] });
+        windows.set('warm', { fromMs: now, toMs: now + warmWindowMs, latencies: [], seconds: [] });
         mark = null;
       }
     } catch {
@@ -91,6 +95,17 @@ function windowReport(id) {
   }
   const sorted = w.latencies.sort((x, y) => x - y);
   const round = (ms) => (ms === null ? null : Math.round(ms * 100) / 100);
+  // The p99 of each whole second of the window (the last, partial one left out).
+  const perSecond = w.seconds
+    .slice(0, Math.floor((w.toMs - w.fromMs) / 1000))
+    .filter((l) => l !== undefined && l.length > 0)
+    .map((l) =>
+      quantile(
+        l.sort((x, y) => x - y),
+        0.99,
+      ),
+    )
+    .sort((x, y) => x - y);
   return {
     type: 'window',
     id,
@@ -98,6 +113,8 @@ function windowReport(id) {
     p50Ms: round(quantile(sorted, 0.5)),
     p99Ms: round(quantile(sorted, 0.99)),
     maxMs: round(sorted[sorted.length - 1] ?? null),
+    secondP99MedianMs: round(quantile(perSecond, 0.5)),
+    secondP99MaxMs: round(perSecond[perSecond.length - 1] ?? null),
   };
 }
 
@@ -114,7 +131,7 @@ process.on('message', async (msg) => {
   } else if (msg.type === 'mark') {
     mark = { atMs: msg.atMs, epoch: msg.epoch };
   } else if (msg.type === 'window') {
-    windows.set(msg.id, { fromMs: msg.fromMs, toMs: msg.toMs, latencies: [] });
+    windows.set(msg.id, { fromMs: msg.fromMs, toMs: msg.toMs, latencies: [], seconds: [] });
   } else if (msg.type === 'window-report') {
     process.send(windowReport(msg.id));
   } else if (msg.type === 'gap-start') {

@@ -4,7 +4,6 @@
  * deadline; a gRPC failure becomes the typed error the caller acts on.
  */
 import * as grpc from '@grpc/grpc-js';
-import net from 'node:net';
 import {
   CounterExhaustedError,
   DataDirError,
@@ -26,7 +25,7 @@ import type { ControllerClient as WireControllerClient } from '../generated/tall
 import type { StatusResponse__Output } from '../generated/tally/v1/StatusResponse';
 import type { StepDownResponse__Output } from '../generated/tally/v1/StepDownResponse';
 import { fromWireConfig, type ClusterView } from './controller-service';
-import { parseHostPort } from './listen';
+import { probeTcp } from './listen';
 import { loadProtos } from './proto';
 import { errorNameKey } from './status';
 
@@ -202,17 +201,9 @@ export class ControllerClient implements InSyncAuthority {
  * paused process's kernel still accepts connections on its listening socket.
  */
 export function refusesConnections(address: string, timeoutMs = refusalCheckMs): Promise<boolean> {
-  const { host, port } = parseHostPort(address);
-  return new Promise((resolve) => {
-    const socket = net.connect({ host, port });
-    const done = (refused: boolean): void => {
-      clearTimeout(timer);
-      socket.destroy();
-      resolve(refused);
-    };
-    const timer = setTimeout(() => done(false), timeoutMs);
-    socket.once('connect', () => done(false));
-    socket.once('error', (err: NodeJS.ErrnoException) => done(err.code === 'ECONNREFUSED'));
+  return probeTcp(address, timeoutMs, false, (socket, settle) => {
+    socket.once('connect', () => settle(false));
+    socket.once('error', (err: NodeJS.ErrnoException) => settle(err.code === 'ECONNREFUSED'));
   });
 }
 

@@ -14,28 +14,22 @@
  * Outcomes only (the reason recorded, the configuration, the history), no timings. Every
  * history: no duplicate, real-time order kept.
  */
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { TallyClient } from '../../src/client';
 import {
-  closeControllerClients,
-  dumpMembersOnFailure,
+  cleanUpClusterTest,
   kill,
   startCluster,
   untilIn,
   untilInSync,
   type Cluster,
 } from '../integration/cluster-process';
-import { assertBuilt, killChildren, removeTempDirs, sleep } from '../integration/serve-process';
+import { assertBuilt, sleep } from '../integration/serve-process';
 import { History, checkHistory } from './history';
 import { clientWorker, prng, progress } from './load';
 
 beforeAll(assertBuilt);
-afterEach(async (ctx) => {
-  dumpMembersOnFailure(ctx.task.result?.state === 'fail');
-  closeControllerClients();
-  await killChildren();
-});
-afterAll(removeTempDirs);
+afterEach((ctx) => cleanUpClusterTest(ctx.task.result?.state === 'fail'));
 
 /** Runs `faults` under client-library load, then checks the history. */
 async function underLoad(cl: Cluster, faults: (history: History) => Promise<void>) {
