@@ -818,7 +818,12 @@ export class Controller {
     const standby = this.fresh(c.standby.id);
     const standbySawReset = standby?.streamFromPrimary === false;
     this.refusal = { primaryId: c.primary.id, version: c.version, standbySawReset };
-    if (!standbySawReset && standby !== null) this.probeSoon();
+    // Looked at again shortly, while the timeout has not passed anyway (not for ever: a
+    // refusal the standby never confirms is a firewall's, not a crash).
+    const recent = this.opts.clock.monotonicMs() - this.primaryHealthyAtMs;
+    if (!standbySawReset && standby !== null && recent < this.opts.failoverTimeoutMs) {
+      this.probeSoon();
+    }
   }
 
   private probeSoon(): void {
