@@ -4,10 +4,9 @@
  * (the metrics port, the controller instead of a node, a node instead of the controller) is
  * reported as.
  */
-import net from 'node:net';
 import * as grpc from '@grpc/grpc-js';
 import { type Command, InvalidArgumentError, Option } from 'commander';
-import { parseHostPort } from '../server/listen';
+import { parseHostPort, probeTcp } from '../server/listen';
 import { loadProtos } from '../server/proto';
 import { statusName } from '../server/status';
 import type { AdminClient } from '../generated/tally/v1/Admin';
@@ -257,29 +256,15 @@ const http2Preface = 'PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n';
  * answers the preface with `HTTP/1.1 400 Bad Request`; an HTTP/2 server with a SETTINGS frame).
  */
 export function answersHttp1(target: string, timeoutMs = probeMs): Promise<boolean> {
-  let host: string;
-  let port: number;
-  try {
-    ({ host, port } = parseHostPort(target));
-  } catch {
-    return Promise.resolve(false);
-  }
-  return new Promise((resolve) => {
-    let received = Buffer.alloc(0);
-    const socket = net.connect({ host, port });
-    const done = (answer: boolean): void => {
-      clearTimeout(timer);
-      socket.destroy();
-      resolve(answer);
-    };
-    const timer = setTimeout(() => done(false), timeoutMs);
+  let received = Buffer.alloc(0);
+  return probeTcp(target, timeoutMs, false, (socket, settle) => {
     socket.on('connect', () => socket.write(http2Preface));
     socket.on('data', (chunk: Buffer) => {
       received = Buffer.concat([received, chunk]);
-      if (received.length >= 5) done(received.subarray(0, 5).toString('latin1') === 'HTTP/');
+      if (received.length >= 5) settle(received.subarray(0, 5).toString('latin1') === 'HTTP/');
     });
-    socket.on('error', () => done(false));
-    socket.on('close', () => done(received.toString('latin1').startsWith('HTTP/')));
+    socket.on('error', () => settle(false));
+    socket.on('close', () => settle(received.toString('latin1').startsWith('HTTP/')));
   });
 }
 

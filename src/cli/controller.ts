@@ -227,7 +227,7 @@ export function registerController(program: Command): void {
     .addOption(
       new Option(
         '--failover-timeout-ms <ms>',
-        'primary unreachable this long → promote the in-sync standby',
+        'primary silent or unhealthy this long → promote the in-sync standby (a crash: at once)',
       )
         .env('TALLY_FAILOVER_TIMEOUT_MS')
         .argParser(integerArg(20, 600_000))

@@ -6,7 +6,11 @@
  */
 import * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
-import { clientKeepaliveTimeMs, clientKeepaliveTimeoutMs } from '../core/limits';
+import {
+  clientConnectTimeoutMs,
+  clientKeepaliveTimeMs,
+  clientKeepaliveTimeoutMs,
+} from '../core/limits';
 import { loaderOptions, primaryAddressKey } from '../core/wire';
 import { retryBackoffMaxMs } from './backoff';
 import type {
@@ -26,7 +30,7 @@ export const defaultChannelOptions: grpc.ChannelOptions = {
   'grpc.initial_reconnect_backoff_ms': 100,
   'grpc.max_reconnect_backoff_ms': retryBackoffMaxMs,
   // Keepalive: a node that went silent (paused, partitioned: no reset ever comes) is dropped
-  // within about a second — a ping every 500 ms, 500 ms for its ack — and the pending calls
+  // within 0.5–0.75 s — a ping 250 ms after the last ack, 500 ms for its ack — and the pending calls
   // move on instead of waiting out their deadlines. Pings also flow between calls. A node's
   // event loop has to stall past 500 ms for a live connection to be dropped; the calls are
   // then retried (a gap, never a reissue). The grpc-js server accepts pings at any rate.
@@ -70,12 +74,25 @@ export class GrpcTransport implements AllocateTransport {
 
   open(address: string, events: StreamEvents): TransportStream {
     const method = allocateStream();
-    const call = this.client(address).makeBidiStreamRequest(
+    const client = this.client(address);
+    const call = client.makeBidiStreamRequest(
       method.path,
       method.requestSerialize,
       method.responseDeserialize,
     ) as grpc.ClientDuplexStream<WireRequest, WireResponse>;
-    watchCall(call, events);
+    const connect = { timedOut: false };
+    watchCall(call, events, () =>
+      connect.timedOut
+        ? `client: no connection to ${address} within ${clientConnectTimeoutMs} ms`
+        : null,
+    );
+    if (client.getChannel().getConnectivityState(true) !== grpc.connectivityState.READY) {
+      client.waitForReady(Date.now() + clientConnectTimeoutMs, (err) => {
+        if (err === undefined) return;
+        connect.timedOut = true;
+        call.cancel(); // a call that already ended is not touched
+      });
+    }
     return {
       write: (req) => void call.write(req),
       end: () => call.end(),
@@ -106,6 +123,8 @@ export class GrpcTransport implements AllocateTransport {
 function watchCall(
   call: grpc.ClientDuplexStream<WireRequest, WireResponse>,
   events: StreamEvents,
+  /** Why the call was cancelled for want of a connection (null: it was not). */
+  connectTimedOut: () => string | null,
 ): void {
   let status: StreamEnd | null = null;
   let readDone = false;
@@ -117,7 +136,11 @@ function watchCall(
   call.on('end', () => ((readDone = true), finish()));
   call.on('status', (s: grpc.StatusObject) => {
     const hint = s.metadata.get(primaryAddressKey)[0];
-    status = { code: s.code, details: s.details };
+    const timedOut = s.code === grpc.status.CANCELLED ? connectTimedOut() : null;
+    status =
+      timedOut === null
+        ? { code: s.code, details: s.details }
+        : { code: grpc.status.UNAVAILABLE, details: timedOut };
     if (typeof hint === 'string' && hint !== '') status.primaryAddress = hint;
     finish();
   });

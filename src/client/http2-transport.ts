@@ -6,18 +6,23 @@
  *
  * One HTTP/2 session per node address, opened on first use and replaced when it closes or the
  * node sends GOAWAY. Requests written in one turn of the event loop leave in one DATA write.
- * Keepalive: a PING every clientKeepaliveTimeMs, also between calls; a PING unanswered for
- * clientKeepaliveTimeoutMs destroys the session, so a node gone silent (paused, partitioned:
- * no reset ever comes) fails its streams with UNAVAILABLE within about a second. A new session
- * whose node has not sent its HTTP/2 SETTINGS within the sum of the two (a paused process whose
- * kernel still accepts the TCP connection, a SYN dropped by a partition) is given up the same way.
+ * Keepalive: a PING clientKeepaliveTimeMs after the last ack, also between calls; a PING
+ * unanswered for clientKeepaliveTimeoutMs destroys the session, so a node gone silent (paused,
+ * partitioned: no reset ever comes) fails its streams with UNAVAILABLE within 0.5–0.75 s. A new
+ * session whose node has not sent its HTTP/2 SETTINGS within clientConnectTimeoutMs (a paused
+ * process whose kernel still accepts the TCP connection, a SYN dropped by a partition) is given
+ * up the same way.
  *
  * Plaintext only: TLS and custom channel options go through GrpcTransport (grpc-js), which
  * TallyClient picks when given credentials or channelOptions.
  */
 import * as http2 from 'node:http2';
 import { status as GrpcStatus } from '@grpc/grpc-js';
-import { clientKeepaliveTimeMs, clientKeepaliveTimeoutMs } from '../core/limits';
+import {
+  clientConnectTimeoutMs,
+  clientKeepaliveTimeMs,
+  clientKeepaliveTimeoutMs,
+} from '../core/limits';
 import {
   type AllocateResponseView,
   allocateRequestFrameMax,
@@ -54,6 +59,8 @@ export interface Http2TransportOptions {
   /** PING interval and ack timeout (default clientKeepaliveTimeMs / clientKeepaliveTimeoutMs). */
   keepaliveTimeMs?: number;
   keepaliveTimeoutMs?: number;
+  /** How long a new connection may take to complete the HTTP/2 handshake (clientConnectTimeoutMs). */
+  connectTimeoutMs?: number;
 }
 
 /** One HTTP/2 session to one node, with its keepalive. */
@@ -82,7 +89,7 @@ class Connection {
     this.session.unref();
     this.pingTimer = setInterval(() => this.ping(), opts.keepaliveTimeMs);
     this.pingTimer.unref();
-    const connectTimeoutMs = opts.keepaliveTimeMs + opts.keepaliveTimeoutMs;
+    const connectTimeoutMs = opts.connectTimeoutMs;
     this.ackTimer = setTimeout(
       () =>
         this.destroy(
@@ -150,6 +157,7 @@ export class Http2Transport implements AllocateTransport {
     this.opts = {
       keepaliveTimeMs: opts.keepaliveTimeMs ?? clientKeepaliveTimeMs,
       keepaliveTimeoutMs: opts.keepaliveTimeoutMs ?? clientKeepaliveTimeoutMs,
+      connectTimeoutMs: opts.connectTimeoutMs ?? clientConnectTimeoutMs,
     };
   }
 

@@ -8,6 +8,14 @@
  */
 
 /**
+ * How long a hint naming a node this client just lost (its stream broke: refused, dropped, or
+ * silent past the keepalive) is not followed. The standby that names it has not been promoted
+ * yet (the controller acts within about its failover timeout, at once on a crash): the client
+ * stays with the standby and retries shortly instead of going back to a node it knows is gone.
+ */
+export const lostHintIgnoreMs = 1000;
+
+/**
  * The seam for primary discovery beyond a fixed address list (the failover controller's view
  * of the cluster, a DNS record, …): called when the client is created, whenever the current
  * target failed without a hint, and while a client without addresses knows no target; an
@@ -23,6 +31,8 @@ export class PrimaryFinder {
   private cursor = 0;
   private resolving = false;
   private closed = false;
+  /** Nodes whose stream broke, and when (monotonic ms). */
+  private readonly lostAt = new Map<string, number>();
 
   constructor(
     addresses: readonly string[],
@@ -40,22 +50,56 @@ export class PrimaryFinder {
     return this.current;
   }
 
-  /** A node at `from` said the primary is at `hint`. */
-  redirect(from: string, hint: string): void {
+  /**
+   * A node at `from` said the primary is at `hint`. False when the hint names a node this
+   * client lost less than lostHintIgnoreMs ago: the target stays, the caller retries it shortly.
+   */
+  redirect(from: string, hint: string, nowMs: number): boolean {
+    if (this.lostRecently(hint, nowMs)) return false;
     if (this.current === from && hint !== from) this.current = hint;
+    return true;
   }
 
-  /** The node at `from` failed or refused without naming the primary: try the next one. */
-  failed(from: string): void {
+  /** The stream to `from` broke (refused, dropped, silent): the next node, and see redirect(). */
+  lost(from: string, nowMs: number): void {
+    this.lostAt.set(from, nowMs);
+    this.failed(from, nowMs);
+  }
+
+  /**
+   * The node at `from` failed or refused without naming the primary: try the next one — the
+   * next not lost in the last lostHintIgnoreMs, if there is one (a node that answered "not
+   * serving yet" while being promoted is better than one whose stream just broke).
+   */
+  failed(from: string, nowMs: number): void {
     if (this.current !== from) return;
-    if (this.addresses.length > 0) {
+    const n = this.addresses.length;
+    if (n > 0) {
       // A hinted address is not in the list: go on after the last list address tried.
       const at = this.addresses.indexOf(from);
       if (at >= 0) this.cursor = at;
-      this.cursor = (this.cursor + 1) % this.addresses.length;
-      this.current = this.addresses[this.cursor];
+      let next = (this.cursor + 1) % n;
+      for (let k = 1; k <= n; k++) {
+        const i = (this.cursor + k) % n;
+        const address = this.addresses[i] as string;
+        if (address !== from && !this.lostRecently(address, nowMs)) {
+          next = i;
+          break;
+        }
+        // Every other node was lost just now, and `from` answered: stay with it.
+        if (k === n && !this.lostRecently(from, nowMs)) next = -1;
+      }
+      if (next >= 0) {
+        this.cursor = next;
+        this.current = this.addresses[next];
+      }
     }
     this.refresh();
+  }
+
+  private lostRecently(address: string, nowMs: number): boolean {
+    const lost = this.lostAt.get(address);
+    return lost !== undefined && nowMs - lost < lostHintIgnoreMs;
   }
 
   close(): void {

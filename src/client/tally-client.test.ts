@@ -225,6 +225,27 @@ describe('TallyClient retries and deadlines', () => {
     client.close();
   });
 
+  it('a standby naming the primary whose stream just broke is asked again within 100 ms, not sent back to the lost primary; once promoted it answers', async () => {
+    const { cluster, client } = setup(['a:1', 'b:1'], { backoff: { random: seededRandom(7) } });
+    const a = cluster.node('a:1');
+    const b = cluster.node('b:1');
+    a.answer = () => 'hold';
+    b.answer = () => ({ code: Status.FAILED_PRECONDITION, primaryAddress: 'a:1' });
+    const calls = Array.from({ length: 20 }, () => track(client.allocate('ns')));
+    await elapse(0);
+    expect(a.held).toBe(20);
+    a.down = true; // crashed: its port refuses connections
+    a.dropStreams();
+    const before = cluster.sent.length;
+    await elapse(600); // the standby, not yet promoted, keeps naming a
+    expect(new Set(cluster.sent.slice(before).map((s) => s.address))).toEqual(new Set(['b:1']));
+    expect(calls.some((c) => c.done)).toBe(false);
+    b.answer = () => 'allocate'; // promoted
+    await elapse(100);
+    expect(calls.every((c) => c.value !== undefined)).toBe(true);
+    client.close();
+  });
+
   it('RESOURCE_EXHAUSTED is retried on the same node after a backoff', async () => {
     const { cluster, client } = setup(['a:1', 'b:1']);
     let refusals = 2;

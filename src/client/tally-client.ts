@@ -3,7 +3,9 @@
  * one AllocateStream to the node the client takes for the primary (correlation ids; responses
  * in any order); failures are retried on the right node until the caller's deadline:
  *
- * - FAILED_PRECONDITION with the primary's address (a standby): sent there at once.
+ * - FAILED_PRECONDITION with the primary's address (a standby): sent there at once — unless
+ *   it names a node whose stream broke less than lostHintIgnoreMs ago (the standby has not
+ *   been promoted yet): then the standby is asked again after a short backoff (≤ 100 ms).
  * - FAILED_PRECONDITION without one (a deposed primary, a standby that does not know): the
  *   next configured address, at once. Both count as hops: after clientHintHopsMax of them a
  *   request backs off, so two nodes naming each other cannot make a busy loop.
@@ -88,6 +90,12 @@ export interface TallyClientOptions {
   transport?: AllocateTransport;
   clock?: Clock;
 }
+
+/**
+ * The backoff cap while a standby names a primary this client just lost: its promotion is
+ * expected any moment, and is noticed within this.
+ */
+const promotionWaitBackoffMaxMs = 100;
 
 /** The largest delay setTimeout takes; a longer deadline would fire at once. */
 const timerMsMax = 2 ** 31 - 1;
@@ -344,12 +352,16 @@ export class TallyClient {
     req.lastStatus = status;
     switch (reaction(status.code, streamWide)) {
       case 'redirect':
-        if (hint !== '') this.finder.redirect(from, hint);
-        else this.finder.failed(from);
+        if (hint === '') this.finder.failed(from, this.clock.monotonicMs());
+        else if (!this.finder.redirect(from, hint, this.clock.monotonicMs())) {
+          // It names a node whose stream just broke: it is about to be promoted, ask it again.
+          return this.retryLater(req, promotionWaitBackoffMaxMs);
+        }
         if (++req.hops <= clientHintHopsMax) return this.enqueue(req);
         return this.retryLater(req);
       case 'next-node':
-        this.finder.failed(from);
+        if (streamWide) this.finder.lost(from, this.clock.monotonicMs());
+        else this.finder.failed(from, this.clock.monotonicMs());
         return this.retryLater(req);
       case 'same-node':
         return this.retryLater(req);
@@ -358,9 +370,14 @@ export class TallyClient {
     }
   }
 
-  private retryLater(req: PendingAllocation): void {
+  /** Backs off before the next attempt; `capMs` lowers the backoff's cap (never raises it). */
+  private retryLater(req: PendingAllocation, capMs?: number): void {
     const remainingMs = req.deadlineAtMs - this.clock.monotonicMs();
-    const delayMs = retryDelayMs(req.retries, remainingMs, this.backoff);
+    const backoff =
+      capMs === undefined
+        ? this.backoff
+        : { ...this.backoff, maxMs: Math.min(capMs, this.backoff.maxMs) };
+    const delayMs = retryDelayMs(req.retries, remainingMs, backoff);
     if (delayMs === null) return this.fail(req, deadlineError(req, 'gave up before'));
     req.retries++;
     req.phase = 'backoff';

@@ -81,9 +81,27 @@ class FakeAdmin implements NodeAdmin {
   promoteFails = 0;
   /** > 0: answers arrive this much later, describing the node as it is then. */
   statusDelayMs = 0;
+  /** Down nodes whose port refuses connections (crashed); others are silent when down. */
+  refused = new Set<string>();
+  /** Nodes that answer nothing (paused): each probe fails at its 400 ms deadline. */
+  paused = new Set<string>();
+  /** Per node: answers arrive this much later (a stalled event loop). */
+  slow = new Map<string, number>();
+  lost: ((address: string) => void) | null = null;
 
   status(address: string): Promise<NodeReport> {
+    if (this.paused.has(address)) {
+      return new Promise((_, reject) =>
+        setTimeout(() => reject(new UnavailableError('deadline exceeded')), 400),
+      );
+    }
     if (!this.up.get(address)) return Promise.reject(new UnavailableError('connection refused'));
+    const slowMs = this.slow.get(address);
+    if (slowMs !== undefined) {
+      return new Promise((resolve) =>
+        setTimeout(() => resolve(this.statuses.get(address) as NodeReport), slowMs),
+      );
+    }
     if (this.statusDelayMs === 0) return Promise.resolve(this.statuses.get(address) as NodeReport);
     return new Promise((resolve) =>
       setTimeout(() => resolve(this.statuses.get(address) as NodeReport), this.statusDelayMs),
@@ -106,6 +124,21 @@ class FakeAdmin implements NodeAdmin {
     const id = address.slice(0, 1);
     this.statuses.set(address, { ...s, role: 'primary', epoch, epochPrimary: id });
     return Promise.resolve();
+  }
+
+  refusesConnections(address: string): Promise<boolean> {
+    return Promise.resolve(!this.up.get(address) && this.refused.has(address));
+  }
+
+  onConnectionLost(lost: (address: string) => void): void {
+    this.lost = lost;
+  }
+
+  /** The node at `address` dies: its port refuses connections, open ones drop. */
+  crash(address: string): void {
+    this.up.set(address, false);
+    this.refused.add(address);
+    this.lost?.(address);
   }
 
   stepDown(address: string): Promise<{ epoch: number; lastIndex: number }> {
@@ -175,6 +208,16 @@ const change = (primaryId: string, epoch: number, standbyId: string, index = 10)
   acknowledged: { epoch, index },
   seq: ++seq,
 });
+
+/** A healthy pair for 500 ms, then a crashes; b has seen its stream from a reset, or not yet. */
+async function crashPrimary(standbySawReset: boolean) {
+  const t = await setup();
+  await t.controller.start();
+  await t.run(500);
+  t.admin.set('b:1', { streamFromPrimary: !standbySawReset });
+  t.admin.crash('a:1');
+  return t;
+}
 
 describe('controller: failover', () => {
   beforeEach(() => void vi.useFakeTimers());
@@ -293,9 +336,63 @@ describe('controller: failover', () => {
     await second.controller.stop();
   });
 
-  it('a primary not seen since the controller started gets the startup grace before a failover', async () => {
+  it('a crashed primary (its port refuses connections, its standby saw the stream reset) is failed over at once, on the dropped connection, not after the timeout', async () => {
+    const t = await crashPrimary(true);
+    await vi.advanceTimersByTimeAsync(1); // no probe interval, no failover timeout
+    expect(t.admin.calls).toEqual(['promote b:1 4 a:1 alone']);
+    const config = await t.stored();
+    expect(config).toMatchObject({ epoch: 4, primary: b, inSync: ['b'], promoting: false });
+    expect(config.lastFailover?.reason).toBe(
+      "primary a refused connections (nothing listens on its port) and b's replication stream from it was reset",
+    );
+    await t.controller.stop();
+  });
+
+  it('a refusal the standby does not confirm (its stream from the primary still up: only the controller is refused) waits for the failover timeout', async () => {
+    const t = await crashPrimary(false);
+    await t.run(300);
+    expect(t.admin.calls).toEqual([]);
+    await t.run(400);
+    expect(t.admin.calls).toEqual(['promote b:1 4 a:1 alone']);
+    expect((await t.stored()).lastFailover?.reason).toMatch(/^primary a unreachable for \d+ ms$/);
+    await t.controller.stop();
+  });
+
+  it('the standby seeing the reset a moment after the refusal is enough: the controller looks again shortly', async () => {
+    const t = await crashPrimary(false);
+    await vi.advanceTimersByTimeAsync(1);
+    expect(t.admin.calls).toEqual([]);
+    t.admin.set('b:1', { streamFromPrimary: false });
+    await vi.advanceTimersByTimeAsync(30); // a fifth of the probe interval, not the timeout
+    expect(t.admin.calls).toEqual(['promote b:1 4 a:1 alone']);
+    expect((await t.stored()).lastFailover?.reason).toMatch(/refused connections/);
+    await t.controller.stop();
+  });
+
+  it('a paused primary (connections accepted, no answer) is failed over once silent for the timeout, without waiting out its probes; one whose answers come 300 ms late is not', async () => {
+    const t = await setup();
+    await t.controller.start();
+    await t.run(500);
+    t.admin.slow.set('a:1', 300); // a stalled event loop: every answer 300 ms late
+    await t.run(3000);
+    expect(t.admin.calls).toEqual([]);
+    t.admin.slow.delete('a:1');
+    await t.run(500);
+    t.admin.paused.add('a:1');
+    t.admin.set('b:1', { streamFromPrimary: true }); // a paused primary's stream stays open
+    await t.run(400);
+    expect(t.admin.calls).toEqual([]);
+    await t.run(250); // silent for 500 ms, decided within a probe interval of that
+    expect(t.admin.calls).toEqual(['promote b:1 4 a:1 alone']);
+    expect((await t.stored()).lastFailover?.reason).toMatch(/^primary a unreachable for \d+ ms$/);
+    await t.controller.stop();
+  });
+
+  it('a primary not seen since the controller started gets the startup grace before a failover, even one whose port refuses connections', async () => {
     const admin = new FakeAdmin();
     admin.up.set('a:1', false);
+    admin.refused.add('a:1');
+    admin.set('b:1', { streamFromPrimary: false });
     const t = await setup({ admin });
     await t.controller.start();
     await t.run(2000);

@@ -67,6 +67,14 @@ export interface NodeAdmin {
   status(address: string): Promise<NodeReport>;
   promote(address: string, epoch: number, standby: string, options: PromoteCall): Promise<void>;
   stepDown(address: string, epoch: number): Promise<{ epoch: number; lastIndex: number }>;
+  /**
+   * A fresh connection to `address` is refused: nothing listens on its port (the process is
+   * gone). False when it connects (a paused process's kernel still accepts), stays silent (a
+   * cut link) or fails otherwise. Without it every failover waits for the timeout.
+   */
+  refusesConnections?(address: string): Promise<boolean>;
+  /** Registers `lost`, called when an open connection to a node drops (reset or closed). */
+  onConnectionLost?(lost: (address: string) => void): void;
 }
 
 export interface PromoteCall {
@@ -125,11 +133,29 @@ export interface ControllerOptions {
 }
 
 interface Seen {
-  /** Monotonic ms of the last answer (0: never). */
+  /** Monotonic ms of the last answer in time for its round (0: never). */
   okAtMs: number;
   status: NodeReport | null;
-  /** Last probe failed. */
+  /** The last round's probe failed or was not answered within the round. */
   down: boolean;
+  /** The last round whose probe failed with an error (refused, dropped), not silence. */
+  failedRound: number;
+  /**
+   * Monotonic ms of its last answer as the configured, serving primary, late answers included
+   * (0: never): a primary that answers late is slow, not silent.
+   */
+  servingAtMs: number;
+}
+
+/**
+ * The primary refused a fresh connection (its port is closed): a crash, not silence. With its
+ * standby's stream from it reset too, that is proof enough to fail over without the timeout.
+ */
+interface Refusal {
+  primaryId: string;
+  version: number;
+  /** The standby, asked after the refusal, has no stream from a primary. */
+  standbySawReset: boolean;
 }
 
 const vouchPersistMsDefault = 1000;
@@ -139,6 +165,13 @@ export class Controller {
   private readonly serial = new Serial();
   private timer: NodeJS.Timeout | null = null;
   private probing = false;
+  /** A round was asked for while one ran (a dropped connection): run another right after. */
+  private probeAgain = false;
+  /** Probe rounds started; an answer that comes after its round decided is late. */
+  private round = 0;
+  private refusal: Refusal | null = null;
+  /** A quick extra round while a refusal waits for the standby to see the reset. */
+  private soonTimer: NodeJS.Timeout | null = null;
   private readonly seen = new Map<string, Seen>();
   /** Reports from nodes while there is no configuration (Join or probe), by node id. */
   private readonly reports = new Map<string, NodeReport>();
@@ -181,6 +214,7 @@ export class Controller {
       await this.exclusive(() => this.tryBuild());
     }
     this.timer = setInterval(() => void this.tick(), this.opts.probeIntervalMs);
+    this.opts.admin.onConnectionLost?.((address) => this.connectionLost(address));
   }
 
   /**
@@ -222,6 +256,8 @@ export class Controller {
   stop(): Promise<void> {
     if (this.timer !== null) clearInterval(this.timer);
     this.timer = null;
+    if (this.soonTimer !== null) clearTimeout(this.soonTimer);
+    this.soonTimer = null;
     return this.exclusive(() => this.saveVouched());
   }
 
@@ -667,19 +703,68 @@ export class Controller {
     return this.serial.run(fn);
   }
 
-  private async probe(node: NodeRef): Promise<Seen> {
-    const seen = this.seen.get(node.id) ?? { okAtMs: 0, status: null, down: true };
-    try {
-      seen.status = await this.opts.admin.status(node.address);
-      seen.okAtMs = this.opts.clock.monotonicMs();
-      seen.down = false;
-      this.opts.metrics.probes.inc({ node: node.id, result: 'ok' });
-    } catch {
-      seen.down = true;
-      this.opts.metrics.probes.inc({ node: node.id, result: 'failed' });
+  private seenOf(id: string): Seen {
+    let seen = this.seen.get(id);
+    if (seen === undefined) {
+      seen = { okAtMs: 0, status: null, down: true, servingAtMs: 0, failedRound: 0 };
+      this.seen.set(id, seen);
     }
-    this.seen.set(node.id, seen);
     return seen;
+  }
+
+  /**
+   * Asks `node` for its status for `round`. An answer after its round decided (a slow node)
+   * still counts as a sign of life, but describes nothing the controller acts on.
+   */
+  private async probe(node: NodeRef, round: number): Promise<void> {
+    const seen = this.seenOf(node.id);
+    try {
+      const status = await this.opts.admin.status(node.address);
+      const now = this.opts.clock.monotonicMs();
+      this.opts.metrics.probes.inc({ node: node.id, result: 'ok' });
+      if (this.servesAsPrimary(node.id, status)) seen.servingAtMs = now;
+      if (round !== this.round) return;
+      seen.status = status;
+      seen.okAtMs = now;
+      seen.down = false;
+    } catch {
+      this.opts.metrics.probes.inc({ node: node.id, result: 'failed' });
+      if (round !== this.round) return;
+      seen.down = true;
+      seen.failedRound = round;
+    }
+  }
+
+  /** Is `id` the configured primary, and does `status` show it serving as one? */
+  private servesAsPrimary(id: string, status: NodeReport): boolean {
+    const c = this.configValue;
+    if (c === null || c.primary.id !== id) return false;
+    return primaryProblem(status, memberOf(c, id), this.opts.failoverTimeoutMs) === null;
+  }
+
+  /**
+   * Probes every node for a new round. The configured primary gets one probe interval to
+   * answer: if it has not by then (paused, cut off), it counts as not answering for this round,
+   * which decides without it instead of waiting out the probe's deadline; its answer, if it
+   * comes later, still shows it alive. The standby's answer is waited for, as before.
+   */
+  private async probeRound(nodes: NodeRef[]): Promise<void> {
+    const round = ++this.round;
+    const primaryId = this.configValue?.primary.id;
+    let answered = false;
+    let timer: NodeJS.Timeout | undefined;
+    const late = new Promise<void>((resolve) => {
+      timer = setTimeout(resolve, this.opts.probeIntervalMs);
+    });
+    await Promise.all(
+      nodes.map((n) => {
+        const probe = this.probe(n, round);
+        if (n.id !== primaryId) return probe;
+        return Promise.race([probe.then(() => void (answered = true)), late]);
+      }),
+    );
+    clearTimeout(timer);
+    if (primaryId !== undefined && !answered) this.seenOf(primaryId).down = true;
   }
 
   /** A fresh report of `id` (from its last probe or Join), or null when it is down. */
@@ -689,8 +774,73 @@ export class Controller {
   }
 
   private note(id: string, report: NodeReport): void {
-    this.seen.set(id, { okAtMs: this.opts.clock.monotonicMs(), status: report, down: false });
+    Object.assign(this.seenOf(id), {
+      okAtMs: this.opts.clock.monotonicMs(),
+      status: report,
+      down: false,
+    });
     this.noteEpoch(report);
+  }
+
+  /**
+   * An open connection to a node dropped: a process that dies closes its sockets at once, so
+   * probe now rather than at the next interval.
+   */
+  private connectionLost(address: string): void {
+    const c = this.configValue;
+    if (c === null || this.timer === null) return;
+    if (address !== c.primary.address && address !== c.standby.address) return;
+    this.log.info({ address }, 'controller: connection to a node dropped; probing now');
+    void this.tick(true);
+  }
+
+  /**
+   * The configured primary did not answer this round: is that a crash? Its port refusing a
+   * fresh connection says nothing listens there (a paused process's kernel still accepts, a
+   * cut link is silent). The standby, asked after that, must have lost its stream from the
+   * primary too. Both together let the round fail over at once (decide()); a refusal the
+   * standby has not seen yet is looked at again shortly.
+   */
+  private async checkRefusal(c: ClusterConfig): Promise<void> {
+    this.refusal = null;
+    const check = this.opts.admin.refusesConnections;
+    const primary = this.seen.get(c.primary.id);
+    // Only a probe that failed (refused, reset) this round: a silent one leaves it to the timeout.
+    if (check === undefined || c.promoting || primary?.failedRound !== this.round) return;
+    if (this.primaryHealthyAtMs === 0) return; // not seen serving since start: the start grace
+    // A primary placed moments ago hands its port from the placeholder that held it while it
+    // started to its server: a refusal then is no proof.
+    if (this.opts.clock.monotonicMs() - this.primaryPlacedAtMs < this.opts.failoverTimeoutMs)
+      return;
+    const refused = await check.call(this.opts.admin, c.primary.address).catch(() => false);
+    if (!refused) return;
+    await this.probe(c.standby, this.round);
+    const standby = this.fresh(c.standby.id);
+    const standbySawReset = standby?.streamFromPrimary === false;
+    this.refusal = { primaryId: c.primary.id, version: c.version, standbySawReset };
+    // Looked at again shortly, while the timeout has not passed anyway (not for ever: a
+    // refusal the standby never confirms is a firewall's, not a crash).
+    const recent = this.opts.clock.monotonicMs() - this.primaryHealthyAtMs;
+    if (!standbySawReset && standby !== null && recent < this.opts.failoverTimeoutMs) {
+      this.probeSoon();
+    }
+  }
+
+  private probeSoon(): void {
+    if (this.soonTimer !== null || this.timer === null) return;
+    const ms = Math.max(1, Math.floor(this.opts.probeIntervalMs / 5));
+    this.soonTimer = setTimeout(() => {
+      this.soonTimer = null;
+      void this.tick(true);
+    }, ms);
+  }
+
+  /** Why the primary is known to have crashed (null: no such evidence this round). */
+  private crashEvidence(c: ClusterConfig, problem: string | null): string | null {
+    const r = this.refusal;
+    if (r === null || problem !== 'unreachable' || !r.standbySawReset) return null;
+    if (r.primaryId !== c.primary.id || r.version !== c.version) return null;
+    return `refused connections (nothing listens on its port) and ${c.standby.id}'s replication stream from it was reset`;
   }
 
   /** Remembers the highest epoch any node reported (written with the vouched positions). */
@@ -702,20 +852,27 @@ export class Controller {
     this.vouchDirty = true;
   }
 
-  /** One probe round, then whatever it calls for (serialized with every other change). */
-  private async tick(): Promise<void> {
-    if (this.probing) return;
+  /**
+   * One probe round, then whatever it calls for (serialized with every other change). `now`:
+   * asked for out of turn (a connection dropped); if a round is running, another follows it.
+   */
+  private async tick(now = false): Promise<void> {
+    if (this.probing) {
+      if (now) this.probeAgain = true;
+      return;
+    }
     this.probing = true;
     try {
       const c = this.configValue;
       const nodes = c === null ? (this.opts.nodes as NodeRef[]) : [c.primary, c.standby];
       const version = c?.version ?? 0;
-      const seen = await Promise.all(nodes.map((n) => this.probe(n)));
+      await this.probeRound(nodes);
+      if (c !== null) await this.checkRefusal(c);
       // A change (a switchover, an approval) may have landed while probing: these answers
       // describe the old roles, so they decide nothing.
       await this.exclusive(async () => {
         if ((this.configValue?.version ?? 0) !== version) return;
-        if (this.configValue === null) return this.buildFromProbes(nodes, seen);
+        if (this.configValue === null) return this.buildFromProbes(nodes);
         await this.decide();
         await this.persistRefinements();
       });
@@ -723,14 +880,18 @@ export class Controller {
       this.log.error({ err: (err as Error).message }, 'controller: probe round failed');
     } finally {
       this.probing = false;
+      if (this.probeAgain && this.timer !== null) {
+        this.probeAgain = false;
+        void this.tick(true);
+      }
     }
   }
 
-  private async buildFromProbes(nodes: NodeRef[], seen: Seen[]): Promise<void> {
-    nodes.forEach((n, k) => {
-      const s = seen[k];
-      if (s !== undefined && !s.down && s.status !== null) this.reports.set(n.id, s.status);
-    });
+  private async buildFromProbes(nodes: NodeRef[]): Promise<void> {
+    for (const n of nodes) {
+      const s = this.fresh(n.id);
+      if (s !== null) this.reports.set(n.id, s);
+    }
     await this.tryBuild();
   }
 
@@ -776,12 +937,15 @@ export class Controller {
       this.vouch(primary as NodeReport);
       return;
     }
-    const since =
-      this.primaryHealthyAtMs > 0
-        ? this.primaryHealthyAtMs
-        : this.startedAtMs + this.startupGraceMs();
+    // A late answer as the serving primary counts too: slow is not silent.
+    const healthy = Math.max(
+      this.primaryHealthyAtMs,
+      this.seenOf(this.config.primary.id).servingAtMs,
+    );
+    const since = healthy > 0 ? healthy : this.startedAtMs + this.startupGraceMs();
     const why = `primary ${this.config.primary.id} ${problem ?? 'is not in the in-sync set'}`;
-    if (now - since < this.opts.failoverTimeoutMs) return;
+    const crash = this.crashEvidence(this.config, problem);
+    if (crash === null && now - since < this.opts.failoverTimeoutMs) return;
     const candidate = this.candidate();
     if (typeof candidate === 'string') {
       // A primary placed moments ago is beginning its epoch (waiting for its standby up to a
@@ -796,8 +960,17 @@ export class Controller {
       );
       return;
     }
+    if (crash === null) {
+      // An answer may be waiting behind this turn of the event loop (this process was busy):
+      // let it in before calling the primary silent.
+      await new Promise((resolve) => setImmediate(resolve));
+      if (this.seenOf(this.config.primary.id).servingAtMs > since) return;
+    }
     const { to, from, inSync } = candidate;
-    const reason = `${why} for ${Math.round(now - since)} ms`;
+    const reason =
+      crash === null
+        ? `${why} for ${Math.round(now - since)} ms`
+        : `primary ${this.config.primary.id} ${crash}`;
     const epochSeen = Math.max(primary?.epoch ?? 0, this.fresh(to.id)?.epoch ?? 0);
     await this.promote(to, from, 'failover', reason, now, epochSeen, inSync);
   }

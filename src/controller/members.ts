@@ -29,6 +29,11 @@ export interface NodeReport {
   writeStallMs: number;
   /** Where clients reach it ('' when it does not say). */
   clientAddress?: string;
+  /**
+   * Standby: a replication stream from a primary is open (undefined: not reported). A primary
+   * that died closed it: the standby saw the reset.
+   */
+  streamFromPrimary?: boolean;
 }
 
 export const noPosition: Position = { epoch: 0, index: 0 };

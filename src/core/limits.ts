@@ -72,14 +72,22 @@ export const clientStreamInFlightMax = streamInFlightMax;
  */
 export const clientHintHopsMax = 4;
 /**
- * Client library keepalive: a PING every clientKeepaliveTimeMs, also between calls, and the
- * connection dropped when one is unanswered for clientKeepaliveTimeoutMs. A node gone silent
- * (paused, partitioned: no reset ever comes) is abandoned within about a second instead of at
- * the call's deadline; a node whose event loop stalls past 500 ms loses its clients'
- * connections, and they retry (a gap, never a reissue). Servers accept pings at any rate.
+ * Client library keepalive: a PING clientKeepaliveTimeMs after the last ack, also between
+ * calls, and the connection dropped when one is unanswered for clientKeepaliveTimeoutMs. A node
+ * gone silent (paused, partitioned: no reset ever comes) is abandoned 0.5–0.75 s after it went
+ * silent instead of at the call's deadline; a node whose event loop stalls past 500 ms loses
+ * its clients' connections, and they retry (a gap, never a reissue). Servers accept pings at
+ * any rate.
  */
-export const clientKeepaliveTimeMs = 500;
+export const clientKeepaliveTimeMs = 250;
 export const clientKeepaliveTimeoutMs = 500;
+/**
+ * Client library: a stream whose connection is not up within this ends UNAVAILABLE, and its
+ * calls move on: a node that is cut off never answers the connect (the kernel keeps trying for
+ * minutes, and grpc-js has no connect timeout), a paused one accepts it and never answers the
+ * HTTP/2 handshake.
+ */
+export const clientConnectTimeoutMs = 1000;
 /** IdBlockAllocator: the largest block it asks for (one request's countMax). */
 export const blockSizeMax = countMax;
 /** IdBlockAllocator: callers of next() waiting for a refill; more are refused. */

@@ -25,6 +25,7 @@ import type { ControllerClient as WireControllerClient } from '../generated/tall
 import type { StatusResponse__Output } from '../generated/tally/v1/StatusResponse';
 import type { StepDownResponse__Output } from '../generated/tally/v1/StepDownResponse';
 import { fromWireConfig, type ClusterView } from './controller-service';
+import { probeTcp } from './listen';
 import { loadProtos } from './proto';
 import { errorNameKey } from './status';
 
@@ -32,6 +33,13 @@ import { errorNameKey } from './status';
 const controllerCallMs = 2000;
 /** A status probe that takes longer counts as a failed probe. */
 const probeCallMs = 400;
+/**
+ * How long a fresh TCP connect may take before it proves nothing: a refusal comes back within
+ * a round trip; a paused process's kernel accepts, and a cut link is silent.
+ */
+const refusalCheckMs = 250;
+/** Connectivity watches are renewed this often (grpc-js wants a deadline). */
+const watchRenewMs = 3_600_000;
 /** Promotion and step-down wait for disk writes and the standby: give them longer. */
 const roleChangeCallMs = 5000;
 /** A switchover may wait for a target that does not serve, then hand back: longer still. */
@@ -186,17 +194,57 @@ export class ControllerClient implements InSyncAuthority {
   }
 }
 
+/**
+ * Is nothing listening at `address`? A fresh TCP connection refused (ECONNREFUSED: the host
+ * answered with a reset) says the port is closed: the process that held it is gone, or closed
+ * its server. Accepted, silent (a cut link) or any other failure: false, it proves nothing. A
+ * paused process's kernel still accepts connections on its listening socket.
+ */
+export function refusesConnections(address: string, timeoutMs = refusalCheckMs): Promise<boolean> {
+  return probeTcp(address, timeoutMs, false, (socket, settle) => {
+    socket.once('connect', () => settle(false));
+    socket.once('error', (err: NodeJS.ErrnoException) => settle(err.code === 'ECONNREFUSED'));
+  });
+}
+
 /** The nodes' Admin service as the controller calls it (one channel per address). */
 export class GrpcNodeAdmin implements NodeAdmin {
   private readonly clients = new Map<string, AdminClient>();
+  private lost: ((address: string) => void) | null = null;
 
   private admin(address: string): AdminClient {
     let client = this.clients.get(address);
     if (client === undefined) {
       client = new (tally().v1.Admin)(address, grpc.credentials.createInsecure(), channelOptions);
       this.clients.set(address, client);
+      this.watch(address, client.getChannel());
     }
     return client;
+  }
+
+  /**
+   * Reports every drop of an open connection to `address` (READY → anything else): a process
+   * that dies closes its sockets, so the controller hears of a crash at once instead of at its
+   * next probe. A paused process or a cut link drops nothing: that is left to the probes.
+   */
+  private watch(address: string, channel: ReturnType<AdminClient['getChannel']>): void {
+    const from = channel.getConnectivityState(false);
+    if (from === grpc.connectivityState.SHUTDOWN) return;
+    channel.watchConnectivityState(from, Date.now() + watchRenewMs, () => {
+      const to = channel.getConnectivityState(false);
+      if (from === grpc.connectivityState.READY && to !== grpc.connectivityState.READY) {
+        this.lost?.(address);
+      }
+      this.watch(address, channel);
+    });
+  }
+
+  onConnectionLost(lost: (address: string) => void): void {
+    this.lost = lost;
+  }
+
+  refusesConnections(address: string): Promise<boolean> {
+    return refusesConnections(address);
   }
 
   async status(address: string): Promise<NodeReport> {
@@ -220,6 +268,7 @@ export class GrpcNodeAdmin implements NodeAdmin {
       acknowledged: { epoch: Number(s.acknowledgedEpoch), index: Number(s.acknowledgedIndex) },
       writeStallMs: Number(s.writeStallMs),
       clientAddress: s.clientAddress,
+      streamFromPrimary: s.role === 'standby' ? s.replication?.state === 'connected' : undefined,
     };
   }
 
@@ -246,6 +295,7 @@ export class GrpcNodeAdmin implements NodeAdmin {
   }
 
   close(): void {
+    this.lost = null;
     for (const c of this.clients.values()) c.close();
     this.clients.clear();
   }

@@ -2,6 +2,8 @@
  * `HOST:PORT` listen addresses (`127.0.0.1:7400`, `0.0.0.0:0`, `[::1]:7400`), parsed once so
  * the gRPC server, the metrics server and the CLI agree on what is valid.
  */
+import net from 'node:net';
+
 export interface HostPort {
   /** Without IPv6 brackets. */
   host: string;
@@ -25,4 +27,36 @@ export function dialHost(host: string): string {
   if (host === '0.0.0.0') return '127.0.0.1';
   if (host === '::') return '[::1]';
   return host.includes(':') ? `[${host}]` : host;
+}
+
+/**
+ * Connects to `address` (HOST:PORT) and lets `watch` settle the answer from what happens on the
+ * socket; `fallback` when the address does not parse or nothing settles within timeoutMs. The
+ * socket is destroyed once settled.
+ */
+export function probeTcp<T>(
+  address: string,
+  timeoutMs: number,
+  fallback: T,
+  watch: (socket: net.Socket, settle: (answer: T) => void) => void,
+): Promise<T> {
+  let target: HostPort;
+  try {
+    target = parseHostPort(address);
+  } catch {
+    return Promise.resolve(fallback);
+  }
+  return new Promise((resolve) => {
+    const socket = net.connect({ host: target.host, port: target.port });
+    let settled = false;
+    const settle = (answer: T): void => {
+      if (settled) return;
+      settled = true;
+      clearTimeout(timer);
+      socket.destroy();
+      resolve(answer);
+    };
+    const timer = setTimeout(() => settle(fallback), timeoutMs);
+    watch(socket, settle);
+  });
 }

@@ -244,5 +244,6 @@ export function report(n: CounterNode): NodeReport {
     lastEpoch: s.lastEpoch,
     acknowledged: { epoch: s.acknowledgedEpoch, index: s.acknowledgedIndex },
     writeStallMs: s.writeStallMs,
+    streamFromPrimary: s.role === 'standby' ? s.replication?.state === 'connected' : undefined,
   };
 }

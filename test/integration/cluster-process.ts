@@ -4,8 +4,10 @@
  * are tracked by serve-process.ts (killChildren), controller clients by closeControllerClients.
  */
 import fs from 'node:fs';
+import net from 'node:net';
 import path from 'node:path';
 import { clusterArgs } from '../../src/cli/cluster';
+import { parseHostPort } from '../../src/server/listen';
 import { ControllerClient } from '../../src/server/controller-client';
 import {
   allocate,
@@ -170,6 +172,42 @@ export async function allocOn(address: string, n: number): Promise<number[]> {
 export function kill(child: Child, signal: NodeJS.Signals): Promise<unknown> {
   child.proc.kill(signal);
   return signal === 'SIGKILL' ? child.exited : Promise.resolve();
+}
+
+/** Does something accept TCP connections at `address` (a starting node holds its port)? */
+function accepts(address: string): Promise<boolean> {
+  const { host, port } = parseHostPort(address);
+  return new Promise((resolve) => {
+    const socket = net.connect({ host, port });
+    socket.once('connect', () => (socket.destroy(), resolve(true)));
+    socket.once('error', () => resolve(false));
+  });
+}
+
+/**
+ * SIGKILLs node `id` and starts it again (`between` runs while it is down) before the
+ * controller can act on the crash: the controller is paused until the new process holds the
+ * node's port, as with a restart quicker than any failover (a crash the controller sees —
+ * the port refusing, the standby's stream reset — is failed over at once).
+ */
+export async function restartBeforeFailover(
+  cl: Cluster,
+  id: 'a' | 'b',
+  env: Record<string, string> = {},
+  between: () => Promise<void> = () => Promise.resolve(),
+): Promise<Child> {
+  await kill(cl.controllerChild, 'SIGSTOP');
+  try {
+    await kill(cl.nodes[id].child, 'SIGKILL');
+    await between();
+    const child = cl.startNode(id, env);
+    await until(`${id} holding its port again`, async () =>
+      (await accepts(cl.nodes[id].address)) ? true : null,
+    );
+    return child;
+  } finally {
+    await kill(cl.controllerChild, 'SIGCONT');
+  }
 }
 
 /** Waits until node `id` answers Status as a serving primary. */

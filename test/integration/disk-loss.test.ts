@@ -14,6 +14,7 @@ import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import {
   closeControllerClients,
   kill,
+  restartBeforeFailover,
   settled,
   startCluster,
   untilIn,
@@ -95,7 +96,7 @@ async function expectServedByB(cl: Cluster, rec: Recorder): Promise<void> {
 }
 
 /** A failover timeout long enough for a killed node to restart before any failover. */
-const restartBeforeFailover = { controllerArgs: { '--failover-timeout-ms': '5000' } };
+const longFailoverTimeout = { controllerArgs: { '--failover-timeout-ms': '5000' } };
 
 const clusterFile = (cl: Cluster): string => path.join(cl.dir, 'controller', 'cluster.json');
 
@@ -181,28 +182,23 @@ describe('disk loss and stale disks (real processes)', () => {
   }, 60_000);
 
   it('W2a: the primary of a young pair loses its disk and restarts at once: it must not serve from scratch; the cluster serves again through b, every ID unique', async () => {
-    const cl = await startCluster(undefined, {}, restartBeforeFailover);
+    const cl = await startCluster(undefined, {}, longFailoverTimeout);
     const rec = recorder();
     await rec.must(cl.nodes.a.address, 20); // b holds epoch 1 of a and all of these
-    await kill(cl.nodes.a.child, 'SIGKILL');
-    await cl.wipe('a');
-    cl.startNode('a'); // back before any failover
+    await restartBeforeFailover(cl, 'a', {}, () => cl.wipe('a'));
     await expectServedByB(cl, rec);
   }, 90_000);
 
   it('W2b: the primary restarted once (b holds epoch 2 of a), then loses its disk and restarts at once: the cluster serves again through b (not stuck with two standbys)', async () => {
-    const cl = await startCluster(undefined, {}, restartBeforeFailover);
+    const cl = await startCluster(undefined, {}, longFailoverTimeout);
     const rec = recorder();
     await rec.must(cl.nodes.a.address, 10);
-    await kill(cl.nodes.a.child, 'SIGKILL');
-    cl.startNode('a'); // dir intact: a proposes epoch 2 and b accepts it
+    await restartBeforeFailover(cl, 'a'); // dir intact: a proposes epoch 2 and b accepts it
     await untilPrimary(cl, 'a');
     await untilInSync(cl);
     await rec.must(cl.nodes.a.address, 10);
     await untilInSync(cl);
-    await kill(cl.nodes.a.child, 'SIGKILL');
-    await cl.wipe('a');
-    cl.startNode('a'); // back before any failover
+    await restartBeforeFailover(cl, 'a', {}, () => cl.wipe('a'));
     await expectServedByB(cl, rec);
   }, 90_000);
 

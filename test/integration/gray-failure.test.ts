@@ -17,7 +17,7 @@ import path from 'node:path';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import {
   closeControllerClients,
-  kill,
+  restartBeforeFailover,
   startCluster,
   untilIn,
   untilInSync,
@@ -198,17 +198,18 @@ describe.skipIf(loopWhy !== null)('gray failure: hung disk (loop-mounted ext4)',
 });
 
 /** A failover timeout longer than a's restart, so that a is never merely unreachable. */
-const restartBeforeFailover = { controllerArgs: { '--failover-timeout-ms': '3000' } };
+const longFailoverTimeout = { controllerArgs: { '--failover-timeout-ms': '3000' } };
 
 describe('gray failure: primary stuck starting', () => {
   it("gray stuck-starting: a restarted primary that stays 'starting' (held before it begins its epoch) with a healthy in-sync standby is failed over; allocations go on above every earlier ID", async () => {
-    const cl = await startCluster(undefined, {}, restartBeforeFailover);
+    const cl = await startCluster(undefined, {}, longFailoverTimeout);
     const rec = recorder();
     const before = await rec.must(cl.nodes.a.address, 10);
     await untilInSync(cl);
-    await kill(cl.nodes.a.child, 'SIGKILL');
     // The failpoint holds a after its standby accepted the epoch and before it begins it.
-    cl.startNode('a', { TALLY_FAILPOINTS: 'node.beforeBeginEpoch=sleep(60000)' });
+    await restartBeforeFailover(cl, 'a', {
+      TALLY_FAILPOINTS: 'node.beforeBeginEpoch=sleep(60000)',
+    });
     await untilIn(
       cl,
       "a back as a primary 'starting'",
@@ -249,8 +250,7 @@ describe('gray failure: primary stuck starting', () => {
     const before = await rec.must(cl.nodes.a.address, 10);
     await untilInSync(cl);
     const proxy = await connectProxy([cl.nodes.b.address]);
-    await kill(cl.nodes.a.child, 'SIGKILL');
-    cl.startNode('a', {
+    await restartBeforeFailover(cl, 'a', {
       grpc_proxy: `http://127.0.0.1:${proxy.port}`,
       no_grpc_proxy: 'no-such-host.invalid', // whatever no_proxy the environment has
     });
