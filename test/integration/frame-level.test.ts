@@ -396,3 +396,64 @@ describe('the gRPC port: frame-level unary Allocate beside grpc-js', () => {
     }
   });
 });
+
+describe('the gRPC port: review (sniff and handoff edge cases)', () => {
+  let server: Server;
+
+  beforeAll(async () => {
+    server = await startServe(path.join(await tempDir(), 'data'));
+  });
+
+  /** A unary call over node:http2 on `session`: its grpc-status (or the error's message). */
+  function h2call(session: http2.ClientHttp2Session, callPath: string, body: Buffer) {
+    return new Promise<string>((resolve) => {
+      if (session.destroyed || session.closed) return resolve('session gone');
+      const stream = session.request({
+        ':method': 'POST',
+        ':path': callPath,
+        'content-type': 'application/grpc',
+        te: 'trailers',
+      });
+      let status: string | undefined;
+      stream.on('trailers', (t) => (status = t['grpc-status'] as string));
+      stream.on('response', (h) => {
+        if (h['grpc-status'] !== undefined) status = h['grpc-status'] as string;
+      });
+      stream.on('error', (err) => resolve(`error: ${err.message}`));
+      stream.on('close', () => resolve(status ?? `closed, rst ${stream.rstCode}`));
+      stream.resume();
+      stream.end(grpcMessage(body));
+    });
+  }
+
+  it('a client whose preface comes after the sniff window: grpc-js never sees the ACK of our SETTINGS', async () => {
+    for (const callPath of [statusPath, unaryPath]) {
+      const [host, port] = server.target.split(':');
+      const socket = net.connect(Number(port), host);
+      await new Promise((resolve) => socket.once('connect', resolve));
+      // The client's first bytes come late (a slow client, or a node whose event loop was
+      // busy past the sniff window when they arrived).
+      await sleep(300);
+      const session = http2.connect(`http://${server.target}`, { createConnection: () => socket });
+      let sessionError: string | undefined;
+      let goawayCode: number | undefined;
+      session.on('error', (err) => (sessionError = err.message));
+      session.on('goaway', (code) => (goawayCode = code));
+      try {
+        const body =
+          callPath === unaryPath ? encodeRequest({ namespace: 'late', count: 1 }) : Buffer.alloc(0);
+        const first = await h2call(session, callPath, body);
+        await sleep(300); // the client's ACK of grpc-js's SETTINGS has reached the server
+        const second = await h2call(session, callPath, body);
+        expect({ first, second, sessionError, goawayCode }, callPath).toEqual({
+          first: '0',
+          second: '0',
+          sessionError: undefined,
+          goawayCode: undefined,
+        });
+      } finally {
+        session.destroy();
+      }
+    }
+  });
+});

@@ -400,8 +400,12 @@ export class UnaryConnection {
     this.timer = null;
     if (this.mode !== 'sniff') return;
     this.wantHandoff = true;
-    if (this.ackAt >= 0 || !this.prefaceSeen) return this.handoff();
-    // Wait for the ACK of our SETTINGS (it must not reach grpc-js), not forever.
+    if (this.ackAt >= 0) return this.handoff();
+    // Wait for the ACK of our SETTINGS (it must not reach grpc-js), not forever. Also when
+    // the preface has not come yet: the client ACKs our SETTINGS once its preface is out, and
+    // an ACK handed to grpc-js acks grpc-js's own SETTINGS early, so its real ACK is
+    // "unexpected" and grpc-js ends the connection. Bytes that are not HTTP/2 are handed off
+    // as soon as they are seen.
     this.timer = setTimeout(() => this.socket.destroy(), settingsAckMs);
   }
 
