@@ -5,6 +5,7 @@
  * for the server's SETTINGS as grpc-go does, a closed flow-control window, protocol errors)
  * and by grpc-js and node:http2 clients sharing one connection between services.
  */
+import fs from 'node:fs';
 import http2 from 'node:http2';
 import net from 'node:net';
 import path from 'node:path';
@@ -454,6 +455,110 @@ describe('the gRPC port: review (sniff and handoff edge cases)', () => {
       } finally {
         session.destroy();
       }
+    }
+  });
+
+  /** A connection already on the frame-level server (its first call, a unary Allocate, answered). */
+  async function fastClient(settings: Array<[number, number]> = []): Promise<RawClient> {
+    const c = await RawClient.connect(server.target);
+    c.send(
+      connectionPreface,
+      RawClient.settings(settings),
+      frame(frameType.settings, flag.ack, 0),
+      frame(frameType.windowUpdate, 0, 0, Buffer.from([0, 0x10, 0, 0])), // no conn-level stall
+      RawClient.call(1, unaryPath, encodeRequest({ namespace: 'fast', count: 1 })),
+    );
+    if (settings.length === 0) await c.until('the first answer', ended(1));
+    return c;
+  }
+
+  const rss = (pid: number): number => {
+    const m = /VmRSS:\s+(\d+) kB/.exec(fs.readFileSync(`/proc/${pid}/status`, 'utf8'));
+    return Number(m?.[1] ?? 0) * 1024;
+  };
+
+  it('a flood of empty CONTINUATION frames ends the connection (the 2024 CONTINUATION flood)', async () => {
+    const c = await fastClient();
+    const before = rss(server.proc.pid as number);
+    try {
+      const block = Buffer.concat([
+        encodeLiteralField(':method', 'POST'),
+        encodeLiteralField(':path', unaryPath),
+      ]);
+      c.send(frame(frameType.headers, 0, 3, block)); // no END_HEADERS
+      const empty = frame(frameType.continuation, 0, 3);
+      const batch = Buffer.concat(Array.from({ length: 10_000 }, () => empty));
+      // 3M frames, 27 MB on the wire; nothing in them counts against the header list size.
+      for (let i = 0; i < 300 && !c.closed; i++) {
+        c.send(batch);
+        if (i % 20 === 19) await sleep(10);
+      }
+      await c.until('GOAWAY', (fs) => fs.some((f) => f.type === frameType.goaway));
+      const goaway = c.frames.find((f) => f.type === frameType.goaway) as Received;
+      expect(goaway.payload.readUInt32BE(4)).not.toBe(errorCode.noError);
+    } finally {
+      c.close();
+      console.log(
+        `review: server RSS ${before >> 20} MB -> ${rss(server.proc.pid as number) >> 20} MB`,
+      );
+    }
+  });
+
+  it('answers held by a closed window count as open calls: no more than 10000 on one connection', async () => {
+    // The client's windows are 0: every answer waits, yet every call is allocated.
+    const c = await fastClient([[setting.initialWindowSize, 0]]);
+    try {
+      const message = encodeRequest({ namespace: 'held', count: 1 });
+      const total = 10_500;
+      for (let id = 3; id < 3 + 2 * total; id += 2 * 500) {
+        const calls = [];
+        for (let k = id; k < Math.min(id + 2 * 500, 3 + 2 * total); k += 2) {
+          calls.push(RawClient.call(k, unaryPath, message));
+        }
+        c.send(...calls);
+        await sleep(5);
+      }
+      const last = 1 + 2 * total;
+      await c
+        .until('the last call answered or refused', (fs) => fs.some((f) => f.streamId === last))
+        .catch(() => undefined);
+      const refused = c.frames.filter(
+        (f) => f.type === frameType.headers && f.fields?.get('grpc-status') === '8',
+      ).length;
+      const probe = counterClient(server.target);
+      let allocated: number;
+      try {
+        allocated = Number((await allocate(probe, 'held', 1)).first) - 1;
+      } finally {
+        probe.close();
+      }
+      // streamsOpenMax (10000) is the bound: the rest are refused (RESOURCE_EXHAUSTED) and
+      // not allocated.
+      expect({
+        allocatedAtMost10001: allocated <= 10_001,
+        refusedAtLeast499: refused >= 499,
+      }).toEqual({
+        allocatedAtMost10001: true,
+        refusedAtLeast499: true,
+      });
+    } finally {
+      c.close();
+    }
+  });
+
+  it('a unary answer larger than the stream window is sent in pieces as the window opens', async () => {
+    const session = http2.connect(`http://${server.target}`, {
+      settings: { initialWindowSize: 8 },
+    });
+    session.on('error', () => undefined);
+    try {
+      const status = await Promise.race([
+        h2call(session, unaryPath, encodeRequest({ namespace: 'tiny-window', count: 1 })),
+        sleep(5000).then(() => 'no answer in 5 s'),
+      ]);
+      expect(status).toBe('0');
+    } finally {
+      session.destroy();
     }
   });
 });

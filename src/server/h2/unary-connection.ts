@@ -76,6 +76,12 @@ export const sniffMs = 100;
 /** How long the client may take to ACK our SETTINGS (RFC 9113 asks for "as soon as possible"). */
 const settingsAckMs = 5000;
 const headerListBytesMax = 64 * 1024;
+/**
+ * CONTINUATION frames one header block may take. Empty or tiny ones add nothing to the block's
+ * size, so without a count a client could send them for ever, each one kept (the 2024
+ * "CONTINUATION flood"; nghttp2 allows 8). 64 KiB of header list fits in 4 full frames.
+ */
+const continuationFramesMax = 64;
 const streamsOpenMax = 10_000;
 
 /** What the connection needs from the server. */
@@ -457,6 +463,8 @@ export class UnaryConnection {
     }
     const hb = this.headerBlock;
     if (hb === null || hb.streamId !== streamId) throw new Error('h2: stray CONTINUATION');
+    if (hb.parts.length > continuationFramesMax)
+      throw new Error('h2: too many CONTINUATION frames');
     hb.parts.push(Buffer.from(buf.subarray(start, end)));
     hb.length += end - start;
     if (hb.length > headerListBytesMax) throw new Error('h2: header block too large');
