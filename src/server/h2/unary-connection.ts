@@ -169,6 +169,11 @@ interface Answer {
   fields: ResponseFields | null;
   /** Trailers-only (an error) or an HTTP-level refusal: one HEADERS frame with END_STREAM. */
   block: Buffer | null;
+  /**
+   * The response message's bytes not sent yet, once its HEADERS went out with part of it (the
+   * windows held less than the whole message: it goes in pieces, as HTTP/2 asks).
+   */
+  rest?: Buffer;
 }
 
 /**
@@ -258,7 +263,8 @@ export class UnaryConnection {
   private peerInitialWindow = defaultWindow;
   private connUnacked = 0;
   private readonly out: Array<Buffer | Answer> = [];
-  private blocked: Answer[] = [];
+  /** Answers waiting for a window, by stream id: their streams are still open. */
+  private readonly blocked = new Map<number, Answer>();
   private flushScheduled = false;
   /** Inside flush(): closing now would end the socket before this flush's write. */
   private flushing = false;
@@ -508,6 +514,8 @@ export class UnaryConnection {
         if (streamId === 0 || end - start !== 4) throw new Error('h2: bad RST_STREAM');
         const call = this.calls.get(streamId);
         if (call !== undefined) this.forget(call);
+        // An answer still waiting for this stream's window: nobody to send it to.
+        if (this.blocked.delete(streamId)) this.maybeClose();
         const stream = this.streams.get(streamId);
         if (stream !== undefined) this.closeStream(stream);
         return;
@@ -541,7 +549,7 @@ export class UnaryConnection {
         const delta = value - this.peerInitialWindow;
         this.peerInitialWindow = value;
         for (const call of this.calls.values()) call.sendWindow += delta;
-        for (const answer of this.blocked) answer.call.sendWindow += delta;
+        for (const answer of this.blocked.values()) answer.call.sendWindow += delta;
         for (const stream of this.streams.values()) {
           stream.sendWindow += delta;
           if (stream.outBytes > 0) this.markDirty(stream);
@@ -572,8 +580,7 @@ export class UnaryConnection {
       this.markDirty(stream);
     } else {
       // An answered call is no longer open, but its answer may wait for this window.
-      const call =
-        this.calls.get(streamId) ?? this.blocked.find((a) => a.call.id === streamId)?.call;
+      const call = this.calls.get(streamId) ?? this.blocked.get(streamId)?.call;
       if (call === undefined) return;
       call.sendWindow += increment;
     }
@@ -627,7 +634,10 @@ export class UnaryConnection {
 
   /** Why a new call is refused at its headers: too many open, an invalid grpc-timeout. */
   private callRefusal(fields: HeaderFields): GrpcError | null {
-    if (this.calls.size + this.streams.size >= streamsOpenMax) return errors.tooManyStreams;
+    // Answered calls whose answers wait for a window are still open streams.
+    if (this.calls.size + this.streams.size + this.blocked.size >= streamsOpenMax) {
+      return errors.tooManyStreams;
+    }
     const timeout = fields.get('grpc-timeout');
     if (timeout !== undefined && parseGrpcTimeoutMs(timeout) === null) {
       return {
@@ -895,19 +905,52 @@ export class UnaryConnection {
 
   /** Moves answers whose windows opened back to the output. */
   private unblock(): void {
-    if (this.blocked.length === 0) return;
-    const still: Answer[] = [];
-    for (const a of this.blocked) {
-      if (a.fields !== null && !this.fits(a)) still.push(a);
-      else this.out.push(a);
+    if (this.blocked.size === 0) return;
+    for (const a of this.blocked.values()) {
+      if (Math.min(this.connSendWindow, a.call.sendWindow) <= 0) continue;
+      this.blocked.delete(a.call.id);
+      this.out.push(a);
     }
-    this.blocked = still;
     this.scheduleFlush();
   }
 
   private fits(a: Answer): boolean {
     const bytes = responseFrameBytes(a.fields as ResponseFields);
     return bytes <= this.connSendWindow && bytes <= a.call.sendWindow;
+  }
+
+  /**
+   * A response the windows do not hold whole: HEADERS, then as much of the message as they
+   * allow; the rest waits (blocked) for WINDOW_UPDATEs, then the trailers.
+   */
+  private writeAnswerInPieces(item: Answer, buf: Buffer, at: number): number {
+    const id = item.call.id;
+    const n = Math.min(this.connSendWindow, item.call.sendWindow, maxFrameSize);
+    if (n <= 0) {
+      this.blocked.set(id, item);
+      return at;
+    }
+    if (item.rest === undefined) {
+      const flags = flag.endHeaders;
+      at = writeFrameHeader(buf, at, responseHeadersBlock.length, frameType.headers, flags, id);
+      at += responseHeadersBlock.copy(buf, at);
+      const message = Buffer.allocUnsafe(responseFrameBytes(item.fields as ResponseFields));
+      writeResponseFrame(message, 0, item.fields as ResponseFields);
+      item.rest = message;
+    }
+    const take = Math.min(n, item.rest.length);
+    at = writeFrameHeader(buf, at, take, frameType.data, 0, id);
+    at += item.rest.copy(buf, at, 0, take);
+    item.rest = item.rest.subarray(take);
+    this.connSendWindow -= take;
+    item.call.sendWindow -= take;
+    if (item.rest.length > 0) {
+      this.blocked.set(id, item);
+      return at;
+    }
+    const flags = flag.endHeaders | flag.endStream;
+    at = writeFrameHeader(buf, at, okTrailersBlock.length, frameType.headers, flags, id);
+    return at + okTrailersBlock.copy(buf, at);
   }
 
   /** Everything queued, in order, in one write. */
@@ -958,8 +1001,8 @@ export class UnaryConnection {
         const flags = flag.endHeaders | flag.endStream;
         at = writeFrameHeader(buf, at, block.length, frameType.headers, flags, item.call.id);
         at += block.copy(buf, at);
-      } else if (!this.fits(item)) {
-        this.blocked.push(item);
+      } else if (item.rest !== undefined || !this.fits(item)) {
+        at = this.writeAnswerInPieces(item, buf, at);
       } else {
         at = writeFrameHeader(
           buf,
@@ -1040,7 +1083,7 @@ export class UnaryConnection {
     if (this.mode !== 'fast' || this.flushing) return;
     if ((this.goawayAt === null && !this.peerGoaway) || this.calls.size > 0) return;
     if (this.streams.size > 0) return;
-    if (this.out.length > 0 || this.blocked.length > 0) return;
+    if (this.out.length > 0 || this.blocked.size > 0) return;
     this.mode = 'gone';
     this.socket.end();
     setTimeout(() => this.socket.destroy(), 1000).unref();
