@@ -561,4 +561,35 @@ describe('the gRPC port: review (sniff and handoff edge cases)', () => {
       session.destroy();
     }
   });
+
+  it('a client that never ACKs our SETTINGS cannot make the node buffer without bound while it sniffs', async () => {
+    const c = await RawClient.connect(server.target);
+    const before = rss(server.proc.pid as number);
+    let sent = 0;
+    try {
+      c.send(connectionPreface, RawClient.settings()); // and never the ACK, nor a request
+      // Frames of an unknown type (to be ignored, RFC 9113 §5.5), 16 KiB each.
+      const filler = frame(0xfa, 0, 0, Buffer.alloc(16_000));
+      const batch = Buffer.concat(Array.from({ length: 64 }, () => filler)); // ~1 MB
+      const socket = (c as unknown as { socket: net.Socket }).socket;
+      let grown = 0;
+      for (let i = 0; i < 256 && !c.closed; i++) {
+        if (!socket.write(batch)) {
+          await new Promise<void>((resolve) => {
+            socket.once('drain', resolve);
+            socket.once('close', resolve);
+          });
+        }
+        sent += batch.length;
+        grown = Math.max(grown, rss(server.proc.pid as number) - before);
+      }
+      console.log(`review: sent ${sent >> 20} MB, closed ${c.closed}, RSS +${grown >> 20} MB`);
+      expect({ closed: c.closed, grownUnder64MB: grown < 64 << 20 }).toEqual({
+        closed: true,
+        grownUnder64MB: true,
+      });
+    } finally {
+      c.close();
+    }
+  });
 });

@@ -75,6 +75,13 @@ export type CounterMethod = 'unary' | 'stream';
 export const sniffMs = 100;
 /** How long the client may take to ACK our SETTINGS (RFC 9113 asks for "as soon as possible"). */
 const settingsAckMs = 5000;
+/**
+ * What a sniffing connection may buffer. Before our WINDOW_UPDATEs a client can send at most
+ * 65535 bytes of DATA, so a well-behaved one stays far below; without a bound a client that
+ * never ACKs our SETTINGS had the node buffer (and re-copy, per chunk) all it sent for
+ * settingsAckMs.
+ */
+const sniffBytesMax = 1024 * 1024;
 const headerListBytesMax = 64 * 1024;
 /**
  * CONTINUATION frames one header block may take. Empty or tiny ones add nothing to the block's
@@ -322,6 +329,11 @@ export class UnaryConnection {
       if (this.mode === 'sniff') return this.handoff();
       const code = err instanceof HpackError ? errorCode.compression : errorCode.protocol;
       this.connectionError(code, (err as Error).message);
+    }
+    if (this.mode === 'sniff' && this.input.length > sniffBytesMax) {
+      // Not a client we would keep: grpc-js may judge it, when its ACK can be taken out.
+      if (this.ackAt >= 0) this.handoff();
+      else this.socket.destroy();
     }
   };
 
