@@ -32,6 +32,7 @@ import {
   counterClient,
   fetchText,
   killChildren,
+  lastIdOf,
   removeTempDirs,
   type Server,
   sleep,
@@ -591,5 +592,82 @@ describe('the gRPC port: review (sniff and handoff edge cases)', () => {
     } finally {
       c.close();
     }
+  });
+});
+
+describe('the gRPC port: review (shutdown)', () => {
+  it('SIGTERM while a client reads its answers slowly: every durable allocation is answered', async () => {
+    const dataDir = path.join(await tempDir(), 'data');
+    const server = await startServe(dataDir);
+    const c = await RawClient.connect(server.target);
+    const socket = (c as unknown as { socket: net.Socket }).socket;
+    socket.pause(); // the client reads nothing for now: the node's answers pile up
+    const big = 2 ** 31 - 1;
+    c.send(
+      connectionPreface,
+      RawClient.settings([[setting.initialWindowSize, big]]),
+      frame(frameType.settings, flag.ack, 0),
+      windowUpdateFrame(0, big - 65_535),
+      frame(
+        frameType.headers,
+        flag.endHeaders,
+        1,
+        Buffer.concat([
+          encodeLiteralField(':method', 'POST'),
+          encodeLiteralField(':scheme', 'http'),
+          encodeLiteralField(':path', '/tally.v1.Counter/AllocateStream'),
+          encodeLiteralField(':authority', 'tally'),
+          encodeLiteralField('content-type', 'application/grpc'),
+          encodeLiteralField('te', 'trailers'),
+        ]),
+      ),
+    );
+    const perFrame = 700;
+    const requests = Buffer.concat(
+      Array.from({ length: perFrame }, (_, i) =>
+        grpcMessage(
+          encodeRequest({ namespace: 's', count: 1, correlationId: String(2 ** 50 + i) }),
+        ),
+      ),
+    );
+    const data = frame(frameType.data, 0, 1, requests);
+    for (let i = 0; i < 600; i++) c.send(data); // 420K requests; the node reads what it can
+    const allocated = async (): Promise<number> => {
+      const { body } = await fetchText(`http://127.0.0.1:${server.metricsPort}/metrics`);
+      return Number(/^tally_ids_allocated_total (\d+)/m.exec(body)?.[1] ?? 0);
+    };
+    // Until the node stops taking requests (its writes to this client are blocked).
+    let last = -1;
+    for (let now = await allocated(); now !== last; now = await allocated()) {
+      last = now;
+      await sleep(500);
+    }
+    server.proc.kill('SIGTERM');
+    await sleep(2500); // the client is slow: it reads again only now
+    socket.resume();
+    await new Promise<void>((resolve) => {
+      if (c.closed) resolve();
+      else socket.once('close', () => resolve());
+    });
+    expect((await server.exited).code).toBe(0);
+    const body = Buffer.concat(
+      c.frames.filter((f) => f.type === frameType.data && f.streamId === 1).map((f) => f.payload),
+    );
+    let answered = 0;
+    let cut = false;
+    for (let at = 0; at + 5 <= body.length; at += 5 + body.readUInt32BE(at + 1)) {
+      if (at + 5 + body.readUInt32BE(at + 1) > body.length) {
+        cut = true; // the connection ended inside a message
+        break;
+      }
+      const res = decodeResponse(body.subarray(at + 5, at + 5 + body.readUInt32BE(at + 1)));
+      if (res.error === null) answered++;
+    }
+    const again = await startServe(dataDir);
+    const lastId = await lastIdOf(again.target, 's');
+    console.log();
+    const ended = c.frames.some((f) => f.streamId === 1 && f.flags & flag.endStream);
+    console.log(`review: allocated ${lastId}, answered ${answered}, cut ${cut}, ended ${ended}`);
+    expect({ answered, cut, ended }).toEqual({ answered: lastId, cut: false, ended: true });
   });
 });

@@ -322,6 +322,7 @@ export class UnaryConnection {
   }
 
   private readonly onData = (chunk: Buffer): void => {
+    if (this.mode === 'gone') return; // closing: input is dropped
     this.input = this.input.length === 0 ? chunk : Buffer.concat([this.input, chunk]);
     try {
       this.parse();
@@ -879,8 +880,7 @@ export class UnaryConnection {
     this.goaway(this.lastStreamId, code, debug);
     this.flush();
     this.mode = 'gone';
-    this.socket.end();
-    setTimeout(() => this.socket.destroy(), 1000).unref();
+    this.closeSocket();
   }
 
   private giveBackWindow(): void {
@@ -1097,8 +1097,24 @@ export class UnaryConnection {
     if (this.streams.size > 0) return;
     if (this.out.length > 0 || this.blocked.size > 0) return;
     this.mode = 'gone';
+    this.closeSocket();
+  }
+
+  /**
+   * Ends the socket once what is queued is written. A client that reads slowly (a GC pause, a
+   * busy host) may take longer than any fixed delay to take our answers: the socket is destroyed
+   * only a second after they are all written (a client that never closes its side), or by the
+   * Frontend at the end of the shutdown grace. Input that still comes is read and dropped:
+   * closing with unread input resets the connection, and a reset makes the client's kernel
+   * drop answers it received but has not read yet.
+   */
+  private closeSocket(): void {
+    if (this.readPaused) {
+      this.readPaused = false;
+      this.socket.resume();
+    }
+    this.socket.once('finish', () => setTimeout(() => this.socket.destroy(), 1000).unref());
     this.socket.end();
-    setTimeout(() => this.socket.destroy(), 1000).unref();
   }
 
   private clearTimer(): void {
