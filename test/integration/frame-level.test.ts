@@ -595,6 +595,84 @@ describe('the gRPC port: review (sniff and handoff edge cases)', () => {
   });
 });
 
+describe('the gRPC port: review (frame variants)', () => {
+  let server: Server;
+
+  beforeAll(async () => {
+    server = await startServe(path.join(await tempDir(), 'data'));
+  });
+
+  /** HEADERS with PADDED and PRIORITY, CONTINUATION, then padded DATA in two frames. */
+  function oddCall(streamId: number, message: Buffer): Buffer {
+    const block = Buffer.concat([
+      encodeLiteralField(':method', 'POST'),
+      encodeLiteralField(':scheme', 'http'),
+      encodeLiteralField(':path', unaryPath),
+      encodeLiteralField(':authority', 'tally'),
+      encodeLiteralField('content-type', 'application/grpc'),
+      encodeLiteralField('te', 'trailers'),
+    ]);
+    const cut = 10;
+    const pad = 7;
+    const headersPayload = Buffer.concat([
+      Buffer.from([pad]),
+      Buffer.from([0, 0, 0, 0, 15]), // PRIORITY: no dependency, weight 16
+      block.subarray(0, cut),
+      Buffer.alloc(pad),
+    ]);
+    const body = grpcMessage(message);
+    const half = body.length >> 1;
+    const padded = (part: Buffer) => Buffer.concat([Buffer.from([3]), part, Buffer.alloc(3)]);
+    return Buffer.concat([
+      frame(frameType.headers, flag.padded | flag.priority, streamId, headersPayload),
+      frame(frameType.continuation, 0, streamId, block.subarray(cut, cut + 5)),
+      frame(frameType.continuation, flag.endHeaders, streamId, block.subarray(cut + 5)),
+      frame(frameType.priority, 0, streamId, Buffer.from([0, 0, 0, 0, 15])),
+      frame(frameType.data, flag.padded, streamId, padded(body.subarray(0, half))),
+      frame(frameType.data, flag.padded | flag.endStream, streamId, padded(body.subarray(half))),
+    ]);
+  }
+
+  it('padding, PRIORITY, CONTINUATION and a request in two DATA frames: on the first call (sniffed) and later', async () => {
+    const c = await RawClient.connect(server.target);
+    try {
+      const m = encodeRequest({ namespace: 'odd', count: 2 });
+      c.send(connectionPreface, RawClient.settings(), oddCall(1, m));
+      await c.until('answer 1', ended(1));
+      c.send(frame(frameType.settings, flag.ack, 0), oddCall(3, m));
+      await c.until('answer 3', ended(3));
+      expect([RawClient.grpcStatus(c.frames, 1), RawClient.grpcStatus(c.frames, 3)]).toEqual([
+        '0',
+        '0',
+      ]);
+      const firsts = c.frames
+        .filter((f) => f.type === frameType.data)
+        .map((f) => decodeResponse(f.payload.subarray(5)).first);
+      expect(firsts).toEqual(['1', '3']);
+      expect(c.frames.some((f) => f.type === frameType.goaway)).toBe(false);
+    } finally {
+      c.close();
+    }
+  });
+
+  it('a new request on a stream id already used (ids going backwards) is a connection error, not a call left hanging', async () => {
+    const c = await RawClient.connect(server.target);
+    try {
+      const m = encodeRequest({ namespace: 'backwards', count: 1 });
+      c.send(connectionPreface, RawClient.settings(), RawClient.call(3, unaryPath, m));
+      await c.until('answer 3', ended(3));
+      c.send(RawClient.call(1, unaryPath, m)); // RFC 9113 5.1.1: PROTOCOL_ERROR
+      await c.until('GOAWAY or an answer on 1', (fs) =>
+        fs.some((f) => f.type === frameType.goaway || (f.streamId === 1 && ended(1)(fs))),
+      );
+      const goaway = c.frames.find((f) => f.type === frameType.goaway);
+      expect(goaway?.payload.readUInt32BE(4)).toBe(errorCode.protocol);
+    } finally {
+      c.close();
+    }
+  });
+});
+
 describe('the gRPC port: review (shutdown)', () => {
   it('SIGTERM while a client reads its answers slowly: every durable allocation is answered', async () => {
     const dataDir = path.join(await tempDir(), 'data');

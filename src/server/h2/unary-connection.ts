@@ -616,7 +616,12 @@ export class UnaryConnection {
       return;
     }
     if (streamId % 2 === 0) throw new Error(`h2: HEADERS on stream ${streamId}`);
-    if (streamId <= this.lastStreamId) return; // a stream already answered: trailers, late
+    if (streamId <= this.lastStreamId) {
+      // Trailers, late, of a call answered at its headers (they end the client's half); a
+      // request on a closed stream id would otherwise wait for ever (RFC 9113 5.1.1).
+      if (flags & flag.endStream) return;
+      throw new Error(`h2: HEADERS on closed stream ${streamId}`);
+    }
     this.lastStreamId = streamId;
     if (this.goawayAt !== null || this.peerGoaway) {
       this.out.push(rstStreamFrame(streamId, errorCode.refusedStream));
