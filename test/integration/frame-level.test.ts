@@ -20,6 +20,7 @@ import {
   setting,
   windowUpdateFrame,
 } from '../../src/server/h2/frames';
+import { counterErrors } from '../../src/server/counter-errors';
 import { encodeLiteralField, HpackDecoder, type HeaderFields } from '../../src/server/h2/hpack';
 import {
   decodeAllocateResponse as decodeResponse,
@@ -652,6 +653,47 @@ describe('the gRPC port: review (frame variants)', () => {
       expect(c.frames.some((f) => f.type === frameType.goaway)).toBe(false);
     } finally {
       c.close();
+    }
+  });
+
+  it('AllocateStream: a compressed message ends the call (as on grpc-js), though the client has not half-closed', async () => {
+    for (const servedBy of ['frame', 'grpc-js']) {
+      const c = await RawClient.connect(server.target);
+      try {
+        c.send(connectionPreface, RawClient.settings(), frame(frameType.settings, flag.ack, 0));
+        let id = 1;
+        if (servedBy === 'grpc-js') {
+          c.send(RawClient.call(1, statusPath, Buffer.alloc(0))); // this connection: grpc-js
+          await c.until('the Status answer', ended(1));
+          id = 3;
+        }
+        const compressed = Buffer.concat([
+          Buffer.from([1, 0, 0, 0, 3]), // compressed flag, 3 bytes
+          Buffer.from([1, 2, 3]),
+        ]);
+        c.send(
+          frame(
+            frameType.headers,
+            flag.endHeaders,
+            id,
+            Buffer.concat([
+              encodeLiteralField(':method', 'POST'),
+              encodeLiteralField(':scheme', 'http'),
+              encodeLiteralField(':path', '/tally.v1.Counter/AllocateStream'),
+              encodeLiteralField(':authority', 'tally'),
+              encodeLiteralField('content-type', 'application/grpc'),
+              encodeLiteralField('te', 'trailers'),
+            ]),
+          ),
+          frame(frameType.data, 0, id, compressed), // and no END_STREAM
+        );
+        await c.until(`the end of the call (${servedBy})`, ended(id));
+        expect(RawClient.grpcStatus(c.frames, id), servedBy).toBe(
+          String(counterErrors.compressed.code),
+        );
+      } finally {
+        c.close();
+      }
     }
   });
 

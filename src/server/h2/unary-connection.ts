@@ -238,6 +238,8 @@ class StreamCall implements FrameSink {
     if (this.halfClosed) return;
     this.halfClosed = true;
     this.closing = errors.compressed;
+    // Ends now if nothing is in flight: the client may wait for us before it half-closes.
+    this.conn.maybeFinishStream(this);
   }
 }
 
@@ -733,7 +735,7 @@ export class UnaryConnection {
   }
 
   /** Ends the call once nothing is in flight and the client (or the server) is done. */
-  private maybeFinishStream(stream: StreamCall): void {
+  maybeFinishStream(stream: StreamCall): void {
     if (stream.finished || stream.inFlight > 0) return;
     if (stream.halfClosed) this.endStream(stream, stream.closing);
     else if (this.host.draining) this.endStream(stream, errors.draining);
