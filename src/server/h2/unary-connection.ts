@@ -312,7 +312,14 @@ export class UnaryConnection {
 
   /** Server shutdown: GOAWAY, answer what is open, then close. */
   drain(): void {
-    if (this.mode === 'sniff') this.wantHandoff = true;
+    if (this.mode === 'sniff') {
+      this.wantHandoff = true;
+      // A connection that has sent nothing has asked for nothing: closed now, it does not hold
+      // the shutdown (grpc-js would keep it to the end of the grace). One whose ACK came goes to
+      // grpc-js now, not at the sniff timer.
+      if (this.input.length === 0) return this.destroy();
+      if (this.ackAt >= 0) return this.handoff();
+    }
     if (this.mode !== 'fast' || this.goawayAt !== null) return;
     this.goaway(this.lastStreamId, errorCode.noError);
     for (const stream of this.streams.values()) this.maybeFinishStream(stream);
