@@ -75,6 +75,8 @@ export type CounterMethod = 'unary' | 'stream';
 export const sniffMs = 100;
 /** How long the client may take to ACK our SETTINGS (RFC 9113 asks for "as soon as possible"). */
 const settingsAckMs = 5000;
+/** How long a closing connection may take to be sent what is queued for it. */
+const closeWriteMsMax = 30_000;
 /**
  * What a sniffing connection may buffer. Before our WINDOW_UPDATEs a client can send at most
  * 65535 bytes of DATA, so a well-behaved one stays far below; without a bound a client that
@@ -1116,11 +1118,11 @@ export class UnaryConnection {
 
   /**
    * Ends the socket once what is queued is written. A client that reads slowly (a GC pause, a
-   * busy host) may take longer than any fixed delay to take our answers: the socket is destroyed
-   * only a second after they are all written (a client that never closes its side), or by the
-   * Frontend at the end of the shutdown grace. Input that still comes is read and dropped:
-   * closing with unread input resets the connection, and a reset makes the client's kernel
-   * drop answers it received but has not read yet.
+   * busy host) may take longer than a second to take our answers: the socket is destroyed a
+   * second after they are all written (a client that never closes its side), at the latest
+   * after closeWriteMsMax, or by the Frontend at the end of the shutdown grace. Input that
+   * still comes is read and dropped: closing with unread input resets the connection, and a
+   * reset makes the client's kernel drop answers it received but has not read yet.
    */
   private closeSocket(): void {
     if (this.readPaused) {
@@ -1128,6 +1130,8 @@ export class UnaryConnection {
       this.socket.resume();
     }
     this.socket.once('finish', () => setTimeout(() => this.socket.destroy(), 1000).unref());
+    // A client that never reads does not keep the socket for ever.
+    setTimeout(() => this.socket.destroy(), closeWriteMsMax).unref();
     this.socket.end();
   }
 
