@@ -39,6 +39,7 @@ import {
   sleep,
   startServe,
   tempDir,
+  until,
 } from './serve-process';
 
 const unaryPath = '/tally.v1.Counter/Allocate';
@@ -691,6 +692,90 @@ describe('the gRPC port: review (frame variants)', () => {
         expect(RawClient.grpcStatus(c.frames, id), servedBy).toBe(
           String(counterErrors.compressed.code),
         );
+      } finally {
+        c.close();
+      }
+    }
+  });
+
+  it('AllocateStream: answers held by SETTINGS_INITIAL_WINDOW_SIZE 0 go out when the client raises it, then the trailers', async () => {
+    const c = await RawClient.connect(server.target);
+    try {
+      const requests = Buffer.concat(
+        [1, 2, 3].map((i) =>
+          grpcMessage(
+            encodeRequest({ namespace: 'win-stream', count: 1, correlationId: String(i) }),
+          ),
+        ),
+      );
+      c.send(
+        connectionPreface,
+        RawClient.settings([[setting.initialWindowSize, 0]]),
+        frame(
+          frameType.headers,
+          flag.endHeaders,
+          1,
+          Buffer.concat([
+            encodeLiteralField(':method', 'POST'),
+            encodeLiteralField(':scheme', 'http'),
+            encodeLiteralField(':path', '/tally.v1.Counter/AllocateStream'),
+            encodeLiteralField(':authority', 'tally'),
+            encodeLiteralField('content-type', 'application/grpc'),
+            encodeLiteralField('te', 'trailers'),
+          ]),
+        ),
+        frame(frameType.data, flag.endStream, 1, requests),
+      );
+      await until('the three allocated', async () =>
+        (await lastIdOf(server.target, 'win-stream')) === 3 ? true : null,
+      );
+      expect(c.frames.some((f) => f.type === frameType.data)).toBe(false);
+      c.send(RawClient.settings([[setting.initialWindowSize, 10]])); // pieces of 10 bytes
+      await c.until('10 bytes', (fs) => fs.some((f) => f.type === frameType.data));
+      c.send(RawClient.settings([[setting.initialWindowSize, 100_000]]));
+      await c.until('the trailers', ended(1));
+      expect(RawClient.grpcStatus(c.frames, 1)).toBe('0');
+      const body = Buffer.concat(
+        c.frames.filter((f) => f.type === frameType.data).map((f) => f.payload),
+      );
+      const ids = [];
+      for (let at = 0; at < body.length; at += 5 + body.readUInt32BE(at + 1)) {
+        ids.push(
+          decodeResponse(body.subarray(at + 5, at + 5 + body.readUInt32BE(at + 1))).correlationId,
+        );
+      }
+      expect(ids.sort()).toEqual(['1', '2', '3']);
+    } finally {
+      c.close();
+    }
+  });
+
+  it('sniffing: a preface in pieces, PING and WINDOW_UPDATE before HEADERS, the ACK after them, on both paths', async () => {
+    for (const [callPath, message] of [
+      [statusPath, Buffer.alloc(0)],
+      [unaryPath, encodeRequest({ namespace: 'pieces', count: 1 })],
+    ] as const) {
+      const c = await RawClient.connect(server.target);
+      try {
+        for (const piece of [connectionPreface.subarray(0, 3), connectionPreface.subarray(3, 20)]) {
+          c.send(piece);
+          await sleep(20);
+        }
+        c.send(connectionPreface.subarray(20), RawClient.settings());
+        c.send(frame(frameType.ping, 0, 0, Buffer.from('12345678')), windowUpdateFrame(0, 1000));
+        await sleep(20);
+        const call = RawClient.call(1, callPath, message);
+        c.send(call.subarray(0, 7));
+        await sleep(20);
+        c.send(call.subarray(7));
+        await sleep(20);
+        c.send(frame(frameType.settings, flag.ack, 0));
+        await c.until(`the answer on ${callPath}`, ended(1));
+        expect(RawClient.grpcStatus(c.frames, 1), callPath).toBe('0');
+        const pong = c.frames.find((f) => f.type === frameType.ping && f.flags & flag.ack);
+        expect(pong?.payload.toString(), callPath).toBe('12345678');
+        const goaway = c.frames.find((f) => f.type === frameType.goaway);
+        expect(goaway?.payload.readUInt32BE(4) ?? 0, callPath).toBe(errorCode.noError);
       } finally {
         c.close();
       }
