@@ -75,7 +75,22 @@ export type CounterMethod = 'unary' | 'stream';
 export const sniffMs = 100;
 /** How long the client may take to ACK our SETTINGS (RFC 9113 asks for "as soon as possible"). */
 const settingsAckMs = 5000;
+/** How long a closing connection may take to be sent what is queued for it. */
+const closeWriteMsMax = 30_000;
+/**
+ * What a sniffing connection may buffer. Before our WINDOW_UPDATEs a client can send at most
+ * 65535 bytes of DATA, so a well-behaved one stays far below; without a bound a client that
+ * never ACKs our SETTINGS had the node buffer (and re-copy, per chunk) all it sent for
+ * settingsAckMs.
+ */
+const sniffBytesMax = 1024 * 1024;
 const headerListBytesMax = 64 * 1024;
+/**
+ * CONTINUATION frames one header block may take. Empty or tiny ones add nothing to the block's
+ * size, so without a count a client could send them for ever, each one kept (the 2024
+ * "CONTINUATION flood"; nghttp2 allows 8). 64 KiB of header list fits in 4 full frames.
+ */
+const continuationFramesMax = 64;
 const streamsOpenMax = 10_000;
 
 /** What the connection needs from the server. */
@@ -163,6 +178,11 @@ interface Answer {
   fields: ResponseFields | null;
   /** Trailers-only (an error) or an HTTP-level refusal: one HEADERS frame with END_STREAM. */
   block: Buffer | null;
+  /**
+   * The response message's bytes not sent yet, once its HEADERS went out with part of it (the
+   * windows held less than the whole message: it goes in pieces, as HTTP/2 asks).
+   */
+  rest?: Buffer;
 }
 
 /**
@@ -220,6 +240,8 @@ class StreamCall implements FrameSink {
     if (this.halfClosed) return;
     this.halfClosed = true;
     this.closing = errors.compressed;
+    // Ends now if nothing is in flight: the client may wait for us before it half-closes.
+    this.conn.maybeFinishStream(this);
   }
 }
 
@@ -252,7 +274,8 @@ export class UnaryConnection {
   private peerInitialWindow = defaultWindow;
   private connUnacked = 0;
   private readonly out: Array<Buffer | Answer> = [];
-  private blocked: Answer[] = [];
+  /** Answers waiting for a window, by stream id: their streams are still open. */
+  private readonly blocked = new Map<number, Answer>();
   private flushScheduled = false;
   /** Inside flush(): closing now would end the socket before this flush's write. */
   private flushing = false;
@@ -291,7 +314,14 @@ export class UnaryConnection {
 
   /** Server shutdown: GOAWAY, answer what is open, then close. */
   drain(): void {
-    if (this.mode === 'sniff') this.wantHandoff = true;
+    if (this.mode === 'sniff') {
+      this.wantHandoff = true;
+      // A connection that has sent nothing has asked for nothing: closed now, it does not hold
+      // the shutdown (grpc-js would keep it to the end of the grace). One whose ACK came goes to
+      // grpc-js now, not at the sniff timer.
+      if (this.input.length === 0) return this.destroy();
+      if (this.ackAt >= 0) return this.handoff();
+    }
     if (this.mode !== 'fast' || this.goawayAt !== null) return;
     this.goaway(this.lastStreamId, errorCode.noError);
     for (const stream of this.streams.values()) this.maybeFinishStream(stream);
@@ -303,6 +333,7 @@ export class UnaryConnection {
   }
 
   private readonly onData = (chunk: Buffer): void => {
+    if (this.mode === 'gone') return; // closing: input is dropped
     this.input = this.input.length === 0 ? chunk : Buffer.concat([this.input, chunk]);
     try {
       this.parse();
@@ -310,6 +341,11 @@ export class UnaryConnection {
       if (this.mode === 'sniff') return this.handoff();
       const code = err instanceof HpackError ? errorCode.compression : errorCode.protocol;
       this.connectionError(code, (err as Error).message);
+    }
+    if (this.mode === 'sniff' && this.input.length > sniffBytesMax) {
+      // Not a client we would keep: grpc-js may judge it, when its ACK can be taken out.
+      if (this.ackAt >= 0) this.handoff();
+      else this.socket.destroy();
     }
   };
 
@@ -400,8 +436,12 @@ export class UnaryConnection {
     this.timer = null;
     if (this.mode !== 'sniff') return;
     this.wantHandoff = true;
-    if (this.ackAt >= 0 || !this.prefaceSeen) return this.handoff();
-    // Wait for the ACK of our SETTINGS (it must not reach grpc-js), not forever.
+    if (this.ackAt >= 0) return this.handoff();
+    // Wait for the ACK of our SETTINGS (it must not reach grpc-js), not forever. Also when
+    // the preface has not come yet: the client ACKs our SETTINGS once its preface is out, and
+    // an ACK handed to grpc-js acks grpc-js's own SETTINGS early, so its real ACK is
+    // "unexpected" and grpc-js ends the connection. Bytes that are not HTTP/2 are handed off
+    // as soon as they are seen.
     this.timer = setTimeout(() => this.socket.destroy(), settingsAckMs);
   }
 
@@ -453,6 +493,8 @@ export class UnaryConnection {
     }
     const hb = this.headerBlock;
     if (hb === null || hb.streamId !== streamId) throw new Error('h2: stray CONTINUATION');
+    if (hb.parts.length > continuationFramesMax)
+      throw new Error('h2: too many CONTINUATION frames');
     hb.parts.push(Buffer.from(buf.subarray(start, end)));
     hb.length += end - start;
     if (hb.length > headerListBytesMax) throw new Error('h2: header block too large');
@@ -496,6 +538,8 @@ export class UnaryConnection {
         if (streamId === 0 || end - start !== 4) throw new Error('h2: bad RST_STREAM');
         const call = this.calls.get(streamId);
         if (call !== undefined) this.forget(call);
+        // An answer still waiting for this stream's window: nobody to send it to.
+        if (this.blocked.delete(streamId)) this.maybeClose();
         const stream = this.streams.get(streamId);
         if (stream !== undefined) this.closeStream(stream);
         return;
@@ -529,7 +573,7 @@ export class UnaryConnection {
         const delta = value - this.peerInitialWindow;
         this.peerInitialWindow = value;
         for (const call of this.calls.values()) call.sendWindow += delta;
-        for (const answer of this.blocked) answer.call.sendWindow += delta;
+        for (const answer of this.blocked.values()) answer.call.sendWindow += delta;
         for (const stream of this.streams.values()) {
           stream.sendWindow += delta;
           if (stream.outBytes > 0) this.markDirty(stream);
@@ -560,8 +604,7 @@ export class UnaryConnection {
       this.markDirty(stream);
     } else {
       // An answered call is no longer open, but its answer may wait for this window.
-      const call =
-        this.calls.get(streamId) ?? this.blocked.find((a) => a.call.id === streamId)?.call;
+      const call = this.calls.get(streamId) ?? this.blocked.get(streamId)?.call;
       if (call === undefined) return;
       call.sendWindow += increment;
     }
@@ -584,7 +627,12 @@ export class UnaryConnection {
       return;
     }
     if (streamId % 2 === 0) throw new Error(`h2: HEADERS on stream ${streamId}`);
-    if (streamId <= this.lastStreamId) return; // a stream already answered: trailers, late
+    if (streamId <= this.lastStreamId) {
+      // Trailers, late, of a call answered at its headers (they end the client's half); a
+      // request on a closed stream id would otherwise wait for ever (RFC 9113 5.1.1).
+      if (flags & flag.endStream) return;
+      throw new Error(`h2: HEADERS on closed stream ${streamId}`);
+    }
     this.lastStreamId = streamId;
     if (this.goawayAt !== null || this.peerGoaway) {
       this.out.push(rstStreamFrame(streamId, errorCode.refusedStream));
@@ -615,7 +663,10 @@ export class UnaryConnection {
 
   /** Why a new call is refused at its headers: too many open, an invalid grpc-timeout. */
   private callRefusal(fields: HeaderFields): GrpcError | null {
-    if (this.calls.size + this.streams.size >= streamsOpenMax) return errors.tooManyStreams;
+    // Answered calls whose answers wait for a window are still open streams.
+    if (this.calls.size + this.streams.size + this.blocked.size >= streamsOpenMax) {
+      return errors.tooManyStreams;
+    }
     const timeout = fields.get('grpc-timeout');
     if (timeout !== undefined && parseGrpcTimeoutMs(timeout) === null) {
       return {
@@ -693,7 +744,7 @@ export class UnaryConnection {
   }
 
   /** Ends the call once nothing is in flight and the client (or the server) is done. */
-  private maybeFinishStream(stream: StreamCall): void {
+  maybeFinishStream(stream: StreamCall): void {
     if (stream.finished || stream.inFlight > 0) return;
     if (stream.halfClosed) this.endStream(stream, stream.closing);
     else if (this.host.draining) this.endStream(stream, errors.draining);
@@ -845,8 +896,7 @@ export class UnaryConnection {
     this.goaway(this.lastStreamId, code, debug);
     this.flush();
     this.mode = 'gone';
-    this.socket.end();
-    setTimeout(() => this.socket.destroy(), 1000).unref();
+    this.closeSocket();
   }
 
   private giveBackWindow(): void {
@@ -883,19 +933,52 @@ export class UnaryConnection {
 
   /** Moves answers whose windows opened back to the output. */
   private unblock(): void {
-    if (this.blocked.length === 0) return;
-    const still: Answer[] = [];
-    for (const a of this.blocked) {
-      if (a.fields !== null && !this.fits(a)) still.push(a);
-      else this.out.push(a);
+    if (this.blocked.size === 0) return;
+    for (const a of this.blocked.values()) {
+      if (Math.min(this.connSendWindow, a.call.sendWindow) <= 0) continue;
+      this.blocked.delete(a.call.id);
+      this.out.push(a);
     }
-    this.blocked = still;
     this.scheduleFlush();
   }
 
   private fits(a: Answer): boolean {
     const bytes = responseFrameBytes(a.fields as ResponseFields);
     return bytes <= this.connSendWindow && bytes <= a.call.sendWindow;
+  }
+
+  /**
+   * A response the windows do not hold whole: HEADERS, then as much of the message as they
+   * allow; the rest waits (blocked) for WINDOW_UPDATEs, then the trailers.
+   */
+  private writeAnswerInPieces(item: Answer, buf: Buffer, at: number): number {
+    const id = item.call.id;
+    const n = Math.min(this.connSendWindow, item.call.sendWindow, maxFrameSize);
+    if (n <= 0) {
+      this.blocked.set(id, item);
+      return at;
+    }
+    if (item.rest === undefined) {
+      const flags = flag.endHeaders;
+      at = writeFrameHeader(buf, at, responseHeadersBlock.length, frameType.headers, flags, id);
+      at += responseHeadersBlock.copy(buf, at);
+      const message = Buffer.allocUnsafe(responseFrameBytes(item.fields as ResponseFields));
+      writeResponseFrame(message, 0, item.fields as ResponseFields);
+      item.rest = message;
+    }
+    const take = Math.min(n, item.rest.length);
+    at = writeFrameHeader(buf, at, take, frameType.data, 0, id);
+    at += item.rest.copy(buf, at, 0, take);
+    item.rest = item.rest.subarray(take);
+    this.connSendWindow -= take;
+    item.call.sendWindow -= take;
+    if (item.rest.length > 0) {
+      this.blocked.set(id, item);
+      return at;
+    }
+    const flags = flag.endHeaders | flag.endStream;
+    at = writeFrameHeader(buf, at, okTrailersBlock.length, frameType.headers, flags, id);
+    return at + okTrailersBlock.copy(buf, at);
   }
 
   /** Everything queued, in order, in one write. */
@@ -946,8 +1029,8 @@ export class UnaryConnection {
         const flags = flag.endHeaders | flag.endStream;
         at = writeFrameHeader(buf, at, block.length, frameType.headers, flags, item.call.id);
         at += block.copy(buf, at);
-      } else if (!this.fits(item)) {
-        this.blocked.push(item);
+      } else if (item.rest !== undefined || !this.fits(item)) {
+        at = this.writeAnswerInPieces(item, buf, at);
       } else {
         at = writeFrameHeader(
           buf,
@@ -1028,10 +1111,28 @@ export class UnaryConnection {
     if (this.mode !== 'fast' || this.flushing) return;
     if ((this.goawayAt === null && !this.peerGoaway) || this.calls.size > 0) return;
     if (this.streams.size > 0) return;
-    if (this.out.length > 0 || this.blocked.length > 0) return;
+    if (this.out.length > 0 || this.blocked.size > 0) return;
     this.mode = 'gone';
+    this.closeSocket();
+  }
+
+  /**
+   * Ends the socket once what is queued is written. A client that reads slowly (a GC pause, a
+   * busy host) may take longer than a second to take our answers: the socket is destroyed a
+   * second after they are all written (a client that never closes its side), at the latest
+   * after closeWriteMsMax, or by the Frontend at the end of the shutdown grace. Input that
+   * still comes is read and dropped: closing with unread input resets the connection, and a
+   * reset makes the client's kernel drop answers it received but has not read yet.
+   */
+  private closeSocket(): void {
+    if (this.readPaused) {
+      this.readPaused = false;
+      this.socket.resume();
+    }
+    this.socket.once('finish', () => setTimeout(() => this.socket.destroy(), 1000).unref());
+    // A client that never reads does not keep the socket for ever.
+    setTimeout(() => this.socket.destroy(), closeWriteMsMax).unref();
     this.socket.end();
-    setTimeout(() => this.socket.destroy(), 1000).unref();
   }
 
   private clearTimer(): void {
