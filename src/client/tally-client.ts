@@ -42,6 +42,7 @@ import {
   ClientRequestError,
   type StatusSummary,
 } from './errors';
+import { Deadlines } from './deadlines';
 import { Fifo } from './fifo';
 import { GrpcTransport } from './grpc-transport';
 import { Http2Transport } from './http2-transport';
@@ -105,12 +106,14 @@ type Phase = 'queued' | 'sent' | 'backoff' | 'done';
 /** One allocate() call, across all its attempts. */
 class PendingAllocation {
   phase: Phase = 'queued';
+  get settled(): boolean {
+    return this.phase === 'done';
+  }
   attempts = 0;
   retries = 0;
   hops = 0;
   correlationId = 0;
   stream: RequestStream<PendingAllocation> | null = null;
-  deadlineTimer: NodeJS.Timeout | undefined;
   retryTimer: NodeJS.Timeout | undefined;
   lastStatus: StatusSummary | undefined;
   signal: AbortSignal | undefined;
@@ -161,7 +164,7 @@ export class TallyClient {
   private readonly streams = new Map<string, RequestStream<PendingAllocation>>();
   private nextCorrelationId = 1;
   private closed = false;
-  private readonly onDeadlineBound = (req: PendingAllocation): void => this.onDeadline(req);
+  private readonly deadlines: Deadlines<PendingAllocation>;
   private readonly onRetryBound = (req: PendingAllocation): void => this.onRetry(req);
   private readonly streamOwner: RequestStreamOwner<PendingAllocation> = {
     answered: (stream, req, res) => this.answered(stream, req, res),
@@ -185,6 +188,11 @@ export class TallyClient {
     );
     this.backoff = { ...defaultBackoff, ...opts.backoff };
     this.clock = opts.clock ?? systemClock;
+    this.deadlines = new Deadlines<PendingAllocation>(
+      this.clock,
+      (req) => this.onDeadline(req),
+      () => this.pending.size,
+    );
     this.transport = opts.transport ?? defaultTransport(opts);
     this.finder = new PrimaryFinder(opts.addresses, opts.resolvePrimary, () => this.pump());
   }
@@ -213,7 +221,7 @@ export class TallyClient {
         reject,
       );
       this.pending.add(req);
-      req.deadlineTimer = setTimeout(this.onDeadlineBound, deadlineMs, req);
+      this.deadlines.add(req, deadlineMs);
       if (opts.signal !== undefined) this.watchSignal(req, opts.signal);
       this.enqueue(req);
     });
@@ -390,7 +398,6 @@ export class TallyClient {
   }
 
   private onDeadline(req: PendingAllocation): void {
-    req.deadlineTimer = undefined;
     this.fail(req, deadlineError(req, 'reached'));
   }
 
@@ -411,7 +418,7 @@ export class TallyClient {
     req.phase = 'done';
     req.stream = null;
     this.pending.delete(req);
-    if (req.deadlineTimer !== undefined) clearTimeout(req.deadlineTimer);
+    this.deadlines.settled(req.deadlineMs);
     if (req.retryTimer !== undefined) clearTimeout(req.retryTimer);
     if (req.onAbort !== undefined) req.signal?.removeEventListener('abort', req.onAbort);
   }
