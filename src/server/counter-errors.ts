@@ -3,7 +3,9 @@
  * Counter is served (counter-service.ts on Node's http2, h2/unary-connection.ts below it).
  */
 import { status as GrpcStatus } from '@grpc/grpc-js';
+import type { ResponseFields } from '../core/grpc-wire';
 import { receiveMessageBytesMax } from '../core/limits';
+import type { AllocateResult } from '../node/types';
 import type { GrpcError } from './status';
 
 export const drainingMessage = 'server: draining, retry on another node';
@@ -39,4 +41,32 @@ export function grpcMessage(details: string): string {
   } catch {
     return 'server%20error';
   }
+}
+
+/** The response fields of a successful allocation. */
+export function okFields(result: AllocateResult, correlationId: Buffer | null): ResponseFields {
+  return {
+    first: result.first,
+    count: result.count,
+    epoch: result.epoch,
+    index: result.index,
+    correlationId,
+    error: null,
+  };
+}
+
+/** The response fields of a request that failed (a StreamError on AllocateStream). */
+export function errorFields(correlationId: Buffer | null, status: GrpcError): ResponseFields {
+  return {
+    first: 0,
+    count: 0,
+    epoch: 0,
+    index: 0,
+    correlationId,
+    error: {
+      code: status.code,
+      message: status.details,
+      primaryAddress: status.primaryAddress ?? '',
+    },
+  };
 }

@@ -29,7 +29,7 @@ import {
   parseGrpcTimeoutMs,
   type ResponseFields,
 } from '../core/grpc-wire';
-import { counterErrors as errors, grpcMessage } from './counter-errors';
+import { counterErrors as errors, errorFields, grpcMessage, okFields } from './counter-errors';
 import type { CounterMethod } from './h2/unary-connection';
 import { type GrpcError, statusName, toGrpcError } from './status';
 
@@ -127,32 +127,6 @@ export class MethodMetrics {
     this.metrics.requests.labels(this.method, statusName(code)).inc();
     this.duration.observe((performance.now() - startMs) / 1000);
   }
-}
-
-function okFields(result: AllocateResult, correlationId: Buffer | null): ResponseFields {
-  return {
-    first: result.first,
-    count: result.count,
-    epoch: result.epoch,
-    index: result.index,
-    correlationId,
-    error: null,
-  };
-}
-
-function errorFields(correlationId: Buffer | null, status: GrpcError): ResponseFields {
-  return {
-    first: 0,
-    count: 0,
-    epoch: 0,
-    index: 0,
-    correlationId,
-    error: {
-      code: status.code,
-      message: status.details,
-      primaryAddress: status.primaryAddress ?? '',
-    },
-  };
 }
 
 export class CounterService {

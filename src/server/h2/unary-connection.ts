@@ -39,7 +39,7 @@ import {
   streamPendingWriteBytesMax,
 } from '../../core/limits';
 import type { AllocateResult } from '../../node/types';
-import { counterErrors, grpcMessage } from '../counter-errors';
+import { counterErrors, errorFields, grpcMessage, okFields } from '../counter-errors';
 import type { GrpcError } from '../status';
 import {
   connectionPreface,
@@ -717,7 +717,7 @@ export class UnaryConnection {
       if (stream.finished || this.mode !== 'fast') return false;
       stream.pending.push(
         status === null && result !== undefined
-          ? { ...okFields(result), correlationId }
+          ? okFields(result, correlationId)
           : errorFields(correlationId, status ?? errors.undecodable),
       );
       this.markDirty(stream);
@@ -855,7 +855,7 @@ export class UnaryConnection {
       // The client is gone (reset the stream, or the connection): nobody to answer.
       if (call.state !== 'allocating' || this.mode !== 'fast') return false;
       if (status === null && result !== undefined) {
-        this.queue({ call, fields: okFields(result), block: null }, true);
+        this.queue({ call, fields: okFields(result, null), block: null }, true);
       } else {
         this.queue({ call, fields: null, block: errorBlock(status ?? errors.undecodable) }, true);
       }
@@ -1159,32 +1159,6 @@ function deadlineOf(fields: HeaderFields): number | undefined {
   return ms === null ? undefined : Date.now() + ms;
 }
 
-function errorFields(correlationId: Buffer | null, status: GrpcError): ResponseFields {
-  return {
-    first: 0,
-    count: 0,
-    epoch: 0,
-    index: 0,
-    correlationId,
-    error: {
-      code: status.code,
-      message: status.details,
-      primaryAddress: status.primaryAddress ?? '',
-    },
-  };
-}
-
 function isAnswer(item: Buffer | Answer): item is Answer {
   return (item as Partial<Answer>).call !== undefined;
-}
-
-function okFields(result: AllocateResult): ResponseFields {
-  return {
-    first: result.first,
-    count: result.count,
-    epoch: result.epoch,
-    index: result.index,
-    correlationId: null,
-    error: null,
-  };
 }
