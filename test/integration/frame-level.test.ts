@@ -386,6 +386,32 @@ describe('the gRPC port: frame-level unary Allocate beside grpc-js', () => {
     }
   });
 
+  it('a padded DATA frame too short for its padding (also an empty one) is a protocol error', async () => {
+    for (const payload of [Buffer.alloc(0), Buffer.from([5, 0])]) {
+      const c = await RawClient.connect(server.target);
+      try {
+        const block = Buffer.concat([
+          encodeLiteralField(':method', 'POST'),
+          encodeLiteralField(':path', unaryPath),
+          encodeLiteralField('content-type', 'application/grpc'),
+        ]);
+        c.send(
+          connectionPreface,
+          RawClient.settings(),
+          frame(frameType.headers, flag.endHeaders, 1, block),
+          frame(frameType.data, flag.padded, 1, payload),
+        );
+        await c.until('GOAWAY', (fs) => fs.some((f) => f.type === frameType.goaway));
+        const goaway = c.frames.find((f) => f.type === frameType.goaway) as Received;
+        expect(goaway.payload.readUInt32BE(4), `payload ${payload.toString('hex')}`).toBe(
+          errorCode.protocol,
+        );
+      } finally {
+        c.close();
+      }
+    }
+  });
+
   it('bytes that are not HTTP/2 are left to grpc-js, which closes the connection; the node serves on', async () => {
     const socket = net.connect(server.grpcPort, '127.0.0.1');
     socket.on('error', () => undefined);

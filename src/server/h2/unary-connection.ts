@@ -479,11 +479,8 @@ export class UnaryConnection {
   ): Buffer | null {
     if (type === frameType.headers) {
       if (this.headerBlock !== null) throw new Error('h2: HEADERS inside a header block');
-      if (flags & flag.padded) {
-        const pad = buf[start]!;
-        start++;
-        end -= pad;
-      }
+      end = unpaddedEnd(buf, flags, start, end);
+      start += flags & flag.padded ? 1 : 0;
       if (flags & flag.priority) start += 5;
       if (end < start) throw new Error('h2: HEADERS padding too long');
       const part = buf.subarray(start, end);
@@ -786,12 +783,8 @@ export class UnaryConnection {
     if (streamId === 0) throw new Error('h2: DATA on stream 0');
     const stream = this.streams.get(streamId);
     if (stream !== undefined) {
-      if (flags & flag.padded) {
-        const pad = buf[start]!;
-        start++;
-        end -= pad;
-        if (end < start) throw new Error('h2: DATA padding too long');
-      }
+      end = unpaddedEnd(buf, flags, start, end);
+      start += flags & flag.padded ? 1 : 0;
       stream.unacked += frameLength;
       if (!stream.halfClosed && !stream.finished && end > start) {
         stream.reader.push(buf.subarray(start, end));
@@ -804,12 +797,8 @@ export class UnaryConnection {
       if (streamId > this.lastStreamId) throw new Error('h2: DATA on an idle stream');
       return; // a stream we answered or forgot: its bytes only count for the window
     }
-    if (flags & flag.padded) {
-      const pad = buf[start]!;
-      start++;
-      end -= pad;
-      if (end < start) throw new Error('h2: DATA padding too long');
-    }
+    end = unpaddedEnd(buf, flags, start, end);
+    start += flags & flag.padded ? 1 : 0;
     call.unacked += frameLength;
     const n = end - start;
     if (!call.tooLarge && n > 0) {
@@ -1150,6 +1139,19 @@ export class UnaryConnection {
     this.dirty.clear();
     this.host.closed(this);
   }
+}
+
+/**
+ * Where a HEADERS or DATA payload ends without its padding (PADDED: a length byte first, that
+ * many bytes of padding last). A padded frame too short for its own padding is a connection
+ * error (RFC 9113 6.1), also when it is empty.
+ */
+function unpaddedEnd(buf: Buffer, flags: number, start: number, end: number): number {
+  if ((flags & flag.padded) === 0) return end;
+  if (end <= start) throw new Error('h2: a padded frame without its pad length');
+  const stop = end - (buf[start] as number);
+  if (stop < start + 1) throw new Error('h2: padding longer than the frame');
+  return stop;
 }
 
 /** The call's deadline from a grpc-timeout already checked by callRefusal(). */
