@@ -3,6 +3,7 @@
  * correlation id. Responses come in any order; each is handed to the owner with its request.
  * When the stream ends, every request still on it is handed back together with the status.
  */
+import { CorrelationTable } from './correlation-table';
 import type { AllocateTransport, StreamEnd, TransportStream, WireResponse } from './transport';
 
 export interface StreamRequest {
@@ -16,7 +17,7 @@ export interface RequestStreamOwner<R extends StreamRequest> {
 }
 
 export class RequestStream<R extends StreamRequest> {
-  private readonly outstanding = new Map<number, R>();
+  private readonly outstanding = new CorrelationTable<R>();
   private readonly call: TransportStream;
   private endedFlag = false;
 
@@ -48,7 +49,7 @@ export class RequestStream<R extends StreamRequest> {
 
   /** Stops waiting for correlationId (its caller gave up); a late answer is dropped. */
   forget(correlationId: number): void {
-    this.outstanding.delete(correlationId);
+    this.outstanding.take(correlationId);
   }
 
   /** Half-closes an idle stream; the node ends the call. */
@@ -61,16 +62,14 @@ export class RequestStream<R extends StreamRequest> {
   }
 
   private onResponse(res: WireResponse): void {
-    const req = this.outstanding.get(res.correlationId);
+    const req = this.outstanding.take(res.correlationId);
     if (req === undefined) return; // forgotten: its caller already gave up
-    this.outstanding.delete(res.correlationId);
     this.owner.answered(this, req, res);
   }
 
   private onEnd(status: StreamEnd): void {
     this.endedFlag = true;
-    const unanswered = [...this.outstanding.values()];
-    this.outstanding.clear();
+    const unanswered = this.outstanding.drain();
     this.owner.ended(this, status, unanswered);
   }
 }

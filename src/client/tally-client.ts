@@ -18,7 +18,7 @@
  * Retrying is safe because an allocation that fails is never acknowledged: its IDs, if the
  * node reserved them, are skipped (a gap), and the retry gets new ones. No ID repeats.
  *
- * Per request: one small state object, one promise, one deadline timer, one message; no
+ * Per request: one small state object, one promise, one message; no Map or Set entries, no timer; no
  * logging. Bounds: clientPendingRequestsMax requests held (more are refused at once with
  * ClientOverloadedError), clientStreamInFlightMax written on the stream (the rest wait here).
  */
@@ -118,6 +118,9 @@ class PendingAllocation {
   lastStatus: StatusSummary | undefined;
   signal: AbortSignal | undefined;
   onAbort: (() => void) | undefined;
+  /** Neighbours in the client's list of pending calls (PendingList). */
+  prev: PendingAllocation | null = null;
+  next: PendingAllocation | null = null;
 
   constructor(
     readonly namespace: string,
@@ -127,6 +130,41 @@ class PendingAllocation {
     readonly resolve: (a: Allocation) => void,
     readonly reject: (err: Error) => void,
   ) {}
+}
+
+/**
+ * The calls not yet settled, as a doubly linked list through the calls themselves: adding and
+ * removing allocate nothing (a Set that takes and drops an entry per call keeps rehashing, and
+ * its promoted old tables keep the calls alive through young-generation GCs: see
+ * correlation-table.ts).
+ */
+class PendingList {
+  private head: PendingAllocation | null = null;
+  size = 0;
+
+  add(req: PendingAllocation): void {
+    req.prev = null;
+    req.next = this.head;
+    if (this.head !== null) this.head.prev = req;
+    this.head = req;
+    this.size++;
+  }
+
+  /** Removes req, which must be in the list. */
+  delete(req: PendingAllocation): void {
+    if (req.prev !== null) req.prev.next = req.next;
+    else this.head = req.next;
+    if (req.next !== null) req.next.prev = req.prev;
+    req.prev = null;
+    req.next = null;
+    this.size--;
+  }
+
+  toArray(): PendingAllocation[] {
+    const all: PendingAllocation[] = [];
+    for (let r = this.head; r !== null; r = r.next) all.push(r);
+    return all.reverse(); // oldest first
+  }
 }
 
 /** What to do with a failed attempt, by status code. */
@@ -160,7 +198,7 @@ export class TallyClient {
   private readonly pendingMax: number;
   private readonly inFlightMax: number;
   private readonly queue = new Fifo<PendingAllocation>();
-  private readonly pending = new Set<PendingAllocation>();
+  private readonly pending = new PendingList();
   private readonly streams = new Map<string, RequestStream<PendingAllocation>>();
   private nextCorrelationId = 1;
   private closed = false;
@@ -232,7 +270,7 @@ export class TallyClient {
     if (this.closed) return;
     this.closed = true;
     this.finder.close();
-    for (const req of [...this.pending]) this.fail(req, new ClientClosedError('client: closed'));
+    for (const req of this.pending.toArray()) this.fail(req, new ClientClosedError('client: closed'));
     this.queue.drain();
     for (const stream of this.streams.values()) stream.cancel();
     this.streams.clear();
