@@ -1223,7 +1223,7 @@ const redisComparePaths = [
 
 async function redisSection() {
   const levels = flags['redis-clients'].split(',').map(Number);
-  const rounds = Number(flags['redis-rounds'] ?? (flags.quick ? 1 : 3));
+  const rounds = Number(flags['redis-rounds'] ?? (flags.quick ? 1 : 5));
   const paths = redisComparePaths.filter(
     (p) => !flags['redis-paths'] || flags['redis-paths'].split(',').includes(p.key),
   );

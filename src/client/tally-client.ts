@@ -270,7 +270,8 @@ export class TallyClient {
     if (this.closed) return;
     this.closed = true;
     this.finder.close();
-    for (const req of this.pending.toArray()) this.fail(req, new ClientClosedError('client: closed'));
+    for (const req of this.pending.toArray())
+      this.fail(req, new ClientClosedError('client: closed'));
     this.queue.drain();
     for (const stream of this.streams.values()) stream.cancel();
     this.streams.clear();
