@@ -50,7 +50,10 @@ export const standbyWaitMsDefault = 10_000;
 export const replicationBatchesInFlightMax = 4;
 /** Messages a standby has received and not yet processed; more ends the session. */
 export const receiverQueueMax = 64;
-/** Epoch boundaries a standby reports in Hello (the most recent ones). */
+/**
+ * Epoch boundaries a standby reports in Hello, and a snapshot keeps for the records it replaced
+ * (the most recent ones; one per failover, so this is years of them).
+ */
 export const helloEpochsMax = 1024;
 
 /**

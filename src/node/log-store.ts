@@ -11,11 +11,18 @@ import { NoSpaceError, StorageFatalError, isErrno, type TallyError } from '../co
 import type { Metrics } from '../core/metrics';
 import { CounterState } from '../state/counters';
 import { assert } from '../core/assert';
+import { helloEpochsMax } from '../core/limits';
 import { RecordType, decodeRecord, type WalRecord } from '../wal/record';
 import { walDirName } from '../wal/segment-files';
-import { readSnapshot, snapshotFileName, writeSnapshot, type Snapshot } from '../wal/snapshot';
+import {
+  epochHistoryValid,
+  readSnapshot,
+  snapshotFileName,
+  writeSnapshot,
+  type Snapshot,
+} from '../wal/snapshot';
 import type { Storage } from '../wal/storage';
-import { Wal } from '../wal/wal';
+import { Wal, type EpochBoundary } from '../wal/wal';
 import type { TransferSnapshot } from '../replication/protocol';
 import type { CheckpointInfo } from './types';
 
@@ -52,6 +59,13 @@ export class LogStore {
   checkpointUnixMs = 0;
   /** Epoch of the record at checkpointIndex. */
   snapshotEpoch = 0;
+  /**
+   * Where the epochs of the records compacted into the snapshot began (kept with it). The WAL
+   * forgets the boundaries of compacted segments; without these a primary that compacted away
+   * a whole epoch could not match a returning standby whose log ends in it (and took that for
+   * lost history: the cluster stopped serving).
+   */
+  private historyBelow: EpochBoundary[] = [];
   private bytesSinceCheckpoint = 0;
   private checkpointRunning: Promise<CheckpointInfo> | null = null;
   private checkpointNotBeforeMs = 0;
@@ -86,6 +100,7 @@ export class LogStore {
     store.checkpointIndex = fromIndex;
     store.checkpointUnixMs = snapshot?.unixMs ?? 0;
     store.snapshotEpoch = snapshot?.epoch ?? 0;
+    store.historyBelow = snapshot?.epochs ?? [];
     const recoverySeconds = (opts.clock.monotonicMs() - started) / 1000;
     opts.metrics.recoveryDurationSeconds.set(recoverySeconds);
     opts.metrics.recoveryRecords.set(recovery.replayed);
@@ -126,6 +141,20 @@ export class LogStore {
       await storage.unlink(snapshotPath);
       await storage.syncDir(dataDir);
     }
+  }
+
+  /**
+   * Where each epoch of the log began, ascending: the snapshot's boundaries below the WAL, then
+   * the WAL's. Where nothing older is known (a snapshot written before boundaries were kept)
+   * the first one is clamped to where knowledge starts, which only under-states a range.
+   */
+  epochs(): EpochBoundary[] {
+    const firstInWal = this.wal.firstIndex;
+    const out = this.historyBelow.filter((b) => b.index < firstInWal);
+    for (const b of this.wal.epochs()) {
+      if (out[out.length - 1]?.epoch !== b.epoch) out.push(b);
+    }
+    return out;
   }
 
   /** The highest epoch any record in the log (or the snapshot) carries. */
@@ -250,9 +279,17 @@ export class LogStore {
         unixMs: this.opts.clock.nowUnixMs(),
         counters: this.state.durableEntries(),
         floor: this.state.floor,
+        epochs: this.epochsUpTo(this.appliedIndex),
       },
       bytesAtCapture: this.bytesSinceCheckpoint,
     };
+  }
+
+  /** The boundaries of the epochs of records up to `index` (the newest helloEpochsMax). */
+  private epochsUpTo(index: number): EpochBoundary[] {
+    return this.epochs()
+      .filter((b) => b.index <= index)
+      .slice(-helloEpochsMax);
   }
 
   /** Standby: the highest index the primary has acknowledged; null on a primary or standalone. */
@@ -285,6 +322,11 @@ export class LogStore {
       unixMs: this.opts.clock.nowUnixMs(),
       counters: transfer.counters,
       floor: transfer.floor,
+      // A sender's boundaries that do not fit its own snapshot are not kept (none is better
+      // than wrong ones: matching then falls back to what the WAL knows).
+      epochs: epochHistoryValid(transfer.epochs, transfer.index)
+        ? transfer.epochs.slice(-helloEpochsMax)
+        : [],
     };
     await writeSnapshot(this.opts.storage, this.opts.dataDir, snapshot);
     const { store } = await LogStore.open(this.opts, true);
@@ -298,6 +340,7 @@ export class LogStore {
     this.checkpointIndex = other.checkpointIndex;
     this.checkpointUnixMs = other.checkpointUnixMs;
     this.snapshotEpoch = other.snapshotEpoch;
+    this.historyBelow = other.historyBelow;
     this.bytesSinceCheckpoint = 0;
     this.updateWalGauges();
   }
@@ -305,12 +348,13 @@ export class LogStore {
   /** The newest snapshot for a standby that needs compacted records (index 0 if none). */
   async snapshotForTransfer(): Promise<TransferSnapshot> {
     const snapshot = await readSnapshot(this.opts.storage, this.opts.dataDir);
-    if (snapshot === null) return { index: 0, indexEpoch: 0, counters: [], floor: 0 };
+    if (snapshot === null) return { index: 0, indexEpoch: 0, counters: [], floor: 0, epochs: [] };
     return {
       index: snapshot.index,
       indexEpoch: snapshot.epoch,
       counters: snapshot.counters,
       floor: snapshot.floor ?? 0,
+      epochs: snapshot.epochs ?? [],
     };
   }
 
@@ -357,6 +401,8 @@ export class LogStore {
     this.checkpointIndex = snapshot.index;
     this.checkpointUnixMs = snapshot.unixMs;
     this.snapshotEpoch = snapshot.epoch;
+    // Before compaction drops the WAL's boundaries below the snapshot.
+    this.historyBelow = snapshot.epochs ?? [];
     this.bytesSinceCheckpoint -= Math.min(this.bytesSinceCheckpoint, pending.bytesAtCapture);
     let segmentsRemoved: number;
     try {

@@ -168,4 +168,26 @@ describe('recovery with a fault-injecting disk', () => {
     expect(err).toBeInstanceOf(CorruptionError);
     expect((err as Error).message).toBe('snapshot: malformed body in /data/snapshot');
   });
+
+  it('a snapshot whose epoch boundaries are out of order or past its index is refused as corruption', async () => {
+    for (const epochs of [
+      [
+        { index: 5, epoch: 2 },
+        { index: 3, epoch: 3 },
+      ],
+      [
+        { index: 1, epoch: 2 },
+        { index: 3, epoch: 2 },
+      ],
+      [{ index: 9, epoch: 1 }],
+      [{ index: 1.5, epoch: 1 }],
+    ]) {
+      const storage = new FaultStorage();
+      await (await openFaultNode(storage)).close();
+      const bad = encodeSnapshot({ index: 8, epoch: 1, unixMs: 0, counters: [], epochs });
+      await writeFileAtomic(storage, path.join(testDataDir, 'snapshot'), bad);
+      const err = await openFaultNode(storage).catch((e: unknown) => e);
+      expect(err, JSON.stringify(epochs)).toBeInstanceOf(CorruptionError);
+    }
+  });
 });

@@ -133,7 +133,7 @@ export class ReplicaLogAdapter implements ReplicaLog {
     return {
       firstIndex: store.wal.firstIndex,
       lastIndex: store.lastIndex,
-      epochs: store.wal.epochs().slice(-helloEpochsMax),
+      epochs: store.epochs().slice(-helloEpochsMax),
       snapshotIndex: store.checkpointIndex,
       snapshotEpoch: store.snapshotEpoch,
     };
@@ -224,7 +224,7 @@ export function primaryLogOf(store: LogStore): PrimaryLog {
     get firstIndex() {
       return store.wal.firstIndex;
     },
-    epochs: () => store.wal.epochs(),
+    epochs: () => store.epochs(),
     epochAt: (index) => store.epochAt(index),
     readFrom: (index, maxBytes) => store.wal.readFrom(index, maxBytes),
     snapshot: () => store.snapshotForTransfer(),

@@ -148,6 +148,7 @@ describe('epoch identity on the standby', () => {
     await again.acked(1);
     again.send({
       kind: 'installSnapshot',
+      epochs: [],
       epoch: 2,
       index: 4,
       indexEpoch: 1,
@@ -176,6 +177,7 @@ describe('epoch identity on the standby', () => {
     await forced.acked(1);
     forced.send({
       kind: 'installSnapshot',
+      epochs: [],
       epoch: 2,
       index: 4,
       indexEpoch: 1,

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { seededRandom } from '../testing/random';
-import { matchIndex, type PrimaryShape } from './match';
+import { agreedIndex, matchIndex, type PrimaryShape } from './match';
 import type { EpochStart, LogShape } from './protocol';
 
 /**
@@ -31,7 +31,10 @@ function boundaries(log: Log, from: number): EpochStart[] {
  * The standby's shape: records firstIndex..end in its WAL, 1..snapshotIndex in its snapshot.
  * (firstIndex <= snapshotIndex + 1: there is never a gap between the two.)
  */
-function standbyShape(log: Log, opts: { snapshotIndex?: number; firstIndex?: number } = {}) {
+function standbyShape(
+  log: Log,
+  opts: { snapshotIndex?: number; firstIndex?: number; history?: boolean } = {},
+) {
   const snapshotIndex = opts.snapshotIndex ?? 0;
   const firstIndex = opts.firstIndex ?? 1;
   if (firstIndex > snapshotIndex + 1 || snapshotIndex > log.length) {
@@ -40,19 +43,26 @@ function standbyShape(log: Log, opts: { snapshotIndex?: number; firstIndex?: num
   const shape: LogShape = {
     firstIndex,
     lastIndex: log.length,
-    epochs: boundaries(log, firstIndex),
+    // history: the boundaries of compacted records too, as kept with the snapshot.
+    epochs: boundaries(log, opts.history === true ? 1 : firstIndex),
     snapshotIndex,
     snapshotEpoch: snapshotIndex > 0 ? (log[snapshotIndex - 1] as number) : 0,
   };
   return shape;
 }
 
-/** The primary's shape; records below firstIndex were compacted (epochAt cannot tell). */
-function primaryShape(log: Log, opts: { firstIndex?: number } = {}): PrimaryShape {
+/**
+ * The primary's shape; records below firstIndex were compacted (epochAt cannot tell). With
+ * `history` it still knows where their epochs began (kept with its snapshot).
+ */
+function primaryShape(
+  log: Log,
+  opts: { firstIndex?: number; history?: boolean } = {},
+): PrimaryShape {
   const firstIndex = opts.firstIndex ?? 1;
   return {
     lastIndex: log.length,
-    epochs: boundaries(log, firstIndex),
+    epochs: boundaries(log, opts.history === true ? 1 : firstIndex),
     epochAt: (index) =>
       index >= firstIndex && index <= log.length ? (log[index - 1] as number) : null,
   };
@@ -390,5 +400,48 @@ describe('matchIndex: random logs with a common prefix and divergent suffixes', 
     // Every mode ran and some answers were exact, some were snapshots.
     expect(exact).toBeGreaterThan(seeds / 2);
     expect(snapshots).toBeGreaterThan(10);
+  });
+
+  it('with the boundaries of compacted records kept (as snapshots do), the answer is exact whatever was compacted', () => {
+    let snapshots = 0;
+    for (let seed = 1; seed <= 600; seed++) {
+      const rand = seededRandom(seed);
+      const { standby, primary } = generate(rand);
+      const common = commonPrefix(standby, primary);
+      const s = Math.floor(rand() * (standby.length + 1));
+      const standbyFirst = 1 + Math.floor(rand() * (s + 1));
+      const primaryFirst = 1 + Math.floor(rand() * (primary.length + 1));
+      const standbySide = standbyShape(standby, {
+        snapshotIndex: s,
+        firstIndex: standbyFirst,
+        history: true,
+      });
+      const primarySide = primaryShape(primary, { firstIndex: primaryFirst, history: true });
+      const where = `seed ${seed}: standby [${standby.join(',')}] primary [${primary.join(',')}] snapshot ${s} standbyFirst ${standbyFirst} primaryFirst ${primaryFirst}`;
+      // null ("cannot tell") only where no epoch is shared at all: the logs agree on nothing.
+      expect(agreedIndex(standbySide, primarySide) ?? 0, where).toBe(common);
+      const result = matchIndex(standbySide, primarySide);
+      expect(result, where).toBe(common >= s ? common : 'snapshot');
+      if (result === 'snapshot') snapshots++;
+    }
+    expect(snapshots).toBeGreaterThan(10);
+  });
+});
+
+describe('agreedIndex: a primary that compacted away the epoch a returning standby ends in', () => {
+  // The failover benchmark's case: b (epochs 1, 2; snapshot inside epoch 1) comes back to a,
+  // which took over in epoch 3 at 81 and has compacted everything below 300.
+  const b = runs([1, 40], [2, 45]); // 81..85: b's own suffix, never acknowledged
+  const a = runs([1, 40], [2, 40], [3, 400]);
+  const standby = standbyShape(b, { snapshotIndex: 30, firstIndex: 21 });
+
+  it('without the boundaries below its WAL the primary cannot tell (it took that for lost history)', () => {
+    expect(agreedIndex(standby, primaryShape(a, { firstIndex: 300 }))).toBeNull();
+  });
+
+  it('with them it finds the logs agree up to 80: the standby is reset from a snapshot', () => {
+    const primary = primaryShape(a, { firstIndex: 300, history: true });
+    expect(agreedIndex(standby, primary)).toBe(80);
+    expect(matchIndex(standby, primary)).toBe(80);
   });
 });

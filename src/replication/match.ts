@@ -34,10 +34,12 @@ function epochRange(
 }
 
 /**
- * The highest index both logs hold with the same epoch, or 'snapshot' when the standby must
- * be reset from a snapshot (its log diverges at or below its own snapshot, which it cannot cut).
+ * The highest index up to which both logs agree (the same epoch at it), or null when the
+ * primary cannot tell (no epoch of the standby's overlaps its own, nor its snapshot's record).
+ * Epoch boundaries include those of records compacted into a snapshot (kept with it), so the
+ * agreement can lie below either side's WAL.
  */
-export function matchIndex(standby: LogShape, primary: PrimaryShape): number | 'snapshot' {
+export function agreedIndex(standby: LogShape, primary: PrimaryShape): number | null {
   for (let k = standby.epochs.length - 1; k >= 0; k--) {
     const start = standby.epochs[k] as EpochStart;
     const next = standby.epochs[k + 1];
@@ -46,10 +48,19 @@ export function matchIndex(standby: LogShape, primary: PrimaryShape): number | '
     if (theirs === null) continue;
     const lo = Math.max(start.index, theirs[0]);
     const hi = Math.min(to, theirs[1]);
-    if (lo <= hi) return hi >= standby.snapshotIndex ? hi : 'snapshot';
+    if (lo <= hi) return hi;
   }
-  // Nothing in the standby's WAL matches: its snapshot is the last chance.
+  // Nothing in the standby's log matches: its snapshot is the last chance.
   if (standby.snapshotIndex === 0) return 0;
   const epoch = primary.epochAt(standby.snapshotIndex);
-  return epoch === standby.snapshotEpoch ? standby.snapshotIndex : 'snapshot';
+  return epoch === standby.snapshotEpoch ? standby.snapshotIndex : null;
+}
+
+/**
+ * The highest index both logs hold with the same epoch, or 'snapshot' when the standby must
+ * be reset from a snapshot (its log diverges at or below its own snapshot, which it cannot cut).
+ */
+export function matchIndex(standby: LogShape, primary: PrimaryShape): number | 'snapshot' {
+  const agreed = agreedIndex(standby, primary);
+  return agreed !== null && agreed >= standby.snapshotIndex ? agreed : 'snapshot';
 }

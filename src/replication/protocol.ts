@@ -52,6 +52,12 @@ export interface TransferSnapshot {
   counters: Array<[string, number]>;
   /** Namespaces not in `counters` start above this ID. */
   floor: number;
+  /**
+   * Where each epoch of the log up to `index` began, ascending (at most helloEpochsMax, the
+   * newest; empty when unknown): the receiver keeps them, to match a peer's log later against
+   * records it no longer holds.
+   */
+  epochs: EpochStart[];
 }
 
 export type ToStandby = Hello | Append | InstallSnapshot;

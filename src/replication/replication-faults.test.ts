@@ -162,6 +162,7 @@ describe('standby refuses bad replication input and leaves its log untouched', (
       [
         {
           kind: 'installSnapshot',
+          epochs: [],
           epoch: held.epoch,
           index: 1,
           indexEpoch: 1,

@@ -308,7 +308,8 @@ describe('sender', () => {
         epochs: () => [],
         epochAt: (i: number) => (i === 0 ? 0 : null),
         readFrom: () => Promise.resolve(null),
-        snapshot: () => Promise.resolve({ index: 0, indexEpoch: 0, counters: [], floor: 0 }),
+        snapshot: () =>
+          Promise.resolve({ index: 0, indexEpoch: 0, counters: [], floor: 0, epochs: [] }),
       },
       { epoch: 1, commitIndex: () => acknowledged },
     );
@@ -344,7 +345,8 @@ describe('sender', () => {
         if (releaseRead === null) await new Promise<void>((r) => (releaseRead = r)); // slow disk
         return { buf: walBytes, records: 10 };
       },
-      snapshot: () => Promise.resolve({ index: 0, indexEpoch: 0, counters: [], floor: 0 }),
+      snapshot: () =>
+        Promise.resolve({ index: 0, indexEpoch: 0, counters: [], floor: 0, epochs: [] }),
     };
     const { sender, sessions } = handDrivenSender(log, {
       ackTimeoutMs: 200,

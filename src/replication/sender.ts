@@ -18,7 +18,7 @@ import type { Clock } from '../core/clock';
 import { ProtocolError, StaleEpochError, type TallyError } from '../core/errors';
 import { catchUpChunkBytes, catchUpInFlightMax } from '../core/limits';
 import { readU64 } from '../wal/record';
-import { matchIndex } from './match';
+import { agreedIndex, matchIndex } from './match';
 import {
   protocolVersion,
   type Channel,
@@ -36,7 +36,10 @@ export interface PrimaryLog {
   readonly durableNext: number;
   /** First index still in the local WAL (the ones below were compacted into the snapshot). */
   readonly firstIndex: number;
-  /** Epoch boundaries of the local WAL, ascending. */
+  /**
+   * Where each epoch of the log began, ascending: those of the WAL, and below it those kept
+   * with the snapshot (the first may be clamped to where the node's knowledge starts).
+   */
   epochs(): EpochStart[];
   /** Epoch of a durable record (0 for index 0, the snapshot's at its index), else null. */
   epochAt(index: number): number | null;
@@ -250,11 +253,12 @@ export class Sender {
     this.standbyIdValue = reply.nodeId;
     this.failedAttempts = 0;
     this.answered = true;
-    const match = matchIndex(reply, {
+    const shape = {
       lastIndex: this.lastOffered,
       epochs: this.primaryEpochs(),
-      epochAt: (index) => this.primaryEpochAt(index),
-    });
+      epochAt: (index: number) => this.primaryEpochAt(index),
+    };
+    const match = matchIndex(reply, shape);
     this.log.info(
       {
         standbyId: reply.nodeId,
@@ -264,12 +268,14 @@ export class Sender {
       },
       'replication: standby connected',
     );
-    const matched = match === 'snapshot' ? -1 : match;
-    if (matched < reply.acknowledgedFloor && this.opts.idFloor() <= reply.idFloor) {
+    // A standby's snapshot holds acknowledged records only, so one that must be reset below it
+    // names records this log lacks: agreedIndex, not the match, is what is compared.
+    const agreed = agreedIndex(reply, shape) ?? -1;
+    if (agreed < reply.acknowledgedFloor && this.opts.idFloor() <= reply.idFloor) {
       // The standby holds acknowledged records this log does not: this primary lost history
       // (an old copy of its directory). It must not begin its epoch, nor cut them.
       throw new StaleEpochError(
-        `replication: standby ${reply.nodeId} holds acknowledged records up to ${reply.acknowledgedFloor} that this primary's log does not (it matches up to ${match}): this node lost history and must not serve`,
+        `replication: standby ${reply.nodeId} holds acknowledged records up to ${reply.acknowledgedFloor} that this primary's log does not (the logs agree up to ${agreed < 0 ? 'no known index' : agreed}): this node lost history and must not serve`,
       );
     }
     this.stateValue = 'catching-up';

@@ -69,6 +69,7 @@ function fromWireRequest(req: ReplicateRequest__Output): ToStandby {
       indexEpoch: num(s.indexEpoch),
       counters: s.counters.map((c) => [c.namespace, num(c.lastId)]),
       floor: num(s.idFloor),
+      epochs: s.epochs.map((e) => ({ epoch: num(e.epoch), index: num(e.index) })),
     };
   }
   throw new ProtocolError('replication: empty or unknown message');

@@ -24,6 +24,26 @@ export interface Snapshot {
   counters: Array<[string, number]>;
   /** Namespaces not in `counters` start above this ID (absent in older snapshots: 0). */
   floor?: number;
+  /**
+   * Where each epoch of the log up to `index` began, ascending (absent in older snapshots):
+   * the log matching of replication needs them after the records themselves are compacted.
+   */
+  epochs?: Array<{ index: number; epoch: number }>;
+}
+
+/** Boundaries strictly ascending in index and epoch, none past `index`. */
+export function epochHistoryValid(
+  epochs: ReadonlyArray<{ index: number; epoch: number }>,
+  index: number,
+): boolean {
+  let prev = { index: 0, epoch: -1 };
+  for (const e of epochs) {
+    if (typeof e !== 'object' || e === null) return false;
+    if (!Number.isSafeInteger(e.index) || !Number.isSafeInteger(e.epoch)) return false;
+    if (e.index <= prev.index || e.epoch <= prev.epoch || e.index > index) return false;
+    prev = e;
+  }
+  return true;
 }
 
 export function encodeSnapshot(snapshot: Snapshot): Buffer {
@@ -61,7 +81,9 @@ export function decodeSnapshot(data: Buffer, name: string): Snapshot {
     !Number.isSafeInteger(parsed.index) ||
     !Array.isArray(parsed.counters) ||
     !parsed.counters.every(entryOk) ||
-    (parsed.floor !== undefined && !(Number.isSafeInteger(parsed.floor) && parsed.floor >= 0))
+    (parsed.floor !== undefined && !(Number.isSafeInteger(parsed.floor) && parsed.floor >= 0)) ||
+    (parsed.epochs !== undefined &&
+      !(Array.isArray(parsed.epochs) && epochHistoryValid(parsed.epochs, parsed.index)))
   ) {
     fail('malformed body');
   }

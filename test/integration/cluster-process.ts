@@ -90,6 +90,8 @@ export interface ClusterOptions {
    * it (created if missing) before the node first starts.
    */
   dataDirs?: Partial<Record<'a' | 'b', string>>;
+  /** Environment of every node process (under startNode's own `env`), e.g. TALLY_CHECKPOINT_RECORDS. */
+  nodeEnv?: Record<string, string>;
 }
 
 export async function startCluster(
@@ -125,7 +127,7 @@ export async function startCluster(
     return child;
   };
   const startNode = (id: 'a' | 'b', env: Record<string, string> = {}): Child => {
-    const child = spawnCli(args[id], env, wrapper(id));
+    const child = spawnCli(args[id], { ...options.nodeEnv, ...env }, wrapper(id));
     cluster.nodes[id] = { address: address[id], child };
     members.push({ name: `node ${id}`, child });
     return child;
