@@ -8,6 +8,7 @@ import { Command, CommanderError } from 'commander';
 import { createLogger, routeGrpcLogs } from '../server/logger';
 import { packageVersion } from '../server/version';
 import { registerAlloc } from './alloc';
+import { registerCheckHistory } from './check-history';
 import { registerCheckpoint } from './checkpoint';
 import { CliError, checkRequiredAfterUnknown, exitFailure, exitUsage } from './common';
 import { registerCluster } from './cluster';
@@ -35,6 +36,7 @@ export function buildProgram(): Command {
   registerController(program);
   registerCluster(program);
   registerWal(program);
+  registerCheckHistory(program);
   checkRequiredAfterUnknown(program);
   return program;
 }
