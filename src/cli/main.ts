@@ -1,7 +1,8 @@
 #!/usr/bin/env node
 /**
  * The `tally` command. Exit codes: 0 ok, 1 the operation failed (runtime error, RPC error,
- * corrupt WAL), 2 the command line was wrong. Every failure is one `tally: …` line on
+ * corrupt WAL, a history with a violation), 2 the command line was wrong (or, for
+ * check-history, the input is not a history). Every failure is one `tally: …` line on
  * stderr; stacks only with LOG_LEVEL=debug.
  */
 import { Command, CommanderError } from 'commander';
