@@ -24,21 +24,23 @@ interface CheckHistoryOptions {
   maxViolations: number;
 }
 
-/** The line an operation came from (ops are few in a report: a scan per op is fine). */
-function lineOf(read: HistoryRead, op: HistoryOp | undefined): number | null {
-  if (op === undefined) return null;
-  const i = read.ops.indexOf(op);
-  return i < 0 ? null : (read.lineNumbers[i] ?? null);
+/** The line each operation named in the report came from: one pass over the history. */
+function linesOf(read: HistoryRead, report: CheckReport): Map<HistoryOp, number> {
+  const named = new Set(report.violations.flatMap((v) => [v.a, v.b]));
+  const lines = new Map<HistoryOp, number>();
+  read.ops.forEach((op, i) => {
+    if (named.has(op)) lines.set(op, read.lineNumbers[i] as number);
+  });
+  return lines;
 }
 
-function violationText(read: HistoryRead, v: Violation): string {
+function violationText(lines: Map<HistoryOp, number>, v: Violation): string {
   let text = `  ${v.kind}: ${v.message}\n`;
   for (const [name, op] of [
     ['a', v.a],
     ['b', v.b],
   ] as const) {
-    if (op !== undefined)
-      text += `    ${name}: line ${lineOf(read, op)}: ${formatHistoryLine(op)}\n`;
+    if (op !== undefined) text += `    ${name}: line ${lines.get(op)}: ${formatHistoryLine(op)}\n`;
   }
   return text;
 }
@@ -50,17 +52,19 @@ function reportText(read: HistoryRead, report: CheckReport): string {
     `namespaces: ${report.namespaces}\n`;
   if (report.ok) return `${text}verdict: PASS\n`;
   text += `verdict: FAIL (${plural(report.violationsTotal, 'violation')})\n`;
-  for (const v of report.violations) text += violationText(read, v);
+  const lines = linesOf(read, report);
+  for (const v of report.violations) text += violationText(lines, v);
   const hidden = report.violationsTotal - report.violations.length;
   if (hidden > 0) text += `  … and ${hidden} more (--max-violations to see more)\n`;
   return text;
 }
 
 function reportJson(read: HistoryRead, report: CheckReport): string {
+  const lines = linesOf(read, report);
   const opJson = (op: HistoryOp | undefined) =>
     op === undefined
       ? undefined
-      : { line: lineOf(read, op), ...(JSON.parse(formatHistoryLine(op)) as object) };
+      : { line: lines.get(op), ...(JSON.parse(formatHistoryLine(op)) as object) };
   return `${JSON.stringify({
     ...report,
     acknowledgedIds: report.acknowledgedIds.toString(),

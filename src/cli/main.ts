@@ -64,7 +64,11 @@ export async function main(argv: string[]): Promise<void> {
     routeGrpcLogs(createLogger());
     await buildProgram().parseAsync(argv);
   } catch (err) {
-    process.exit(fail(err));
+    const code = fail(err);
+    // process.exit drops what a pipe has not taken yet (a long report before exit 1): the
+    // callback of an empty write runs once everything written before it has been flushed.
+    await new Promise<void>((resolve) => process.stdout.write('', () => resolve()));
+    process.exit(code);
   }
 }
 

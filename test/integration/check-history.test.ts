@@ -73,6 +73,18 @@ describe('tally check-history', () => {
     expect(run.stderr).toBe('tally: history: 2 violations; first: duplicate\n');
   });
 
+  it('exits 1 only after the whole report is written, however long (a pipe takes 64 KiB at once)', async () => {
+    const ops = Array.from({ length: 3000 }, (_, i) => ok('x', 1n, 1, i * 2, i * 2 + 1));
+    const file = await historyFile(ops);
+    const run = await runCli(['check-history', '--max-violations', '10000', file]);
+    expect(run.code).toBe(1);
+    expect(run.stdout.length).toBeGreaterThan(1024 * 1024);
+    expect(run.stdout).toMatch(/ {4}b: line 3000: .*\n$/);
+    const json = await runCli(['check-history', '--json', '--max-violations', '10000', file]);
+    expect(json.code).toBe(1);
+    expect((JSON.parse(json.stdout) as { violations: unknown[] }).violations).toHaveLength(5998);
+  });
+
   it('--json prints one object: IDs as strings, each op with its line', async () => {
     const run = await runCli(['check-history', '--json', await historyFile(violating)]);
     expect(run.code).toBe(1);
