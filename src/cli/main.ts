@@ -1,13 +1,15 @@
 #!/usr/bin/env node
 /**
  * The `tally` command. Exit codes: 0 ok, 1 the operation failed (runtime error, RPC error,
- * corrupt WAL), 2 the command line was wrong. Every failure is one `tally: …` line on
+ * corrupt WAL, a history with a violation), 2 the command line was wrong (or, for
+ * check-history, the input is not a history). Every failure is one `tally: …` line on
  * stderr; stacks only with LOG_LEVEL=debug.
  */
 import { Command, CommanderError } from 'commander';
 import { createLogger, routeGrpcLogs } from '../server/logger';
 import { packageVersion } from '../server/version';
 import { registerAlloc } from './alloc';
+import { registerCheckHistory } from './check-history';
 import { registerCheckpoint } from './checkpoint';
 import { CliError, checkRequiredAfterUnknown, exitFailure, exitUsage } from './common';
 import { registerCluster } from './cluster';
@@ -35,6 +37,7 @@ export function buildProgram(): Command {
   registerController(program);
   registerCluster(program);
   registerWal(program);
+  registerCheckHistory(program);
   checkRequiredAfterUnknown(program);
   return program;
 }
@@ -61,7 +64,11 @@ export async function main(argv: string[]): Promise<void> {
     routeGrpcLogs(createLogger());
     await buildProgram().parseAsync(argv);
   } catch (err) {
-    process.exit(fail(err));
+    const code = fail(err);
+    // process.exit drops what a pipe has not taken yet (a long report before exit 1): the
+    // callback of an empty write runs once everything written before it has been flushed.
+    await new Promise<void>((resolve) => process.stdout.write('', () => resolve()));
+    process.exit(code);
   }
 }
 

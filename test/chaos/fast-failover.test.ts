@@ -25,7 +25,7 @@ import {
   type Cluster,
 } from '../integration/cluster-process';
 import { assertBuilt, sleep } from '../integration/serve-process';
-import { History, checkHistory } from './history';
+import { History } from './history';
 import { clientWorker, prng, progress } from './load';
 
 beforeAll(assertBuilt);
@@ -43,7 +43,7 @@ async function underLoad(cl: Cluster, faults: (history: History) => Promise<void
     await load.stop();
     client.close();
   }
-  expect(checkHistory(history.ops).slice(0, 10)).toEqual([]);
+  expect(history.violations().slice(0, 10)).toEqual([]);
 }
 
 function promotedAwayFrom(cl: Cluster, id: 'a' | 'b') {

@@ -1,12 +1,12 @@
 /**
- * A history of allocations as the clients saw them, and a checker for the invariants:
- *   1. unique: no ID acknowledged twice (per namespace);
- *   3. monotonic in real time: if A completed before B was invoked, B's IDs are above A's;
- *   4. never backwards: follows from 3 across restarts, and is checked against the node's own
- *      reported counter after each restart (see checkRecoveredCounter).
- * Time is a logical clock ticked at every invoke and completion in the client process, so
- * "completed before invoked" is exact, not a wall-clock guess.
+ * A history of allocations as the chaos tests' clients saw them: a recorder on a logical clock
+ * ticked at every invoke and completion in the client process, so "completed before invoked"
+ * is exact, not a wall-clock guess. The checking is src/check/history.ts (the same checker as
+ * `tally check-history` and the chaos runner); invariant 4 is also checked against the node's
+ * own reported counters after restarts and failovers (see highestAcked).
  */
+import { checkHistory, type HistoryOp } from '../../src/check/history';
+
 export interface Operation {
   namespace: string;
   invokedAt: number;
@@ -39,6 +39,7 @@ export class History {
     op.count = count;
   }
 
+  /** No reply, or an error: the allocation may or may not have happened. */
   fail(op: Operation): void {
     op.completedAt = ++this.tick;
   }
@@ -56,52 +57,26 @@ export class History {
     }
     return out;
   }
-}
 
-function byNamespace(ops: Operation[]): Map<string, Operation[]> {
-  const out = new Map<string, Operation[]>();
-  for (const op of ops) {
-    const list = out.get(op.namespace) ?? [];
-    list.push(op);
-    out.set(op.namespace, list);
+  /**
+   * The operations in the checker's form. A failed call counts as `unknown`: the chaos clients
+   * see a node killed or cut off mid-call, where a request may have allocated before the reply
+   * was lost. One still pending completes now. The count asked for is not recorded: 1.
+   */
+  toHistoryOps(): HistoryOp[] {
+    const now = this.mark();
+    return this.ops.map((op) => ({
+      ns: op.namespace,
+      first: op.first === undefined ? null : BigInt(op.first),
+      count: op.count ?? 1,
+      invokeMs: op.invokedAt,
+      completeMs: op.completedAt === Infinity ? now : op.completedAt,
+      outcome: op.first === undefined ? 'unknown' : 'ok',
+    }));
   }
-  return out;
-}
 
-/** Returns a list of violations (empty when the history is valid). */
-export function checkHistory(ops: Operation[]): string[] {
-  const violations: string[] = [];
-  const acked = ops.filter((op) => op.first !== undefined);
-  for (const [ns, list] of byNamespace(acked)) {
-    const sorted = [...list].sort((a, b) => (a.first as number) - (b.first as number));
-    for (let i = 1; i < sorted.length; i++) {
-      const prev = sorted[i - 1] as Operation;
-      const cur = sorted[i] as Operation;
-      const prevLast = (prev.first as number) + (prev.count as number) - 1;
-      if ((cur.first as number) <= prevLast) {
-        violations.push(
-          `unique: ${ns} IDs ${cur.first}.. acknowledged twice (overlaps ${prev.first}..${prevLast})`,
-        );
-      }
-    }
-    // Real time: walk invocations in order, tracking the highest ID among operations that
-    // completed before each invocation.
-    const completions = [...list].sort((a, b) => a.completedAt - b.completedAt);
-    const invocations = [...list].sort((a, b) => a.invokedAt - b.invokedAt);
-    let c = 0;
-    let highestDone = 0;
-    for (const op of invocations) {
-      while (c < completions.length && (completions[c] as Operation).completedAt < op.invokedAt) {
-        const done = completions[c] as Operation;
-        highestDone = Math.max(highestDone, (done.first as number) + (done.count as number) - 1);
-        c++;
-      }
-      if ((op.first as number) <= highestDone) {
-        violations.push(
-          `monotonic: ${ns} got ${op.first} after ${highestDone} had already been acknowledged`,
-        );
-      }
-    }
+  /** The checker's violations as `kind: message` lines; empty when the history is valid. */
+  violations(): string[] {
+    return checkHistory(this.toHistoryOps()).violations.map((v) => `${v.kind}: ${v.message}`);
   }
-  return violations;
 }

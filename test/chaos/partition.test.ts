@@ -26,7 +26,7 @@ import {
   removeTempDirs,
   until,
 } from '../integration/serve-process';
-import { History, checkHistory } from './history';
+import { History } from './history';
 import { clientWorker, prng, progress } from './load';
 import { NetLab } from './net-lab';
 
@@ -66,7 +66,7 @@ async function underLoad(faults: (cl: Cluster, lab: NetLab, history: History) =>
     await load.stop();
     client.close();
   }
-  expect(checkHistory(history.ops).slice(0, 10)).toEqual([]);
+  expect(history.violations().slice(0, 10)).toEqual([]);
   return cl;
 }
 

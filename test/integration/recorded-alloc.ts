@@ -7,7 +7,7 @@ import type * as grpc from '@grpc/grpc-js';
 import { expect } from 'vitest';
 import { TallyClient } from '../../src/client';
 import type { CounterClient } from '../../src/generated/tally/v1/Counter';
-import { History, checkHistory, type Operation } from '../chaos/history';
+import { History, type Operation } from '../chaos/history';
 import { lastIds } from '../chaos/load';
 import { describeCluster, type Cluster } from './cluster-process';
 import { counterClient, nodeStatus, sleep } from './serve-process';
@@ -147,7 +147,7 @@ export async function counterOf(address: string): Promise<number> {
 
 /** No ID acknowledged twice, real-time order kept (the first 10 violations, with the cluster). */
 export async function expectCleanHistory(cl: Cluster, rec: Recorder): Promise<void> {
-  const violations = checkHistory(rec.history.ops).slice(0, 10);
+  const violations = rec.history.violations().slice(0, 10);
   const now = violations.length > 0 ? ` — ${await describeCluster(cl)}` : '';
   expect(violations, `history: no ID acknowledged twice, real-time order${now}`).toEqual([]);
 }
