@@ -81,6 +81,11 @@ export class NetLab {
     return lab;
   }
 
+  /** Every name this lab makes starts with this (namespaces `PREFIX-member`, veths, bridge). */
+  get prefix(): string {
+    return `tly${this.id}`;
+  }
+
   private get bridge(): string {
     return `tlybr${this.id}`;
   }

@@ -248,6 +248,7 @@ export async function run(
   let load: Load | null = null;
   let pass = false;
   try {
+    say(`run dir ${runDir}${lab === null ? '' : `, network namespaces ${lab.prefix}-*`}`);
     cluster = await ChaosCluster.lay(
       runDir,
       lab,
