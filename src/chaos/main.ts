@@ -10,7 +10,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { cliBuilt } from './members';
-import { run, RunnerError, type RunOptions } from './runner';
+import { run, RunnerError } from './runner';
+import type { RunOptions } from './types';
 import { faultKinds, type FaultKind } from './schedule';
 
 const usage = `usage: npm run chaos -- [options]

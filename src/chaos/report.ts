@@ -6,7 +6,7 @@ import type { CheckReport, HistoryOp, Violation } from '../check/history';
 import type { ChaosCluster } from './cluster';
 import type { FaultResult } from './faults';
 import type { HistoryRecorder } from './load';
-import type { Recovery, RunOptions } from './runner';
+import type { Recovery, RunOptions } from './types';
 import type { Schedule } from './schedule';
 
 export interface ReportInput {

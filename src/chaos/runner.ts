@@ -26,33 +26,8 @@ import { type FaultResult, Locks, runLocked, sleep } from './faults';
 import { HistoryRecorder, Load } from './load';
 import { NetLab } from './net-lab';
 import { failures, formatReport } from './report';
-import {
-  describeFault,
-  type FaultKind,
-  faultKinds,
-  kindNeeds,
-  makeSchedule,
-  type Schedule,
-} from './schedule';
-
-export interface RunOptions {
-  durationSec: number;
-  seed: number;
-  historyPath: string;
-  kinds: FaultKind[];
-  requireAll: boolean;
-  recoveryTimeoutSec: number;
-  minFaults: number;
-  clients: number;
-  loopsPerClient: number;
-  namespaces: number;
-  ratePerSec: number;
-  deadlineMs: number;
-  /** Tests only: append a copy of an acknowledged operation to the history (a duplicate). */
-  plantDuplicate: boolean;
-  /** Print each fault as it is applied. */
-  verbose: boolean;
-}
+import type { Recovery, RunOptions } from './types';
+import { describeFault, type FaultKind, kindNeeds, makeSchedule, type Schedule } from './schedule';
 
 /** The runner could not run as asked (a missing capability under --require-all, no build). */
 export class RunnerError extends Error {}
@@ -88,14 +63,6 @@ export function usableKinds(
   for (const s of skipped) say(`skipping ${s}`);
   if (usable.length === 0) throw new RunnerError('no fault kind can run on this machine');
   return usable;
-}
-
-export interface Recovery {
-  recovered: boolean;
-  /** ms from the heal to the first ok answer, and to both nodes in sync. */
-  servingAfterMs: number | null;
-  inSyncAfterMs: number | null;
-  why: string;
 }
 
 /** Waits until an ok answer came after `healedMs` and both nodes are in sync, caught up. */
@@ -236,18 +203,16 @@ export async function run(
   say(
     `seed ${opts.seed}, ${opts.durationSec} s, ${schedule.faults.length} faults scheduled, schedule digest ${schedule.digest} (kinds: ${kinds.join(',')})`,
   );
-  const lab =
-    NetLab.unavailable() === null && kinds.some((k) => kindNeeds(k) === 'netns')
-      ? NetLab.create(['controller', 'a', 'b'])
-      : null;
-  const runDir = await fs.promises.mkdtemp(path.join(os.tmpdir(), 'tally-chaos-'));
-  const history = fs.createWriteStream(opts.historyPath);
+  const history = openHistory(opts.historyPath);
   const recorder = new HistoryRecorder((op) => history.write(`${formatHistoryLine(op)}\n`));
+  const runDir = await fs.promises.mkdtemp(path.join(os.tmpdir(), 'tally-chaos-'));
   const tmpfs = kinds.includes('enospc');
+  let lab: NetLab | null = null;
   let cluster: ChaosCluster | null = null;
   let load: Load | null = null;
   let pass = false;
   try {
+    if (kinds.some((k) => kindNeeds(k) === 'netns')) lab = NetLab.create(['controller', 'a', 'b']);
     say(`run dir ${runDir}${lab === null ? '' : `, network namespaces ${lab.prefix}-*`}`);
     cluster = await ChaosCluster.lay(
       runDir,
@@ -260,11 +225,7 @@ export async function run(
     cluster.watch();
     const { a, b, controller } = cluster.layout.address;
     const namespaces = Array.from({ length: opts.namespaces }, (_, i) => `chaos-${i}`);
-    load = new Load(
-      recorder,
-      { nodes: [a, b], controller },
-      { ...opts, namespaces, seed: opts.seed },
-    );
+    load = new Load(recorder, { nodes: [a, b], controller }, { ...opts, namespaces });
     await firstAck(recorder, 30_000);
     say(
       `cluster serving (${lab === null ? '127.0.0.1' : 'network namespaces'}${tmpfs ? ', nodes on tmpfs' : ''}); faults start`,
@@ -283,6 +244,11 @@ export async function run(
     const finals = recovery.recovered
       ? await finalAllocations(recorder, cluster, namespaces, opts.deadlineMs)
       : [];
+    if (history.errored !== null) {
+      throw new RunnerError(
+        `writing the history to ${opts.historyPath}: ${history.errored.message}`,
+      );
+    }
     if (opts.plantDuplicate) plantDuplicate(recorder);
     const check: CheckReport = checkHistory(recorder.ops);
     const violations = [...check.violations, ...finals];
@@ -297,6 +263,18 @@ export async function run(
     if (!pass) await keepLogs(runDir, `${opts.historyPath}.logs`, say);
     await fs.promises.rm(runDir, { recursive: true, force: true });
   }
+}
+
+/** The history file, emptied; a path that cannot be written is the runner's error, at once. */
+function openHistory(file: string): fs.WriteStream {
+  try {
+    fs.writeFileSync(file, '');
+  } catch (err) {
+    throw new RunnerError(`cannot write the history to ${file}: ${(err as Error).message}`);
+  }
+  const stream = fs.createWriteStream(file, { flags: 'a' });
+  stream.on('error', () => undefined); // seen as stream.errored before the report
+  return stream;
 }
 
 /** On a failed run: the members' logs next to the history, for whoever looks into it. */
@@ -315,5 +293,3 @@ function plantDuplicate(recorder: HistoryRecorder): void {
   const now = recorder.now();
   recorder.record({ ...ok, invokeMs: now, completeMs: now });
 }
-
-export const allKinds: FaultKind[] = [...faultKinds];
