@@ -10,9 +10,9 @@
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import fs from 'node:fs';
-import net from 'node:net';
 import path from 'node:path';
 import { clusterArgs } from '../cli/cluster';
+import { freePort } from '../server/listen';
 import type { NetLab } from './net-lab';
 import type { Member, NodeId } from './schedule';
 
@@ -112,18 +112,6 @@ export class MemberProcess {
       return '';
     }
   }
-}
-
-/** A port that was free a moment ago on 127.0.0.1 (members restart on the same address). */
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = net.createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as net.AddressInfo;
-      server.close(() => resolve(port));
-    });
-  });
 }
 
 export interface ClusterLayout {
