@@ -32,9 +32,19 @@ export interface ExitEvent {
   exit: Exit;
   /** The last line it logged. */
   said: string;
-  /** A refusal to start on a WAL the runner garbled (expected), not a crash. */
-  refusedDamage: boolean;
+  kind: ExitKind;
 }
+
+/**
+ * refused-damage: a node refused to start on a WAL the runner garbled (the design: expected).
+ * full-disk: a node stopped on ENOSPC while its disk was full, or just after (fail-stop: safe,
+ *   and back once restarted with space; a failure only under --strict-exits).
+ * crash: anything else.
+ */
+export type ExitKind = 'refused-damage' | 'full-disk' | 'crash';
+
+/** An ENOSPC exit this long after the ballast was removed still counts as on a full disk. */
+const fullDiskGraceMs = 5000;
 
 /** The last log line of a member (its JSON `msg` and `err` if it logs JSON). */
 function lastLine(tail: string): string {
@@ -65,6 +75,8 @@ export class ChaosCluster {
   /** Distinct failovers seen in the configuration, by "atUnixMs from→to". */
   readonly failovers = new Map<string, { from: string; to: string; reason: string }>();
   lastConfig: ClusterView | null = null;
+  /** When each node's disk was last full: from, and until (null while it still is). */
+  private readonly diskFull = new Map<NodeId, { from: number; until: number | null }>();
   private readonly controller: ControllerClient;
   private readonly timers = new Set<NodeJS.Timeout>();
   private poller: NodeJS.Timeout | null = null;
@@ -168,14 +180,28 @@ export class ChaosCluster {
     });
   }
 
+  /** The runner filled (full true) or emptied node `id`'s disk. */
+  noteDiskFull(id: NodeId, full: boolean): void {
+    if (full) this.diskFull.set(id, { from: this.now(), until: null });
+    else this.diskFull.set(id, { from: this.diskFull.get(id)?.from ?? 0, until: this.now() });
+  }
+
+  private exitKind(m: Member, said: string): ExitKind {
+    if (m === 'controller') return 'crash';
+    if (this.garbled.has(m) && walRefusal.test(said)) return 'refused-damage';
+    const full = this.diskFull.get(m);
+    const recently = full !== undefined && (full.until ?? Infinity) + fullDiskGraceMs > this.now();
+    return recently && said.includes('ENOSPC') ? 'full-disk' : 'crash';
+  }
+
   private exited(p: MemberProcess, exit: Exit): void {
     if (this.stopped) return;
     const m = p.name;
     const said = lastLine(p.logTail());
-    const refusedDamage = m !== 'controller' && this.garbled.has(m) && walRefusal.test(said);
-    this.exits.push({ member: m, atMs: this.now(), exit, said, refusedDamage });
+    const kind = this.exitKind(m, said);
+    this.exits.push({ member: m, atMs: this.now(), exit, said, kind });
     const how = exit.signal ?? `code ${exit.code}`;
-    if (refusedDamage) {
+    if (kind === 'refused-damage') {
       this.log(
         `${m} refused to start on its garbled WAL (as designed): ${said}; replacing its disk`,
       );
@@ -183,7 +209,8 @@ export class ChaosCluster {
       void wipe(this.layout.dataDir[m as NodeId]).then(() => this.restart(m, 0));
       return;
     }
-    this.log(`UNEXPECTED: ${m} exited by itself (${how}): ${said}`);
+    const what = kind === 'full-disk' ? 'stopped on its full disk' : 'UNEXPECTED: exited by itself';
+    this.log(`${m} ${what} (${how}): ${said}; restarting it`);
     this.restart(m, restartDelayMs);
   }
 

@@ -148,9 +148,11 @@ export async function runFault(cluster: ChaosCluster, f: Fault): Promise<FaultRe
     case 'enospc': {
       if (!isNode(m)) throw new Error(`chaos: enospc on ${m}`);
       const ballast = cluster.ballastPath(m);
+      cluster.noteDiskFull(m, true);
       const bytes = await fill(ballast);
       await sleep(f.holdMs);
       await unfill(ballast);
+      cluster.noteDiskFull(m, false);
       return result(true, `disk full for ${f.holdMs} ms (${Math.round(bytes / 1024)} KiB ballast)`);
     }
     default: {

@@ -34,6 +34,8 @@ waits for recovery, checks the history and prints a report. See docs/chaos.md.
   --namespaces N          counter namespaces (default 6)
   --rate N                allocations per second over all loops, at most (default 300)
   --deadline-ms N         each allocation's deadline, retries included (default 3000)
+  --strict-exits          a node that stops on ENOSPC while its disk is full fails the run
+                          (by default it is reported, restarted, and not a failure)
   --quiet                 no line per fault, only the report
   --plant-duplicate       TESTS ONLY: add a duplicate acknowledgement to the history, to
                           show that a violation fails the run
@@ -87,6 +89,7 @@ export function parseOptions(argv: string[]): RunOptions | 'help' {
       namespaces: { type: 'string' },
       rate: { type: 'string' },
       'deadline-ms': { type: 'string' },
+      'strict-exits': { type: 'boolean' },
       quiet: { type: 'boolean' },
       'plant-duplicate': { type: 'boolean' },
       help: { type: 'boolean', short: 'h' },
@@ -111,6 +114,7 @@ export function parseOptions(argv: string[]): RunOptions | 'help' {
     ratePerSec: intArg('rate', values.rate, 300, 1, 100_000),
     deadlineMs: intArg('deadline-ms', values['deadline-ms'], 3000, 100, 600_000),
     plantDuplicate: values['plant-duplicate'] === true,
+    strictExits: values['strict-exits'] === true,
     verbose: values.quiet !== true,
   };
 }

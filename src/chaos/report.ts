@@ -3,7 +3,7 @@
  * `verdict: PASS`).
  */
 import type { CheckReport, HistoryOp, Violation } from '../check/history';
-import type { ChaosCluster } from './cluster';
+import type { ChaosCluster, ExitEvent } from './cluster';
 import type { FaultResult } from './faults';
 import type { HistoryRecorder } from './load';
 import type { Recovery, RunOptions } from './types';
@@ -37,6 +37,13 @@ function opText(op: HistoryOp | undefined): string {
   return ` [${op.ns} ${ids}, invoked ${op.invokeMs} ms, completed ${op.completeMs} ms]`;
 }
 
+const exitText = (e: ExitEvent): string =>
+  e.kind === 'refused-damage'
+    ? `${e.member} refused its garbled WAL`
+    : e.kind === 'full-disk'
+      ? `${e.member} stopped on its full disk: ${e.said}`
+      : `${e.member} CRASHED: ${e.said}`;
+
 /** Why the run failed, one phrase each (empty when it passed). */
 export function failures(input: ReportInput): string[] {
   const { opts, results, recovery, cluster, violations } = input;
@@ -45,7 +52,9 @@ export function failures(input: ReportInput): string[] {
   if (!recovery.recovered) {
     out.push(`not recovered within ${opts.recoveryTimeoutSec} s (${recovery.why})`);
   }
-  const crashes = cluster.exits.filter((e) => !e.refusedDamage);
+  const crashes = cluster.exits.filter(
+    (e) => e.kind === 'crash' || (e.kind === 'full-disk' && opts.strictExits),
+  );
   if (crashes.length > 0) out.push(`${crashes.length} process exit(s) nobody asked for`);
   const applied = results.filter((r) => r.applied).length;
   if (applied < opts.minFaults)
@@ -77,7 +86,7 @@ export function formatReport(input: ReportInput): string {
         ? `serving ${seconds(recovery.servingAfterMs ?? 0)} and in sync ${seconds(recovery.inSyncAfterMs ?? 0)} after the heal`
         : `NOT RECOVERED: ${recovery.why}`
     }`,
-    `process exits by themselves: ${exits.length}${exits.length > 0 ? ` (${exits.map((e) => `${e.member} ${e.refusedDamage ? 'refused its garbled WAL' : `CRASHED: ${e.said}`}`).join('; ')})` : ''}`,
+    `process exits by themselves: ${exits.length}${exits.length > 0 ? ` (${tally(exits, exitText)})` : ''}`,
     `history: ${input.opts.historyPath} (${ops.length} lines)`,
     ...violations
       .slice(0, violationsShownMax)

@@ -7,7 +7,9 @@
  * allocation below one that completed before it was invoked), when a final allocation is not
  * above every ID acknowledged in its namespace (backwards), when the cluster does not recover
  * within the bound (liveness), or when a process exited by itself (nothing in the schedule asks
- * for that: a crash). Everything it makes — processes, network namespaces and routes, tmpfs
+ * for that: a crash) — except a node refusing a WAL the runner garbled (the design), and a node
+ * stopping on ENOSPC while its disk was full (fail-stop; a failure under --strict-exits).
+ * Everything it makes — processes, network namespaces and routes, tmpfs
  * mounts, temp dirs — is undone before it returns, also when it fails or is aborted.
  */
 import fs from 'node:fs';

@@ -16,6 +16,8 @@ export interface RunOptions {
   deadlineMs: number;
   /** Tests only: append a copy of an acknowledged operation to the history (a duplicate). */
   plantDuplicate: boolean;
+  /** A node that stops on ENOSPC while its disk is full fails the run too. */
+  strictExits: boolean;
   /** Print each fault as it is applied. */
   verbose: boolean;
 }
