@@ -26,6 +26,9 @@ function ignoringErrors(f: () => unknown): void {
 
 /** Labs created by this process: each gets its own id (names are not reused right away). */
 let created = 0;
+/** Lab ids (the third byte of 10.77.N.x) are labIdFirst .. labIdFirst + labIds - 1. */
+const labIdFirst = 100;
+const labIds = 150;
 
 /** The pseudo-member that made the lab: it lives in the root namespace at 10.77.N.254. */
 export const host = 'host';
@@ -54,31 +57,53 @@ export class NetLab {
     return null;
   }
 
+  /**
+   * A new lab. Its id comes from the pid, skipping ids whose namespaces hold processes (another
+   * test file's or runner's lab, alive); one whose namespaces are empty is a crashed run's
+   * leftover, removed and reused.
+   */
   static create(members: string[]): NetLab {
     if (members.includes(host)) throw new Error(`net-lab: '${host}' is not a member name`);
-    const id = 100 + ((process.pid + created++) % 150);
-    const lab = new NetLab(id, members);
-    lab.destroy(); // leftovers from a crashed run with the same id
+    for (let attempt = 0; attempt < labIds; attempt++) {
+      const lab = new NetLab(labIdFirst + ((process.pid + created++) % labIds), members);
+      if (!lab.inUse()) return lab.build();
+    }
+    throw new Error(`net-lab: all ${labIds} lab ids are in use`);
+  }
+
+  /** Does any of this lab's namespaces hold a process? */
+  private inUse(): boolean {
+    return this.members.some((m) => {
+      try {
+        return ip('netns', 'pids', this.ns(m)).trim() !== '';
+      } catch {
+        return false; // no such namespace
+      }
+    });
+  }
+
+  private build(): NetLab {
+    this.destroy(); // leftovers from a crashed run with the same id
     try {
-      const bridge = lab.bridge;
+      const bridge = this.bridge;
       ip('link', 'add', bridge, 'type', 'bridge');
-      ip('addr', 'add', `${lab.address(host)}/24`, 'dev', bridge);
+      ip('addr', 'add', `${this.address(host)}/24`, 'dev', bridge);
       ip('link', 'set', bridge, 'up');
-      members.forEach((m, i) => {
-        const ns = lab.ns(m);
-        const veth = lab.veth(i);
+      this.members.forEach((m, i) => {
+        const ns = this.ns(m);
+        const veth = this.veth(i);
         ip('netns', 'add', ns);
         ip('link', 'add', veth, 'type', 'veth', 'peer', 'name', 'eth0', 'netns', ns);
         ip('link', 'set', veth, 'master', bridge, 'up');
-        ip('-n', ns, 'addr', 'add', `${lab.address(m)}/24`, 'dev', 'eth0');
+        ip('-n', ns, 'addr', 'add', `${this.address(m)}/24`, 'dev', 'eth0');
         ip('-n', ns, 'link', 'set', 'eth0', 'up');
         ip('-n', ns, 'link', 'set', 'lo', 'up');
       });
     } catch (err) {
-      lab.destroy(); // a half-built lab leaves nothing behind
+      this.destroy(); // a half-built lab leaves nothing behind
       throw err;
     }
-    return lab;
+    return this;
   }
 
   /** Every name this lab makes starts with this (namespaces `PREFIX-member`, veths, bridge). */
