@@ -60,3 +60,15 @@ export function probeTcp<T>(
     watch(socket, settle);
   });
 }
+
+/** A port on 127.0.0.1 that was free a moment ago (for a process that must restart on it). */
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = net.createServer();
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const { port } = server.address() as net.AddressInfo;
+      server.close(() => resolve(port));
+    });
+  });
+}

@@ -1,5 +1,5 @@
 /**
- * Network partitions with real processes, each in its own network namespace (net-lab.ts):
+ * Network partitions with real processes, each in its own network namespace (src/chaos/net-lab.ts):
  * a controller (c) and two nodes (a primary, b standby), load through the client library from
  * the test process, which reaches every member.
  *   1. a ↔ b cut while both reach the controller: a degrades with the controller's approval
@@ -28,7 +28,7 @@ import {
 } from '../integration/serve-process';
 import { History } from './history';
 import { clientWorker, prng, progress } from './load';
-import { NetLab } from './net-lab';
+import { NetLab } from '../../src/chaos/net-lab';
 
 const why = NetLab.unavailable();
 if (why !== null && process.env.REQUIRE_NETNS === '1') {

@@ -5,7 +5,6 @@
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import fs from 'node:fs';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import * as grpc from '@grpc/grpc-js';
@@ -37,17 +36,7 @@ export async function removeTempDirs(): Promise<void> {
   await Promise.all(dirs.map((d) => fs.promises.rm(d, { recursive: true, force: true })));
 }
 
-/** A port that was free a moment ago (for a node that must restart on the same address). */
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = net.createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as net.AddressInfo;
-      server.close(() => resolve(port));
-    });
-  });
-}
+export { freePort } from '../../src/server/listen';
 
 export interface Exit {
   code: number | null;
