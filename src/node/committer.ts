@@ -14,7 +14,7 @@
  */
 import type { Logger } from 'pino';
 import { assert } from '../core/assert';
-import type { Clock } from '../core/clock';
+import type { Clock, TimerHandle } from '../core/clock';
 import {
   DeadlineExceededError,
   NoSpaceError,
@@ -99,7 +99,7 @@ export class Committer {
   private queue: Pending[] = [];
   private spare: Pending[] = [];
   private writing = false;
-  /** A batch start is scheduled (setImmediate) and has not run yet. */
+  /** A batch start is scheduled (clock.runSoon) and has not run yet. */
   private startScheduled = false;
   private readonly startBound = (): void => {
     this.startScheduled = false;
@@ -113,7 +113,7 @@ export class Committer {
   private idle: Array<() => void> = [];
   private inflight: InFlight[] = [];
   private windowWaiter: (() => void) | null = null;
-  private sweepTimer: NodeJS.Timeout | null = null;
+  private sweepTimer: TimerHandle | null = null;
   /**
    * Degraded (the controller durably removed the standby from the in-sync set): batches are
    * acknowledged once durable locally; they are still offered to the standby.
@@ -224,10 +224,10 @@ export class Committer {
     // behind a one-record batch.
     if (!this.writing && !this.startScheduled) {
       this.startScheduled = true;
-      setImmediate(this.startBound);
+      this.opts.clock.runSoon(this.startBound);
     }
     if (this.replicated && this.sweepTimer === null) {
-      this.sweepTimer = setInterval(() => this.expireWaiting(), expirySweepMs);
+      this.sweepTimer = this.opts.clock.setInterval(() => this.expireWaiting(), expirySweepMs);
     }
   }
 
@@ -273,7 +273,7 @@ export class Committer {
   private checkIdle(): void {
     if (!this.isIdle()) return;
     if (this.sweepTimer !== null) {
-      clearInterval(this.sweepTimer);
+      this.opts.clock.clearInterval(this.sweepTimer);
       this.sweepTimer = null;
     }
     const idle = this.idle;
