@@ -3,7 +3,7 @@
  */
 import pino from 'pino';
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import { systemClock } from '../core/clock';
+import { systemClock, systemRandom } from '../core/clock';
 import { StaleEpochError, UnavailableError } from '../core/errors';
 import type { AllocateResult, CounterNode } from '../node/types';
 import { FaultStorage } from '../testing/fault-storage';
@@ -107,6 +107,7 @@ function handDrivenSender(log: PrimaryLog, extra: Partial<SenderOptions> = {}) {
     idFloor: () => 0,
     logger: pino({ level: 'silent' }),
     clock: systemClock,
+    random: systemRandom,
     metrics: { ackSeconds() {}, batchBytes() {}, reconnected() {}, catchUpRecords() {} },
     onAck: () => undefined,
     onAccepted: () => undefined,

@@ -14,7 +14,7 @@
  * retained until they are durable locally (after that the WAL has them for a resend).
  */
 import type { Logger } from 'pino';
-import type { Clock } from '../core/clock';
+import type { Clock, Random, TimerHandle } from '../core/clock';
 import { ProtocolError, StaleEpochError, type TallyError } from '../core/errors';
 import { catchUpChunkBytes, catchUpInFlightMax } from '../core/limits';
 import { readU64 } from '../wal/record';
@@ -80,7 +80,10 @@ export interface SenderOptions {
   /** The floor this primary's unseen namespaces start above (its forced skip-aheads). */
   idFloor(): number;
   logger: Logger;
+  /** Every timer and clock read of the sender (the ack watchdog, reconnects, ack ages). */
   clock: Clock;
+  /** The reconnect backoff's jitter. */
+  random: Random;
   metrics: SenderMetrics;
   /** No ack (or Hello reply) for this long ends the session. */
   ackTimeoutMs?: number;
@@ -122,8 +125,8 @@ export class Sender {
   /** The session whose pump() loop is running (one per session; a stale loop exits itself). */
   private pumping: number | null = null;
   private backoffMs: number;
-  private reconnectTimer: NodeJS.Timeout | null = null;
-  private readonly watchdog: NodeJS.Timeout;
+  private reconnectTimer: TimerHandle | null = null;
+  private readonly watchdog: TimerHandle;
   private standbyLastIndex = 0;
   private catchUpTarget = 0;
   private standbyIdValue = '';
@@ -137,7 +140,7 @@ export class Sender {
     this.backoffMs = opts.reconnectMinMs ?? 50;
     this.log = opts.logger.child({ standby: opts.dialer.target });
     const ackTimeoutMs = opts.ackTimeoutMs ?? 3000;
-    this.watchdog = setInterval(() => this.checkTimeout(ackTimeoutMs), ackTimeoutMs / 4);
+    this.watchdog = opts.clock.setInterval(() => this.checkTimeout(ackTimeoutMs), ackTimeoutMs / 4);
     this.watchdog.unref();
   }
 
@@ -180,8 +183,8 @@ export class Sender {
   stop(): void {
     if (this.stateValue === 'stopped') return;
     this.stateValue = 'stopped';
-    clearInterval(this.watchdog);
-    if (this.reconnectTimer) clearTimeout(this.reconnectTimer);
+    this.opts.clock.clearInterval(this.watchdog);
+    if (this.reconnectTimer) this.opts.clock.clearTimeout(this.reconnectTimer);
     this.session++;
     this.channel?.close();
     this.channel = null;
@@ -438,7 +441,7 @@ export class Sender {
     if (this.stateValue === 'stopped') return;
     if (err instanceof StaleEpochError) {
       this.stateValue = 'fenced';
-      clearInterval(this.watchdog);
+      this.opts.clock.clearInterval(this.watchdog);
       this.log.error(
         { err: err.message },
         'replication: fenced by the standby; acknowledging nothing more',
@@ -464,9 +467,9 @@ export class Sender {
       this.log.debug(fields, 'replication: standby still unreachable; reconnecting');
     }
     this.stateValue = 'connecting';
-    const delay = this.backoffMs * (0.5 + Math.random() * 0.5);
+    const delay = this.backoffMs * (0.5 + this.opts.random.next() * 0.5);
     this.backoffMs = Math.min(this.backoffMs * 2, this.opts.reconnectMaxMs ?? 1000);
-    this.reconnectTimer = setTimeout(() => {
+    this.reconnectTimer = this.opts.clock.setTimeout(() => {
       this.reconnectTimer = null;
       this.connect();
     }, delay);
