@@ -117,6 +117,30 @@ describe('SimClock', () => {
     expect(n).toBe(7);
   });
 
+  it('runUntilSettled returns what the promise resolves to, its error, or gives up at the limit', async () => {
+    const clock = new SimClock(0);
+    await expect(
+      clock.runUntilSettled(
+        sleep(clock, 500).then(() => 'woke'),
+        1000,
+      ),
+    ).resolves.toBe('woke');
+    const failing = sleep(clock, 10).then(() => Promise.reject(new Error('boom')));
+    await expect(clock.runUntilSettled(failing, 1000)).rejects.toThrow('boom');
+    await expect(clock.runUntilSettled(sleep(clock, 5000), 1000)).rejects.toThrow(/not settled/);
+  });
+
+  it('calls afterEachStep once the promise jobs of each step have run', async () => {
+    const clock = new SimClock(0);
+    let value = 0;
+    const seen: number[] = [];
+    clock.afterEachStep = () => seen.push(value);
+    clock.setTimeout(() => void Promise.resolve().then(() => (value = 1)), 10);
+    clock.setTimeout(() => void Promise.resolve().then(() => (value = 2)), 20);
+    await clock.runUntil(20);
+    expect(seen).toEqual([0, 1, 2, 2]);
+  });
+
   it('refuses to clear a timer it did not set', () => {
     const clock = new SimClock();
     const real = systemClock.setTimeout(() => undefined, 1);

@@ -62,6 +62,11 @@ export class SimClock implements Clock {
   private activeTimers = 0;
   private soon: Array<() => void> = [];
   private soonHead = 0;
+  /**
+   * Called by the async drivers whenever the promise jobs have drained: before each step and
+   * once they stop. The place to check invariants or record a trace between callbacks.
+   */
+  afterEachStep: (() => void) | null = null;
 
   /** startMs: the monotonic reading at the start (not 0: code uses 0 for "never"). */
   constructor(startMs = 1_000_000) {
@@ -154,13 +159,13 @@ export class SimClock implements Clock {
    */
   async runUntil(atMs: number): Promise<void> {
     for (;;) {
-      await drainPromiseJobs();
+      await this.drain();
       const due = this.nextDueMs();
       if (due === null || due > atMs) break;
       this.step();
     }
     this.nowMs = Math.max(this.nowMs, atMs);
-    await drainPromiseJobs();
+    await this.drain();
   }
 
   advance(ms: number): Promise<void> {
@@ -173,7 +178,7 @@ export class SimClock implements Clock {
    */
   async runUntilIdle(stepsMax = 100_000): Promise<number> {
     for (let steps = 0; ; steps++) {
-      await drainPromiseJobs();
+      await this.drain();
       if (this.nextDueMs() === null) return steps;
       if (steps >= stepsMax) {
         throw new Error(
@@ -191,15 +196,38 @@ export class SimClock implements Clock {
   async runUntilTrue(condition: () => boolean, withinMs: number): Promise<boolean> {
     const limitMs = this.nowMs + withinMs;
     for (;;) {
-      await drainPromiseJobs();
+      await this.drain();
       if (condition()) return true;
       const due = this.nextDueMs();
       if (due === null || due > limitMs) break;
       this.step();
     }
     this.nowMs = Math.max(this.nowMs, limitMs);
-    await drainPromiseJobs();
+    await this.drain();
     return condition();
+  }
+
+  /**
+   * Steps until `promise` settles, then returns its value or throws its error; throws when it
+   * has not settled once virtual time would pass now + withinMs.
+   */
+  async runUntilSettled<T>(promise: Promise<T>, withinMs: number): Promise<T> {
+    let outcome: { value: T } | { error: unknown } | null = null;
+    promise.then(
+      (value) => (outcome = { value }),
+      (error: unknown) => (outcome = { error }),
+    );
+    if (!(await this.runUntilTrue(() => outcome !== null, withinMs))) {
+      throw new Error(`sim-clock: not settled within ${withinMs} ms of virtual time`);
+    }
+    const done = outcome as unknown as { value: T } | { error: unknown };
+    if ('error' in done) throw done.error;
+    return done.value;
+  }
+
+  private async drain(): Promise<void> {
+    await drainPromiseJobs();
+    this.afterEachStep?.();
   }
 
   private schedule(fn: () => void, ms: number, intervalMs: number | null): SimTimer {
