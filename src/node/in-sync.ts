@@ -20,6 +20,7 @@
  * durable yes, and the controller never promotes a node outside the in-sync set.
  */
 import type { Logger } from 'pino';
+import { assert } from '../core/assert';
 import type { Clock, TimerHandle } from '../core/clock';
 import { NotPrimaryError } from '../core/errors';
 import type { Metrics } from '../core/metrics';
@@ -84,6 +85,8 @@ export class InSyncTracker {
   /** After stop() an answer still on its way changes nothing (the node is no primary now). */
   private stopped = false;
   private readonly timer: TimerHandle;
+  /** The standby's ack as last seen in this term: it only moves forward. */
+  private lastAck = 0;
 
   constructor(private readonly opts: InSyncTrackerOptions) {
     // Starting alone: the caller begins its epoch acknowledging alone (setAlone is not called).
@@ -108,6 +111,8 @@ export class InSyncTracker {
 
   private tick(): void {
     const { committer, sender, clock } = this.opts;
+    assert(sender.ackedIndex >= this.lastAck, 'in-sync: the standby ack only moves forward');
+    this.lastAck = sender.ackedIndex;
     const now = clock.monotonicMs();
     if (this.asking || now < this.nextAskAtMs) return;
     const waitMs = committer.standbyWaitMs(now);

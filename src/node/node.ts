@@ -11,6 +11,7 @@
  * MetaStore.
  */
 import type { Logger } from 'pino';
+import { assert, rethrowIfAssertion } from '../core/assert';
 import {
   systemClock,
   systemRandom,
@@ -375,6 +376,7 @@ export class TallyNode implements CounterNode {
   }
 
   private beginFailed(err: unknown): void {
+    rethrowIfAssertion(err);
     this.fail(new StorageFatalError(`node: cannot begin epoch: ${(err as Error).message}`));
   }
 
@@ -530,6 +532,10 @@ export class TallyNode implements CounterNode {
   private beginCommitter(term: Term, sender: Sender | null): Promise<void> {
     if (this.stateValue !== 'starting') return Promise.resolve(); // closed or failed meanwhile
     const { epoch } = term;
+    // Never write in an epoch below the one this node accepted (that one is someone else's).
+    if (epoch < this.meta.epoch) {
+      assert(false, `node: beginning epoch ${epoch} after accepting epoch ${this.meta.epoch}`);
+    }
     this.opts.metrics.epoch.set(epoch);
     const committer = new Committer({
       wal: this.store.wal,
@@ -680,6 +686,7 @@ export class TallyNode implements CounterNode {
         };
       });
     } catch (err) {
+      rethrowIfAssertion(err);
       if (err instanceof StaleEpochError || err instanceof WrongRoleError) throw err; // refused
       // Unknown whether the new epoch is on disk: stop rather than serve either epoch.
       this.fail(
@@ -822,6 +829,7 @@ export class TallyNode implements CounterNode {
       this.log.warn({ reason, epoch: this.meta.epoch }, 'node: rejoining as a standby');
       this.startStandby();
     } catch (err) {
+      rethrowIfAssertion(err);
       this.fail(
         new StorageFatalError(`node: could not become a standby: ${(err as Error).message}`),
       );

@@ -15,6 +15,7 @@
  */
 import type { Logger } from 'pino';
 import type { Clock, Random, TimerHandle } from '../core/clock';
+import { assert, rethrowIfAssertion } from '../core/assert';
 import { ProtocolError, StaleEpochError, type TallyError } from '../core/errors';
 import { catchUpChunkBytes, catchUpInFlightMax } from '../core/limits';
 import { readU64 } from '../wal/record';
@@ -243,6 +244,7 @@ export class Sender {
       if (message.kind === 'helloReply') this.onHelloReply(message);
       else this.onAck(message.durableIndex);
     } catch (err) {
+      rethrowIfAssertion(err); // a bug here or in onAck's callee (the committer): never a reset
       this.reset(err as TallyError);
     }
   }
@@ -331,7 +333,10 @@ export class Sender {
   }
 
   private advanceAck(index: number): void {
-    if (index <= this.acked) return;
+    if (index <= this.acked) return; // a late or repeated ack: acks only move forward
+    if (index > this.lastOffered) {
+      assert(false, `sender: ack at ${index} beyond the last record offered (${this.lastOffered})`);
+    }
     this.acked = index;
     this.opts.onAck(index);
   }
@@ -356,6 +361,7 @@ export class Sender {
         this.sendAppend(read.buf, read.records, lastEpochOf(read.buf));
       }
     } catch (err) {
+      rethrowIfAssertion(err);
       if (session === this.session) this.reset(err as TallyError);
     } finally {
       if (this.pumping === session) this.pumping = null;
