@@ -40,7 +40,6 @@ import { SimClock } from './sim-clock';
 
 export const A: NodeRef = { id: 'a', address: 'a:1' };
 export const B: NodeRef = { id: 'b', address: 'b:1' };
-const silent = pino({ level: process.env.REVIEW_LOG ?? 'silent' });
 
 export interface ClusterOptions {
   failoverTimeoutMs?: number;
@@ -64,9 +63,20 @@ export class Cluster {
   readonly net: FaultNetwork;
   readonly clock: Clock;
   private readonly transports: InProcessTransport[] = [];
+  /** Silent unless REVIEW_LOG names a level; stamped with the cluster's clock (virtual time). */
+  readonly logger: pino.Logger;
 
   constructor(private readonly ctlOpts: ClusterOptions = {}) {
     this.clock = ctlOpts.clock ?? systemClock;
+    const clock = this.clock;
+    // A plain stream, not pino's own (sonic-boom schedules real ticks and timers).
+    this.logger = pino(
+      {
+        level: process.env.REVIEW_LOG ?? 'silent',
+        timestamp: () => `,"time":${clock.nowUnixMs()}`,
+      },
+      { write: (line: string) => void process.stdout.write(line) },
+    );
     this.net = new FaultNetwork(ctlOpts.seed ?? 7, {}, this.clock);
   }
 
@@ -81,7 +91,7 @@ export class Cluster {
     const t = new InProcessTransport(
       (address) => this.nodes[address === A.address ? 'a' : 'b'],
       this.clock,
-      silent,
+      this.logger,
     );
     this.transports.push(t);
     return t;
@@ -124,7 +134,7 @@ export class Cluster {
       admin,
       clock: this.clock,
       random: this.random(0),
-      logger: silent,
+      logger: this.logger,
       metrics: createControllerMetrics({ defaults: false }),
       nodes: [A, B],
       probeIntervalMs: this.ctlOpts.probeIntervalMs ?? 50,
@@ -221,7 +231,7 @@ export class Cluster {
     return {
       id,
       dataDir: testDataDir,
-      logger: silent,
+      logger: this.logger,
       metrics: createMetrics({ defaults: false }),
       storage: this.disks[id],
       lock: false,
