@@ -1190,7 +1190,7 @@ export class Controller {
   private async finishPromotion(decidedAtMs: number): Promise<void> {
     const c = this.config;
     const alone = !c.inSync.includes(c.standby.id);
-    await failpoint('controller.beforePromote');
+    await failpoint('controller.beforePromote', this.opts.clock);
     try {
       await this.opts.admin.promote(c.primary.address, c.epoch, c.standby.address, {
         aloneApproved: alone,
@@ -1203,7 +1203,7 @@ export class Controller {
       );
       return;
     }
-    await failpoint('controller.afterPromote');
+    await failpoint('controller.afterPromote', this.opts.clock);
     const durationMs = Math.round(this.opts.clock.monotonicMs() - decidedAtMs);
     const last = c.lastFailover;
     await this.change(

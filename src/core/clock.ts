@@ -2,14 +2,15 @@
  * Time and randomness behind interfaces, so that the simulator can run the real node,
  * replication, controller and client code in virtual time and replay a seed
  * (src/testing/sim-clock.ts, src/testing/random.ts). Every clock read, timer and random choice
- * in src/node, src/replication, src/controller and src/client goes through a Clock or a Random
- * passed in (eslint.config.mjs forbids the globals there); production passes systemClock and
- * systemRandom.
+ * in src/node, src/replication, src/controller, src/client, src/wal and src/state goes through
+ * a Clock or a Random passed in (eslint.config.mjs forbids the globals there); production
+ * passes systemClock and systemRandom.
  *
  * Not behind the seam, on purpose: the gRPC server and transports (src/server,
- * src/client/http2-transport.ts, grpc-transport.ts, controller-resolver.ts' gRPC deadline) run
- * on real sockets, which the simulator replaces with in-process fakes, so they keep Node's
- * timers; and core/failpoints.ts, whose sleeps are configured only by integration tests.
+ * src/client/http2-transport.ts, grpc-transport.ts) run on real sockets, which the simulator
+ * replaces with in-process fakes (src/testing/in-process-transport.ts, fault-network.ts), so
+ * they keep Node's timers. Metrics durations are clock readings too (the same monotonicMs), so a simulated run
+ * observes virtual durations.
  */
 
 /** What a timer returns: Node's Timeout in production, a virtual timer in the simulator. */

@@ -510,7 +510,7 @@ export class TallyNode implements CounterNode {
   /** Persists the term's epoch as this node's own, then begins it. */
   private async beginEpoch(term: Term, sender: Sender | null): Promise<void> {
     const role: Role = sender ? 'primary' : this.meta.role;
-    await failpoint('node.beforeBeginEpoch');
+    await failpoint('node.beforeBeginEpoch', this.clock);
     // Still this term's turn? (It may have been deposed and turned standby meanwhile.)
     const current = (): boolean => this.stateValue === 'starting' && this.receiver === null;
     await this.metaStore.update((m) =>
