@@ -301,21 +301,23 @@ describe('replication regressions', () => {
   });
 });
 
+/** A primary's log with no records (index 0 only). */
+const emptyLog: PrimaryLog = {
+  durableNext: 1,
+  firstIndex: 1,
+  epochs: () => [],
+  epochAt: (i: number) => (i === 0 ? 0 : null),
+  readFrom: () => Promise.resolve(null),
+  snapshot: () => Promise.resolve({ index: 0, indexEpoch: 0, counters: [], floor: 0, epochs: [] }),
+};
+
 describe('sender', () => {
   it('each Append tells the standby what the primary acknowledged (its checkpoint ceiling), not what the standby acked itself', async () => {
     let acknowledged = 0;
-    const { sender, sessions } = handDrivenSender(
-      {
-        durableNext: 1,
-        firstIndex: 1,
-        epochs: () => [],
-        epochAt: (i: number) => (i === 0 ? 0 : null),
-        readFrom: () => Promise.resolve(null),
-        snapshot: () =>
-          Promise.resolve({ index: 0, indexEpoch: 0, counters: [], floor: 0, epochs: [] }),
-      },
-      { epoch: 1, commitIndex: () => acknowledged },
-    );
+    const { sender, sessions } = handDrivenSender(emptyLog, {
+      epoch: 1,
+      commitIndex: () => acknowledged,
+    });
     sender.start(0);
     const link = sessions[0] as (typeof sessions)[number];
     link.events.onMessage(emptyStandby);
@@ -369,16 +371,6 @@ describe('sender', () => {
 });
 
 describe('assertions on the replication path', () => {
-  const emptyLog: PrimaryLog = {
-    durableNext: 1,
-    firstIndex: 1,
-    epochs: () => [],
-    epochAt: (i: number) => (i === 0 ? 0 : null),
-    readFrom: () => Promise.resolve(null),
-    snapshot: () =>
-      Promise.resolve({ index: 0, indexEpoch: 0, counters: [], floor: 0, epochs: [] }),
-  };
-
   it('a failed assertion in what an ack drives (the committer) goes up through the sender, not into a reconnect', async () => {
     const { sender, sessions } = handDrivenSender(emptyLog, {
       epoch: 1,
