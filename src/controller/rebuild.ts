@@ -11,6 +11,7 @@
  *     hold it): no configuration; the controller waits and says why. An operator who knows
  *     better bootstraps explicitly (--bootstrap: the first --node holds the history).
  */
+import { systemRandom, type Random } from '../core/clock';
 import { randomId, shortId } from '../core/ids';
 import type { ClusterConfig, MemberRecord, NodeRef } from './config-store';
 import {
@@ -49,21 +50,25 @@ function baseConfig(
 }
 
 /** The cluster id the members carry, or a new one; null when they carry different ones. */
-function clusterIdOf(reports: NodeReport[]): string | null {
+function clusterIdOf(reports: NodeReport[], random: Random): string | null {
   const ids = new Set(reports.map((r) => r.clusterId).filter((id) => id !== ''));
   if (ids.size > 1) return null;
-  return [...ids][0] ?? randomId();
+  return [...ids][0] ?? randomId(random);
 }
 
 /** --bootstrap: the first node's log is the history (the operator says so). */
-function bootstrap(nodes: [NodeRef, NodeRef], first: NodeReport | undefined): BuildResult {
+function bootstrap(
+  nodes: [NodeRef, NodeRef],
+  first: NodeReport | undefined,
+  random: Random,
+): BuildResult {
   const [p, s] = nodes;
   if (first === undefined) {
     return { waiting: `--bootstrap: waiting for ${p.id} to report`, pending: true };
   }
   return {
     config: baseConfig(
-      first.clusterId || randomId(),
+      first.clusterId || randomId(random),
       p,
       s,
       [
@@ -107,8 +112,10 @@ export function buildConfig(
   nodes: [NodeRef, NodeRef],
   reports: ReadonlyMap<string, NodeReport>,
   explicitBootstrap: boolean,
+  /** Where a new cluster id comes from. */
+  random: Random = systemRandom,
 ): BuildResult {
-  if (explicitBootstrap) return bootstrap(nodes, reports.get(nodes[0].id));
+  if (explicitBootstrap) return bootstrap(nodes, reports.get(nodes[0].id), random);
   const missing = nodes.filter((n) => !reports.has(n.id)).map((n) => n.id);
   if (missing.length > 0) {
     return {
@@ -117,7 +124,7 @@ export function buildConfig(
     };
   }
   const [r0, r1] = nodes.map((n) => reports.get(n.id) as NodeReport) as [NodeReport, NodeReport];
-  const clusterId = clusterIdOf([r0, r1]);
+  const clusterId = clusterIdOf([r0, r1], random);
   if (clusterId === null) {
     return {
       waiting: `the members belong to different clusters (${shortId(r0.clusterId)}, ${shortId(r1.clusterId)})`,

@@ -10,7 +10,7 @@ import type { Clock } from '../core/clock';
 import { NoSpaceError, StorageFatalError, isErrno, type TallyError } from '../core/errors';
 import type { Metrics } from '../core/metrics';
 import { CounterState } from '../state/counters';
-import { assert } from '../core/assert';
+import { assert, rethrowIfAssertion } from '../core/assert';
 import { helloEpochsMax } from '../core/limits';
 import { RecordType, decodeRecord, type WalRecord } from '../wal/record';
 import { walDirName } from '../wal/segment-files';
@@ -267,6 +267,7 @@ export class LogStore {
   }
 
   private autoCheckpointFailed(err: unknown): void {
+    rethrowIfAssertion(err);
     this.log.error({ err: (err as Error).message }, 'node: automatic checkpoint failed');
   }
 
@@ -427,6 +428,7 @@ export class LogStore {
    * in an unknown state: the node stops.
    */
   private checkpointFailed(err: unknown): TallyError {
+    rethrowIfAssertion(err);
     const message = (err as Error).message;
     if (isErrno(err, 'ENOSPC')) {
       this.checkpointNotBeforeMs = this.opts.clock.monotonicMs() + checkpointRetryMs;

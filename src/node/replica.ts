@@ -2,6 +2,7 @@
  * The node's side of replication: what the standby's Receiver may do to the log (ReplicaLog),
  * what the primary's Sender may read from it (PrimaryLog), and the sender's metrics.
  */
+import { rethrowIfAssertion } from '../core/assert';
 import { Serial } from '../core/serial';
 import {
   StaleEpochError,
@@ -42,6 +43,10 @@ export class ReplicaLogAdapter implements ReplicaLog {
 
   get nodeId(): string {
     return this.host.opts.id;
+  }
+
+  get lastIndex(): number {
+    return this.host.store.lastIndex;
   }
 
   private get meta(): Readonly<Meta> {
@@ -163,6 +168,7 @@ export class ReplicaLogAdapter implements ReplicaLog {
     try {
       return await fn();
     } catch (err) {
+      rethrowIfAssertion(err);
       const fatal =
         err instanceof StorageFatalError
           ? err

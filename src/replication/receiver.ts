@@ -9,6 +9,7 @@
  * also takes), so a promotion never interleaves with an append.
  */
 import type { Logger } from 'pino';
+import { assert, rethrowIfAssertion } from '../core/assert';
 import {
   InvalidArgumentError,
   ProtocolError,
@@ -42,6 +43,8 @@ import {
 /** What the receiver needs from the standby node's storage. */
 export interface ReplicaLog {
   readonly nodeId: string;
+  /** The last index in the log (0: none). */
+  readonly lastIndex: number;
   /**
    * Durably accepts the epoch the Hello proposes (its identity: number, primary id, nonce),
    * or throws StaleEpochError / WrongRoleError.
@@ -185,6 +188,7 @@ export class ReceiverSession implements ChannelEvents<ToStandby> {
       try {
         await this.log.exclusive(() => this.handle(message));
       } catch (err) {
+        rethrowIfAssertion(err); // a bug on this side, not the primary's message
         this.fail(err);
       }
     }
@@ -306,7 +310,14 @@ export class ReceiverSession implements ChannelEvents<ToStandby> {
     }
     await this.log.noteProgress(append.primaryLastIndex, append.commitIndex);
     // Only what this batch covers: later records held here may not be the primary's.
-    this.channel.send({ kind: 'ack', durableIndex: prevIndex + recordCount });
+    const durableIndex = prevIndex + recordCount;
+    if (this.log.lastIndex < durableIndex) {
+      assert(
+        false,
+        `receiver: ack for ${durableIndex} with the log ending at ${this.log.lastIndex}`,
+      );
+    }
+    this.channel.send({ kind: 'ack', durableIndex });
   }
 
   /**
