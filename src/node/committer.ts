@@ -39,6 +39,7 @@ import {
 import type { Batch } from '../replication/sender';
 import type { Wal } from '../wal/wal';
 import type { AllocateCallback, AllocateResult } from './types';
+import { planted } from '../core/planted-bugs';
 
 interface Pending {
   namespace: string;
@@ -446,7 +447,9 @@ export class Committer {
   /** Acknowledges, in order, every batch that is durable locally and on the standby. */
   private settle(): void {
     const replicator = this.aloneFlag ? undefined : this.opts.replicator;
-    const acked = replicator?.ackedIndex ?? Infinity;
+    const acked = planted('ack-before-standby-fsync')
+      ? Infinity
+      : (replicator?.ackedIndex ?? Infinity);
     if (replicator !== undefined) {
       assert(acked >= this.standbyAck, 'committer: the standby ack only moves forward');
       this.standbyAck = acked;

@@ -25,6 +25,7 @@ import type { Storage } from '../wal/storage';
 import { Wal, type EpochBoundary } from '../wal/wal';
 import type { TransferSnapshot } from '../replication/protocol';
 import type { CheckpointInfo } from './types';
+import { planted } from '../core/planted-bugs';
 
 export interface LogStoreOptions {
   storage: Storage;
@@ -83,6 +84,8 @@ export class LogStore {
   static async open(
     opts: LogStoreOptions,
     freshWal = false,
+    /** Internal: the planted recovery bug already cut a record. */
+    reopened = false,
   ): Promise<{ store: LogStore; lastEpoch: number }> {
     const started = opts.clock.monotonicMs();
     const snapshot = await readSnapshot(opts.storage, opts.dataDir);
@@ -94,6 +97,12 @@ export class LogStore {
       fromIndex,
       (record) => applyRecord(state, record),
     );
+    if (planted('truncate-acked-at-recovery') && !reopened && recovery.lastIndex > fromIndex + 1) {
+      // The planted bug: the last record is taken for a torn one, durable or not.
+      await wal.truncateAfter(recovery.lastIndex - 1);
+      await wal.close();
+      return LogStore.open(opts, freshWal, true);
+    }
     const store = new LogStore(opts, wal);
     store.state = state;
     store.appliedIndex = recovery.lastIndex;
