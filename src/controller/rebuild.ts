@@ -7,8 +7,9 @@
  *     accepted, if that node's own directory says it began that epoch (it then holds every
  *     record acknowledged up to its start, and acknowledged the rest itself): it is primary,
  *     the only member in sync; the other catches up and is added back, verified.
- *   - Nothing proven (a member has not reported, or the owner of the highest epoch does not
- *     hold it): no configuration; the controller waits and says why. An operator who knows
+ *   - Nothing proven (a member has not reported, the owner of the highest epoch does not hold
+ *     it, or the other member's directory is empty: it may have been wiped after holding a later
+ *     history): no configuration; the controller waits and says why. An operator who knows
  *     better bootstraps explicitly (--bootstrap: the first --node holds the history).
  */
 import { systemRandom, type Random } from '../core/clock';
@@ -101,6 +102,13 @@ function historyOwner(claims: Claim[]): Claim | string {
   const later = claims.find((c) => c.report.lastEpoch > owner.report.epoch);
   if (later !== undefined) {
     return `${later.ref.id} holds records of epoch ${later.report.lastEpoch}, which no member proves it began`;
+  }
+  if (isEmpty(owner.otherReport)) {
+    // A new or wiped directory may be all that is left of a later history: the other member
+    // may have gone on alone in an epoch this controller knew of before it lost its disk.
+    // Found by the simulator (seed 178): b, alone in sync in epoch 2, lost its disk, the
+    // controller lost its own, and a rebuilt cluster served from a's epoch-1 log: IDs again.
+    return `${owner.other.id}'s directory is empty (new or wiped): it may have held a later history than ${owner.ref.id}'s`;
   }
   if (comparePositions(lastPosition(owner.otherReport), lastPosition(owner.report)) > 0) {
     return `${owner.other.id}'s log goes further than ${owner.ref.id}'s (${formatPosition(lastPosition(owner.otherReport))} against ${formatPosition(lastPosition(owner.report))}): ${owner.ref.id}'s directory may be an old copy`;
