@@ -13,6 +13,7 @@ import { lockDataDir } from '../node/data-dir';
 import { ControllerClient, GrpcNodeAdmin } from '../server/controller-client';
 import { startControllerServer } from '../server/controller-service';
 import { parseHostPort } from '../server/listen';
+import { crashOnAssertionFailure } from '../core/assert';
 import { createLogger } from '../server/logger';
 import { startMetricsServer, type Probes } from '../server/metrics-http';
 import { NodeStorage } from '../wal/storage';
@@ -103,6 +104,8 @@ async function runController(opts: ControllerCliOptions): Promise<void> {
     );
   }
   const logger = createLogger();
+  // A failed assertion is a bug: log it and stop, whatever would have caught it.
+  crashOnAssertionFailure((failure) => logger.fatal({ err: failure }, failure.message));
   const dataDir = path.resolve(opts.dataDir);
   const lock = lockDataDir(dataDir, ['cluster.json', 'cluster.json.tmp']);
   const metrics = createControllerMetrics();

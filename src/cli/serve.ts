@@ -14,6 +14,7 @@ import type { CounterNode, JoinReport, Placement, Role, StandbyLossPolicy } from
 import { ControllerClient } from '../server/controller-client';
 import { grpcDialer } from '../server/replication-service';
 import { dialHost, parseHostPort } from '../server/listen';
+import { crashOnAssertionFailure } from '../core/assert';
 import { createLogger, type Logger } from '../server/logger';
 import { startMetricsServer, type MetricsServer, type Probes } from '../server/metrics-http';
 import { servesAllocations, startServer, type RunningServer } from '../server/server';
@@ -240,6 +241,8 @@ async function start(opts: ServeOptions): Promise<Serving> {
     throw err;
   });
   const logger = createLogger();
+  // A failed assertion is a bug: log it and stop, whatever would have caught it.
+  crashOnAssertionFailure((failure) => logger.fatal({ err: failure }, failure.message));
   const metrics = createMetrics();
   const controller = opts.controller === undefined ? null : new ControllerClient(opts.controller);
   // The address a standby hands to clients: known once the server is bound (port 0).

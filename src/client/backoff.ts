@@ -3,6 +3,7 @@
  * random time in [0, min(retryBackoffMaxMs, retryBackoffMinMs * 2^n)), so that the requests a
  * failed stream drops at once spread out instead of hitting the next node together.
  */
+import { systemRandom } from '../core/clock';
 
 /** The cap of the first retry's wait. */
 export const retryBackoffMinMs = 25;
@@ -12,14 +13,17 @@ export const retryBackoffMaxMs = 1000;
 export interface BackoffOptions {
   minMs: number;
   maxMs: number;
-  /** Uniform in [0, 1): Math.random, or a seeded source in tests. */
+  /**
+   * The jitter, uniform in [0, 1): systemRandom's, or a seeded source in tests and the
+   * simulator (a function, as this public option always was; seededRandom is one).
+   */
   random: () => number;
 }
 
 export const defaultBackoff: BackoffOptions = {
   minMs: retryBackoffMinMs,
   maxMs: retryBackoffMaxMs,
-  random: Math.random,
+  random: () => systemRandom.next(),
 };
 
 /** How long to wait before retry number `retry` (0 for the first). */

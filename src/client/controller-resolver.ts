@@ -6,6 +6,7 @@
  */
 import * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
+import { systemClock, type Clock } from '../core/clock';
 import { loaderOptions } from '../core/wire';
 import type { PrimaryResolver } from './primary-finder';
 
@@ -25,6 +26,8 @@ const getConfigMs = 1000;
 export function controllerResolver(
   controllerAddress: string,
   credentials: grpc.ChannelCredentials = grpc.credentials.createInsecure(),
+  /** The GetConfig deadline's clock (the call itself is gRPC: real sockets, real time). */
+  clock: Clock = systemClock,
 ): ControllerResolver {
   const definition = protoLoader.loadSync('tally/v1/controller.proto', loaderOptions);
   const service = definition['tally.v1.Controller'] as protoLoader.ServiceDefinition;
@@ -37,7 +40,7 @@ export function controllerResolver(
         getConfig.requestSerialize,
         getConfig.responseDeserialize,
         {},
-        { deadline: Date.now() + getConfigMs },
+        { deadline: clock.nowUnixMs() + getConfigMs },
         (err, reply) => {
           const config = reply as { primary?: NodeRef; promoting?: boolean } | undefined;
           const primary = err === null ? config?.primary : undefined;

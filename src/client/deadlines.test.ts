@@ -1,5 +1,6 @@
 /** Deadlines: one timer for every pending call's deadline, exact, in any mix of durations. */
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+import { systemClock, type Clock } from '../core/clock';
 import { Deadlines } from './deadlines';
 
 interface Call {
@@ -15,9 +16,10 @@ describe('Deadlines', () => {
   const setup = () => {
     const expired: number[] = [];
     const pending = new Set<Call>();
-    const clock = { monotonicMs: () => Date.now(), unixMs: () => Date.now() };
+    // Readings and timers from the (faked) globals.
+    const clock: Clock = { ...systemClock, monotonicMs: () => Date.now() };
     const d = new Deadlines<Call>(
-      clock as never,
+      clock,
       (c) => {
         c.settled = true;
         pending.delete(c);

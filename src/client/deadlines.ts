@@ -9,7 +9,7 @@
  * one behind a call still pending stays until that one goes, or until the lane is compacted: a
  * lane holds at most about twice the pending calls plus 1024.
  */
-import type { Clock } from '../core/clock';
+import type { Clock, TimerHandle } from '../core/clock';
 
 export interface DeadlineEntry {
   readonly deadlineAtMs: number;
@@ -24,7 +24,7 @@ interface Lane<T> {
 
 export class Deadlines<T extends DeadlineEntry> {
   private readonly lanes = new Map<number, Lane<T>>();
-  private timer: NodeJS.Timeout | undefined;
+  private timer: TimerHandle | undefined;
   private armedAtMs = Infinity;
   private readonly fireBound = (): void => this.fire();
 
@@ -69,15 +69,18 @@ export class Deadlines<T extends DeadlineEntry> {
 
   clear(): void {
     this.lanes.clear();
-    if (this.timer !== undefined) clearTimeout(this.timer);
+    if (this.timer !== undefined) this.clock.clearTimeout(this.timer);
     this.timer = undefined;
     this.armedAtMs = Infinity;
   }
 
   private arm(atMs: number): void {
-    if (this.timer !== undefined) clearTimeout(this.timer);
+    if (this.timer !== undefined) this.clock.clearTimeout(this.timer);
     this.armedAtMs = atMs;
-    this.timer = setTimeout(this.fireBound, Math.max(0, atMs - this.clock.monotonicMs()));
+    this.timer = this.clock.setTimeout(
+      this.fireBound,
+      Math.max(0, atMs - this.clock.monotonicMs()),
+    );
   }
 
   private fire(): void {

@@ -5,7 +5,7 @@
  */
 import { status as Status } from '@grpc/grpc-js';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
-import type { Clock } from '../core/clock';
+import { systemClock, type Clock } from '../core/clock';
 import { clientHintHopsMax } from '../core/limits';
 import { FakeCluster } from '../testing/fake-allocate-transport';
 import { seededRandom } from '../testing/random';
@@ -18,8 +18,12 @@ import {
 } from './errors';
 import { type Allocation, TallyClient, type TallyClientOptions } from './tally-client';
 
-/** Deadlines measured on the fake timers' clock. */
-const clock: Clock = { monotonicMs: () => Date.now(), nowUnixMs: () => Date.now() };
+/** Deadlines measured on the fake timers' clock; its timers are the (faked) globals. */
+const clock: Clock = {
+  ...systemClock,
+  monotonicMs: () => Date.now(),
+  nowUnixMs: () => Date.now(),
+};
 
 interface Outcome<T> {
   done: boolean;

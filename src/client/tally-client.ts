@@ -24,7 +24,7 @@
  */
 import type * as grpc from '@grpc/grpc-js';
 import { status as GrpcStatus } from '@grpc/grpc-js';
-import { type Clock, systemClock } from '../core/clock';
+import { type Clock, systemClock, type TimerHandle } from '../core/clock';
 import {
   clientDeadlineMsDefault,
   clientHintHopsMax,
@@ -87,7 +87,10 @@ export interface TallyClientOptions {
    */
   credentials?: grpc.ChannelCredentials;
   channelOptions?: grpc.ChannelOptions;
-  /** Seams for tests: the network and the clock deadlines are measured on. */
+  /**
+   * Seams for tests and the simulator: the network, and the clock that deadlines are measured
+   * on and retries and deadlines are timed by (the jitter's Random is backoff.random).
+   */
   transport?: AllocateTransport;
   clock?: Clock;
 }
@@ -114,7 +117,7 @@ class PendingAllocation {
   hops = 0;
   correlationId = 0;
   stream: RequestStream<PendingAllocation> | null = null;
-  retryTimer: NodeJS.Timeout | undefined;
+  retryTimer: TimerHandle | undefined;
   lastStatus: StatusSummary | undefined;
   signal: AbortSignal | undefined;
   onAbort: (() => void) | undefined;
@@ -203,7 +206,6 @@ export class TallyClient {
   private nextCorrelationId = 1;
   private closed = false;
   private readonly deadlines: Deadlines<PendingAllocation>;
-  private readonly onRetryBound = (req: PendingAllocation): void => this.onRetry(req);
   private readonly streamOwner: RequestStreamOwner<PendingAllocation> = {
     answered: (stream, req, res) => this.answered(stream, req, res),
     ended: (stream, end, unanswered) => this.ended(stream, end, unanswered),
@@ -428,7 +430,8 @@ export class TallyClient {
     if (delayMs === null) return this.fail(req, deadlineError(req, 'gave up before'));
     req.retries++;
     req.phase = 'backoff';
-    req.retryTimer = setTimeout(this.onRetryBound, delayMs, req);
+    // A closure per retry (never per call): the clock's timers take no arguments.
+    req.retryTimer = this.clock.setTimeout(() => this.onRetry(req), delayMs);
   }
 
   private onRetry(req: PendingAllocation): void {
@@ -458,7 +461,7 @@ export class TallyClient {
     req.stream = null;
     this.pending.delete(req);
     this.deadlines.settled(req.deadlineMs);
-    if (req.retryTimer !== undefined) clearTimeout(req.retryTimer);
+    if (req.retryTimer !== undefined) this.clock.clearTimeout(req.retryTimer);
     if (req.onAbort !== undefined) req.signal?.removeEventListener('abort', req.onAbort);
   }
 }

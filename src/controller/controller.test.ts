@@ -837,6 +837,30 @@ describe('controller: without a stored configuration', () => {
     await t.controller.stop();
   });
 
+  it('waits when the other member reports an empty directory: it may have held a later history (simulator seed)', async () => {
+    // b went on alone in a later epoch, then lost its disk; this controller lost its own. a's
+    // log proves a began epoch 3, but not that nobody went further: serving from it handed
+    // out acknowledged IDs again in the simulator.
+    const admin = new FakeAdmin();
+    admin.set('a:1', { role: 'primary', epoch: 3, epochPrimary: 'a', incarnation: 'dir-a' });
+    admin.set('b:1', {
+      role: 'standby',
+      epoch: 0,
+      epochPrimary: '',
+      incarnation: 'dir-b-new',
+      clusterId: '',
+      lastIndex: 0,
+      lastEpoch: 0,
+    });
+    const t = await setup({ admin, config: null, nodes: [a, b] });
+    await t.controller.start();
+    await t.run(200);
+    expect(t.controller.current).toBeNull();
+    expect(t.controller.blocked).toMatch(/b's directory is empty \(new or wiped\)/);
+    expect(t.controller.blocked).toMatch(/--bootstrap/);
+    await t.controller.stop();
+  });
+
   it('waits while a member has not reported, or when no member proves it holds the history', async () => {
     const admin = new FakeAdmin();
     admin.up.set('b:1', false);

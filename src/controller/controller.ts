@@ -27,7 +27,7 @@
  * and a forced promotion. The data path never waits for the controller.
  */
 import type { Logger } from 'pino';
-import type { Clock } from '../core/clock';
+import { sleep, systemRandom, type Clock, type Random, type TimerHandle } from '../core/clock';
 import {
   ConfigError,
   DataDirError,
@@ -106,7 +106,10 @@ export interface InSyncChange {
 export interface ControllerOptions {
   store: ConfigStore;
   admin: NodeAdmin;
+  /** Every timer and clock read of the controller (probe rounds, timeouts, retries). */
   clock: Clock;
+  /** Where a new cluster id comes from (default systemRandom: the OS's CSPRNG). */
+  random?: Random;
   logger: Logger;
   metrics: ControllerMetrics;
   /**
@@ -163,7 +166,7 @@ const vouchPersistMsDefault = 1000;
 export class Controller {
   private configValue: ClusterConfig | null = null;
   private readonly serial = new Serial();
-  private timer: NodeJS.Timeout | null = null;
+  private timer: TimerHandle | null = null;
   private probing = false;
   /** A round was asked for while one ran (a dropped connection): run another right after. */
   private probeAgain = false;
@@ -171,7 +174,7 @@ export class Controller {
   private round = 0;
   private refusal: Refusal | null = null;
   /** A quick extra round while a refusal waits for the standby to see the reset. */
-  private soonTimer: NodeJS.Timeout | null = null;
+  private soonTimer: TimerHandle | null = null;
   private readonly seen = new Map<string, Seen>();
   /** Reports from nodes while there is no configuration (Join or probe), by node id. */
   private readonly reports = new Map<string, NodeReport>();
@@ -213,7 +216,7 @@ export class Controller {
     } else {
       await this.exclusive(() => this.tryBuild());
     }
-    this.timer = setInterval(() => void this.tick(), this.opts.probeIntervalMs);
+    this.timer = this.opts.clock.setInterval(() => void this.tick(), this.opts.probeIntervalMs);
     this.opts.admin.onConnectionLost?.((address) => this.connectionLost(address));
   }
 
@@ -254,9 +257,9 @@ export class Controller {
   }
 
   stop(): Promise<void> {
-    if (this.timer !== null) clearInterval(this.timer);
+    if (this.timer !== null) this.opts.clock.clearInterval(this.timer);
     this.timer = null;
-    if (this.soonTimer !== null) clearTimeout(this.soonTimer);
+    if (this.soonTimer !== null) this.opts.clock.clearTimeout(this.soonTimer);
     this.soonTimer = null;
     return this.exclusive(() => this.saveVouched());
   }
@@ -523,7 +526,7 @@ export class Controller {
     const limit = startedAtMs + this.promoteTimeoutMs();
     while (this.config.promoting) {
       if (this.opts.clock.monotonicMs() >= limit) return false;
-      await new Promise((resolve) => setTimeout(resolve, this.opts.probeIntervalMs));
+      await sleep(this.opts.clock, this.opts.probeIntervalMs);
       await this.finishPromotion(startedAtMs);
     }
     return true;
@@ -678,7 +681,12 @@ export class Controller {
 
   private async tryBuild(): Promise<void> {
     const nodes = this.opts.nodes as [NodeRef, NodeRef];
-    const built = buildConfig(nodes, this.reports, this.opts.bootstrap === true);
+    const built = buildConfig(
+      nodes,
+      this.reports,
+      this.opts.bootstrap === true,
+      this.opts.random ?? systemRandom,
+    );
     if ('waiting' in built) {
       this.block(built.waiting, built.pending === true);
       return;
@@ -752,9 +760,9 @@ export class Controller {
     const round = ++this.round;
     const primaryId = this.configValue?.primary.id;
     let answered = false;
-    let timer: NodeJS.Timeout | undefined;
+    let timer: TimerHandle | undefined;
     const late = new Promise<void>((resolve) => {
-      timer = setTimeout(resolve, this.opts.probeIntervalMs);
+      timer = this.opts.clock.setTimeout(resolve, this.opts.probeIntervalMs);
     });
     await Promise.all(
       nodes.map((n) => {
@@ -763,7 +771,7 @@ export class Controller {
         return Promise.race([probe.then(() => void (answered = true)), late]);
       }),
     );
-    clearTimeout(timer);
+    this.opts.clock.clearTimeout(timer);
     if (primaryId !== undefined && !answered) this.seenOf(primaryId).down = true;
   }
 
@@ -829,7 +837,7 @@ export class Controller {
   private probeSoon(): void {
     if (this.soonTimer !== null || this.timer === null) return;
     const ms = Math.max(1, Math.floor(this.opts.probeIntervalMs / 5));
-    this.soonTimer = setTimeout(() => {
+    this.soonTimer = this.opts.clock.setTimeout(() => {
       this.soonTimer = null;
       void this.tick(true);
     }, ms);
@@ -963,7 +971,7 @@ export class Controller {
     if (crash === null) {
       // An answer may be waiting behind this turn of the event loop (this process was busy):
       // let it in before calling the primary silent.
-      await new Promise((resolve) => setImmediate(resolve));
+      await new Promise<void>((resolve) => this.opts.clock.runSoon(resolve));
       if (this.seenOf(this.config.primary.id).servingAtMs > since) return;
     }
     const { to, from, inSync } = candidate;
@@ -1182,7 +1190,7 @@ export class Controller {
   private async finishPromotion(decidedAtMs: number): Promise<void> {
     const c = this.config;
     const alone = !c.inSync.includes(c.standby.id);
-    await failpoint('controller.beforePromote');
+    await failpoint('controller.beforePromote', this.opts.clock);
     try {
       await this.opts.admin.promote(c.primary.address, c.epoch, c.standby.address, {
         aloneApproved: alone,
@@ -1195,7 +1203,7 @@ export class Controller {
       );
       return;
     }
-    await failpoint('controller.afterPromote');
+    await failpoint('controller.afterPromote', this.opts.clock);
     const durationMs = Math.round(this.opts.clock.monotonicMs() - decidedAtMs);
     const last = c.lastFailover;
     await this.change(

@@ -5,6 +5,7 @@
  */
 import { shortId } from '../core/ids';
 import type { MemberRecord, Position } from './config-store';
+import { planted } from '../core/planted-bugs';
 
 /** A node as it reports itself: Admin.Status while it runs, Join when it starts. */
 export interface NodeReport {
@@ -70,7 +71,11 @@ export function memberProblem(
   report: NodeReport,
   inSync: boolean,
 ): string | null {
-  if (member.incarnation !== '' && report.incarnation !== member.incarnation) {
+  if (
+    member.incarnation !== '' &&
+    report.incarnation !== member.incarnation &&
+    !planted('skip-incarnation-check')
+  ) {
     return `runs on a new data directory (incarnation ${shortId(report.incarnation)}; the controller knew ${shortId(member.incarnation)})`;
   }
   if (inSync && !holds(report, member.vouched)) {

@@ -7,10 +7,12 @@
  *     accepted, if that node's own directory says it began that epoch (it then holds every
  *     record acknowledged up to its start, and acknowledged the rest itself): it is primary,
  *     the only member in sync; the other catches up and is added back, verified.
- *   - Nothing proven (a member has not reported, or the owner of the highest epoch does not
- *     hold it): no configuration; the controller waits and says why. An operator who knows
+ *   - Nothing proven (a member has not reported, the owner of the highest epoch does not hold
+ *     it, or the other member's directory is empty: it may have been wiped after holding a later
+ *     history): no configuration; the controller waits and says why. An operator who knows
  *     better bootstraps explicitly (--bootstrap: the first --node holds the history).
  */
+import { systemRandom, type Random } from '../core/clock';
 import { randomId, shortId } from '../core/ids';
 import type { ClusterConfig, MemberRecord, NodeRef } from './config-store';
 import {
@@ -49,21 +51,25 @@ function baseConfig(
 }
 
 /** The cluster id the members carry, or a new one; null when they carry different ones. */
-function clusterIdOf(reports: NodeReport[]): string | null {
+function clusterIdOf(reports: NodeReport[], random: Random): string | null {
   const ids = new Set(reports.map((r) => r.clusterId).filter((id) => id !== ''));
   if (ids.size > 1) return null;
-  return [...ids][0] ?? randomId();
+  return [...ids][0] ?? randomId(random);
 }
 
 /** --bootstrap: the first node's log is the history (the operator says so). */
-function bootstrap(nodes: [NodeRef, NodeRef], first: NodeReport | undefined): BuildResult {
+function bootstrap(
+  nodes: [NodeRef, NodeRef],
+  first: NodeReport | undefined,
+  random: Random,
+): BuildResult {
   const [p, s] = nodes;
   if (first === undefined) {
     return { waiting: `--bootstrap: waiting for ${p.id} to report`, pending: true };
   }
   return {
     config: baseConfig(
-      first.clusterId || randomId(),
+      first.clusterId || randomId(random),
       p,
       s,
       [
@@ -97,6 +103,13 @@ function historyOwner(claims: Claim[]): Claim | string {
   if (later !== undefined) {
     return `${later.ref.id} holds records of epoch ${later.report.lastEpoch}, which no member proves it began`;
   }
+  if (isEmpty(owner.otherReport)) {
+    // A new or wiped directory may be all that is left of a later history: the other member
+    // may have gone on alone in an epoch this controller knew of before it lost its disk.
+    // Found by the simulator (seed 178): b, alone in sync in epoch 2, lost its disk, the
+    // controller lost its own, and a rebuilt cluster served from a's epoch-1 log: IDs again.
+    return `${owner.other.id}'s directory is empty (new or wiped): it may have held a later history than ${owner.ref.id}'s`;
+  }
   if (comparePositions(lastPosition(owner.otherReport), lastPosition(owner.report)) > 0) {
     return `${owner.other.id}'s log goes further than ${owner.ref.id}'s (${formatPosition(lastPosition(owner.otherReport))} against ${formatPosition(lastPosition(owner.report))}): ${owner.ref.id}'s directory may be an old copy`;
   }
@@ -107,8 +120,10 @@ export function buildConfig(
   nodes: [NodeRef, NodeRef],
   reports: ReadonlyMap<string, NodeReport>,
   explicitBootstrap: boolean,
+  /** Where a new cluster id comes from. */
+  random: Random = systemRandom,
 ): BuildResult {
-  if (explicitBootstrap) return bootstrap(nodes, reports.get(nodes[0].id));
+  if (explicitBootstrap) return bootstrap(nodes, reports.get(nodes[0].id), random);
   const missing = nodes.filter((n) => !reports.has(n.id)).map((n) => n.id);
   if (missing.length > 0) {
     return {
@@ -117,7 +132,7 @@ export function buildConfig(
     };
   }
   const [r0, r1] = nodes.map((n) => reports.get(n.id) as NodeReport) as [NodeReport, NodeReport];
-  const clusterId = clusterIdOf([r0, r1]);
+  const clusterId = clusterIdOf([r0, r1], random);
   if (clusterId === null) {
     return {
       waiting: `the members belong to different clusters (${shortId(r0.clusterId)}, ${shortId(r1.clusterId)})`,

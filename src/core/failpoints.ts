@@ -4,6 +4,8 @@
  * can SIGKILL the process inside it. Read once at start; without the variable every failpoint
  * is a resolved promise. Not for production use.
  */
+import { sleep, systemClock, type Clock } from './clock';
+
 const configured = parse(process.env.TALLY_FAILPOINTS ?? '');
 
 function parse(spec: string): Map<string, number> {
@@ -16,8 +18,9 @@ function parse(spec: string): Map<string, number> {
   return out;
 }
 
-export function failpoint(name: string): Promise<void> {
+/** Waits as configured for `name`, on the caller's clock (virtual in the simulator). */
+export function failpoint(name: string, clock: Clock = systemClock): Promise<void> {
   const ms = configured.get(name);
   if (ms === undefined) return Promise.resolve();
-  return new Promise((resolve) => setTimeout(resolve, ms));
+  return sleep(clock, ms);
 }

@@ -21,6 +21,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { assert } from '../core/assert';
+import { systemClock, type Clock } from '../core/clock';
 import { crc32c } from '../core/crc32c';
 import {
   CounterExhaustedError,
@@ -65,7 +66,7 @@ import type {
 /** The subset of the WAL engine's NodeOptions the baseline uses (serve passes NodeOptions). */
 export type BaselineNodeOptions = Pick<
   NodeOptions,
-  'id' | 'dataDir' | 'logger' | 'metrics' | 'queuedRequestsMax'
+  'id' | 'dataDir' | 'logger' | 'metrics' | 'queuedRequestsMax' | 'clock'
 >;
 
 export const baselineTableFileName = 'baseline.table';
@@ -255,6 +256,8 @@ class BaselineNode implements CounterNode {
   private readonly slotsByName = new Map<string, Slot>();
   private drained: (() => void) | null = null;
 
+  private readonly clock: Clock;
+
   constructor(
     private readonly opts: BaselineNodeOptions,
     private readonly fd: number,
@@ -263,6 +266,7 @@ class BaselineNode implements CounterNode {
     private readonly queuedRequestsMax: number,
   ) {
     for (const slot of slots) this.slotsByName.set(slot.name, slot);
+    this.clock = opts.clock ?? systemClock;
     this.failed = new Promise((resolve) => (this.failNode = resolve));
   }
 
@@ -322,7 +326,7 @@ class BaselineNode implements CounterNode {
 
   private admit(req: Pending): TallyError | null {
     if (this.state === 'failed') return new UnavailableError('baseline: node failed');
-    if (req.deadlineUnixMs !== undefined && Date.now() > req.deadlineUnixMs) {
+    if (req.deadlineUnixMs !== undefined && this.clock.nowUnixMs() > req.deadlineUnixMs) {
       return new DeadlineExceededError('baseline: deadline passed while queued');
     }
     const slot = this.slotsByName.get(req.namespace);
@@ -347,15 +351,13 @@ class BaselineNode implements CounterNode {
     const newLastId = slot.lastId + req.count;
     encodeRecord(this.record, slot, newLastId);
     const position = headerBytes + slot.index * slotBytes + slot.nextCopy * recordBytes;
-    const startNs = process.hrtime.bigint();
+    const startMs = this.clock.monotonicMs();
     fs.write(this.fd, this.record, 0, recordBytes, position, (writeErr, written) => {
       if (writeErr !== null) return this.storageError(req, writeErr);
       assert(written === recordBytes, 'baseline: short pwrite');
       fs.fdatasync(this.fd, (syncErr) => {
         if (syncErr !== null) return this.storageError(req, syncErr);
-        this.opts.metrics.fsyncDurationSeconds.observe(
-          Number(process.hrtime.bigint() - startNs) / 1e9,
-        );
+        this.opts.metrics.fsyncDurationSeconds.observe((this.clock.monotonicMs() - startMs) / 1000);
         this.opts.metrics.batchRecords.observe(1);
         // Durable: only now does the namespace exist and the counter move.
         if (existing === undefined) this.slotsByName.set(slot.name, slot);
@@ -467,7 +469,8 @@ class BaselineNode implements CounterNode {
 }
 
 export async function openBaselineNode(opts: BaselineNodeOptions): Promise<CounterNode> {
-  const startMs = performance.now();
+  const clock = opts.clock ?? systemClock;
+  const startMs = clock.monotonicMs();
   // Creates the dir; the same lock as the WAL engine. The table file is ours, not foreign.
   const lock = lockDataDir(opts.dataDir, [baselineTableFileName]);
   try {
@@ -479,7 +482,7 @@ export async function openBaselineNode(opts: BaselineNodeOptions): Promise<Count
       fs.closeSync(fd);
       throw err;
     }
-    const durationS = (performance.now() - startMs) / 1000;
+    const durationS = (clock.monotonicMs() - startMs) / 1000;
     opts.metrics.recoveryDurationSeconds.set(durationS);
     opts.metrics.recoveryRecords.set(slots.length);
     opts.logger.info(

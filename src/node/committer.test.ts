@@ -1,5 +1,6 @@
 import pino from 'pino';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
+import { AssertionFailure } from '../core/assert';
 import { NoSpaceError, StorageFatalError, UnavailableError, type TallyError } from '../core/errors';
 import { createMetrics } from '../core/metrics';
 import type { Batch } from '../replication/sender';
@@ -33,6 +34,18 @@ class FakeReplicator implements Replicator {
   }
 }
 
+/** A standby whose ack the test sets. */
+class ManualReplicator implements Replicator {
+  ackedIndex = 0;
+  offered = 0;
+
+  offer(batch: Batch): void {
+    this.offered = batch.firstIndex + batch.count - 1;
+  }
+
+  localDurable(): void {}
+}
+
 async function committerOn(storage: FaultStorage, replicator?: Replicator) {
   await storage.mkdir('/d');
   const { wal } = await Wal.open(
@@ -60,7 +73,13 @@ async function committerOn(storage: FaultStorage, replicator?: Replicator) {
         err ? reject(err) : resolve(res as AllocateResult),
       ),
     );
-  return { wal, committer, fatal, alloc };
+  return {
+    wal,
+    committer,
+    fatal,
+    alloc,
+    state: (committer as unknown as { opts: { state: CounterState } }).opts.state,
+  };
 }
 
 describe('committer', () => {
@@ -120,5 +139,53 @@ describe('committer', () => {
     expect(fatal).toEqual([]);
     expect(wal.nextIndex).toBe(3);
     await wal.close();
+  });
+
+  describe('assertions at the moment of acknowledgement', () => {
+    /** A request written locally and waiting for the standby's ack. */
+    async function waitingForAck() {
+      const storage = new FaultStorage();
+      const replicator = new ManualReplicator();
+      const c = await committerOn(storage, replicator);
+      const answer = c.alloc('ids', 3).catch((e: unknown) => e);
+      await vi.waitFor(() => expect(c.wal.nextIndex).toBe(2)); // written locally, not acked
+      return { ...c, replicator, answer };
+    }
+
+    it('IDs already acknowledged in the namespace are never acknowledged again', async () => {
+      const { committer, replicator, state, wal } = await waitingForAck();
+      state.apply('ids', 1, 5); // as if a bug had acknowledged 1..5 meanwhile
+      replicator.ackedIndex = 1;
+      let thrown: unknown;
+      try {
+        committer.onAck();
+      } catch (err) {
+        thrown = err;
+      }
+      expect(thrown).toBeInstanceOf(AssertionFailure);
+      expect((thrown as Error).message).toMatch(/acknowledged IDs are new/);
+      committer.halt(new UnavailableError('test: over')); // stops its expiry sweep
+      await wal.close();
+    });
+
+    it('the standby ack only moves forward', async () => {
+      const { committer, replicator, wal } = await waitingForAck();
+      replicator.ackedIndex = 1;
+      committer.onAck();
+      replicator.ackedIndex = 0;
+      expect(() => committer.onAck()).toThrow(/the standby ack only moves forward/);
+      committer.halt(new UnavailableError('test: over')); // stops its expiry sweep
+      await wal.close();
+    });
+
+    it('batches are acknowledged in log order, none skipped', async () => {
+      const { committer, replicator, wal } = await waitingForAck();
+      // As if a batch after index 1 had been acknowledged already.
+      (committer as unknown as { acknowledged: number }).acknowledged = 7;
+      replicator.ackedIndex = 1;
+      expect(() => committer.onAck()).toThrow(/batch 1 acknowledged after 7/);
+      committer.halt(new UnavailableError('test: over')); // stops its expiry sweep
+      await wal.close();
+    });
   });
 });

@@ -13,8 +13,8 @@
  * ackWaitMs without one) are answered UNAVAILABLE: never acknowledged without the standby.
  */
 import type { Logger } from 'pino';
-import { assert } from '../core/assert';
-import type { Clock } from '../core/clock';
+import { assert, rethrowIfAssertion } from '../core/assert';
+import type { Clock, TimerHandle } from '../core/clock';
 import {
   DeadlineExceededError,
   NoSpaceError,
@@ -39,6 +39,7 @@ import {
 import type { Batch } from '../replication/sender';
 import type { Wal } from '../wal/wal';
 import type { AllocateCallback, AllocateResult } from './types';
+import { planted } from '../core/planted-bugs';
 
 interface Pending {
   namespace: string;
@@ -99,7 +100,7 @@ export class Committer {
   private queue: Pending[] = [];
   private spare: Pending[] = [];
   private writing = false;
-  /** A batch start is scheduled (setImmediate) and has not run yet. */
+  /** A batch start is scheduled (clock.runSoon) and has not run yet. */
   private startScheduled = false;
   private readonly startBound = (): void => {
     this.startScheduled = false;
@@ -113,7 +114,7 @@ export class Committer {
   private idle: Array<() => void> = [];
   private inflight: InFlight[] = [];
   private windowWaiter: (() => void) | null = null;
-  private sweepTimer: NodeJS.Timeout | null = null;
+  private sweepTimer: TimerHandle | null = null;
   /**
    * Degraded (the controller durably removed the standby from the in-sync set): batches are
    * acknowledged once durable locally; they are still offered to the standby.
@@ -121,6 +122,8 @@ export class Committer {
   private aloneFlag = false;
   /** Last index acknowledged to its caller (every record up to it is, too). */
   private acknowledged = 0;
+  /** The standby's ack as last seen: it only moves forward. */
+  private standbyAck = 0;
   /** When the local write now in progress started (monotonic ms), or null. */
   private writeStartedAtMs: number | null = null;
 
@@ -224,10 +227,10 @@ export class Committer {
     // behind a one-record batch.
     if (!this.writing && !this.startScheduled) {
       this.startScheduled = true;
-      setImmediate(this.startBound);
+      this.opts.clock.runSoon(this.startBound);
     }
     if (this.replicated && this.sweepTimer === null) {
-      this.sweepTimer = setInterval(() => this.expireWaiting(), expirySweepMs);
+      this.sweepTimer = this.opts.clock.setInterval(() => this.expireWaiting(), expirySweepMs);
     }
   }
 
@@ -273,7 +276,7 @@ export class Committer {
   private checkIdle(): void {
     if (!this.isIdle()) return;
     if (this.sweepTimer !== null) {
-      clearInterval(this.sweepTimer);
+      this.opts.clock.clearInterval(this.sweepTimer);
       this.sweepTimer = null;
     }
     const idle = this.idle;
@@ -349,6 +352,7 @@ export class Committer {
     try {
       cb(err, result);
     } catch (thrown) {
+      rethrowIfAssertion(thrown);
       this.opts.logger.error({ err: (thrown as Error).message }, 'node: allocate callback threw');
     }
   }
@@ -385,6 +389,7 @@ export class Committer {
       try {
         p.first = state.reserve(p.namespace, p.count);
       } catch (err) {
+        rethrowIfAssertion(err);
         this.reply(p, err as TallyError);
         continue;
       }
@@ -420,6 +425,7 @@ export class Committer {
     try {
       await wal.append(this.buf, bytes, accepted.length, offer);
     } catch (err) {
+      rethrowIfAssertion(err); // a bug, not a storage failure
       this.inflight.pop();
       this.commitFailed(accepted, err);
       return;
@@ -441,12 +447,22 @@ export class Committer {
   /** Acknowledges, in order, every batch that is durable locally and on the standby. */
   private settle(): void {
     const replicator = this.aloneFlag ? undefined : this.opts.replicator;
-    const acked = replicator?.ackedIndex ?? Infinity;
+    const acked = planted('ack-before-standby-fsync')
+      ? Infinity
+      : (replicator?.ackedIndex ?? Infinity);
+    if (replicator !== undefined) {
+      assert(acked >= this.standbyAck, 'committer: the standby ack only moves forward');
+      this.standbyAck = acked;
+    }
     const { state, epoch } = this.opts;
     while (this.inflight.length > 0) {
       const f = this.inflight[0] as InFlight;
       if (!f.localDone || f.lastIndex > acked) break;
       this.inflight.shift();
+      // Acknowledgements go forward through the log, batch after batch, none skipped.
+      if (this.acknowledged !== 0 && f.firstIndex !== this.acknowledged + 1) {
+        assert(false, `committer: batch ${f.firstIndex} acknowledged after ${this.acknowledged}`);
+      }
       this.acknowledged = f.lastIndex;
       for (let k = 0; k < f.requests.length; k++) {
         const p = f.requests[k] as Pending;

@@ -7,6 +7,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { tryLock } from 'fs-native-extensions';
 import { DataDirError } from '../core/errors';
+import { systemRandom, type Random } from '../core/clock';
 import { randomId } from '../core/ids';
 import { walDirName } from '../wal/segment-files';
 import { writeFileAtomic, type Storage } from '../wal/storage';
@@ -141,6 +142,7 @@ export async function loadMeta(
   dataDir: string,
   nodeId: string,
   role: Role = 'standalone',
+  random: Random = systemRandom,
 ): Promise<Meta> {
   const file = path.join(dataDir, metaFileName);
   if (!(await storage.exists(file))) {
@@ -149,7 +151,7 @@ export async function loadMeta(
     const meta: Meta = {
       formatVersion: 1,
       nodeId,
-      incarnation: randomId(),
+      incarnation: randomId(random),
       epoch: 0,
       role,
       catchingUp: role === 'standby',
@@ -178,7 +180,7 @@ export async function loadMeta(
     );
   }
   if (typeof meta.incarnation !== 'string' || meta.incarnation === '') {
-    meta = { ...meta, incarnation: randomId() };
+    meta = { ...meta, incarnation: randomId(random) };
     await writeMeta(storage, dataDir, meta);
   }
   return meta;

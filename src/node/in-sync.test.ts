@@ -2,7 +2,9 @@ import pino from 'pino';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { NotPrimaryError, UnavailableError } from '../core/errors';
 import { createMetrics } from '../core/metrics';
+import { AssertionFailure } from '../core/assert';
 import { FakeClock } from '../testing/fake-clock';
+import { SimClock } from '../testing/sim-clock';
 import { InSyncTracker, type StandbyLink } from './in-sync';
 import type { InSyncAuthority, InSyncRequest, StandbyLossPolicy } from './types';
 
@@ -32,8 +34,9 @@ class FakeAuthority implements InSyncAuthority {
   }
 }
 
-function setup(policy: StandbyLossPolicy = 'degrade', alone = false) {
-  const clock = new FakeClock();
+function setup(policy: StandbyLossPolicy = 'degrade', alone = false, sim?: SimClock) {
+  const fake = new FakeClock();
+  const clock = sim ?? fake;
   const authority = new FakeAuthority();
   const committer = { waitMs: 0, alone: false };
   const sender: StandbyLink & { state: string; ackedIndex: number } = {
@@ -66,7 +69,8 @@ function setup(policy: StandbyLossPolicy = 'degrade', alone = false) {
     alone,
   });
   const tick = async (ms = 100) => {
-    clock.advance(ms);
+    if (sim !== undefined) return sim.advance(ms);
+    fake.advance(ms);
     await vi.advanceTimersByTimeAsync(ms);
   };
   const setLastIndex = (i: number) => (lastIndex = i);
@@ -197,6 +201,16 @@ describe('in-sync tracker', () => {
     }
     expect(t.authority.calls).toEqual([]); // never asked to degrade again
     expect(t.committer.alone).toBe(true); // acknowledgements never went back to waiting
+    t.tracker.stop();
+  });
+
+  it('asserts that the standby ack it sees only moves forward', async () => {
+    const clock = new SimClock();
+    const t = setup('degrade', false, clock);
+    t.sender.ackedIndex = 10;
+    await t.tick();
+    t.sender.ackedIndex = 9;
+    await expect(t.tick()).rejects.toThrow(AssertionFailure);
     t.tracker.stop();
   });
 });

@@ -20,7 +20,8 @@
  * durable yes, and the controller never promotes a node outside the in-sync set.
  */
 import type { Logger } from 'pino';
-import type { Clock } from '../core/clock';
+import { assert } from '../core/assert';
+import type { Clock, TimerHandle } from '../core/clock';
 import { NotPrimaryError } from '../core/errors';
 import type { Metrics } from '../core/metrics';
 import type { InSyncAuthority, StandbyLossPolicy } from './types';
@@ -83,13 +84,15 @@ export class InSyncTracker {
   private nextAskAtMs = 0;
   /** After stop() an answer still on its way changes nothing (the node is no primary now). */
   private stopped = false;
-  private readonly timer: NodeJS.Timeout;
+  private readonly timer: TimerHandle;
+  /** The standby's ack as last seen in this term: it only moves forward. */
+  private lastAck = 0;
 
   constructor(private readonly opts: InSyncTrackerOptions) {
     // Starting alone: the caller begins its epoch acknowledging alone (setAlone is not called).
     this.stateValue = opts.alone ? 'alone' : 'in-sync';
     opts.metrics.degraded.set(opts.alone ? 1 : 0);
-    this.timer = setInterval(() => this.tick(), tickMs);
+    this.timer = opts.clock.setInterval(() => this.tick(), tickMs);
     this.timer.unref();
   }
 
@@ -99,7 +102,7 @@ export class InSyncTracker {
 
   stop(): void {
     this.stopped = true;
-    clearInterval(this.timer);
+    this.opts.clock.clearInterval(this.timer);
   }
 
   private get standbyId(): string {
@@ -108,6 +111,8 @@ export class InSyncTracker {
 
   private tick(): void {
     const { committer, sender, clock } = this.opts;
+    assert(sender.ackedIndex >= this.lastAck, 'in-sync: the standby ack only moves forward');
+    this.lastAck = sender.ackedIndex;
     const now = clock.monotonicMs();
     if (this.asking || now < this.nextAskAtMs) return;
     const waitMs = committer.standbyWaitMs(now);

@@ -10,7 +10,7 @@ import type { Clock } from '../core/clock';
 import { NoSpaceError, StorageFatalError, isErrno, type TallyError } from '../core/errors';
 import type { Metrics } from '../core/metrics';
 import { CounterState } from '../state/counters';
-import { assert } from '../core/assert';
+import { assert, rethrowIfAssertion } from '../core/assert';
 import { helloEpochsMax } from '../core/limits';
 import { RecordType, decodeRecord, type WalRecord } from '../wal/record';
 import { walDirName } from '../wal/segment-files';
@@ -25,6 +25,7 @@ import type { Storage } from '../wal/storage';
 import { Wal, type EpochBoundary } from '../wal/wal';
 import type { TransferSnapshot } from '../replication/protocol';
 import type { CheckpointInfo } from './types';
+import { planted } from '../core/planted-bugs';
 
 export interface LogStoreOptions {
   storage: Storage;
@@ -83,6 +84,8 @@ export class LogStore {
   static async open(
     opts: LogStoreOptions,
     freshWal = false,
+    /** Internal: the planted recovery bug already cut a record. */
+    reopened = false,
   ): Promise<{ store: LogStore; lastEpoch: number }> {
     const started = opts.clock.monotonicMs();
     const snapshot = await readSnapshot(opts.storage, opts.dataDir);
@@ -94,6 +97,12 @@ export class LogStore {
       fromIndex,
       (record) => applyRecord(state, record),
     );
+    if (planted('truncate-acked-at-recovery') && !reopened && recovery.lastIndex > fromIndex + 1) {
+      // The planted bug: the last record is taken for a torn one, durable or not.
+      await wal.truncateAfter(recovery.lastIndex - 1);
+      await wal.close();
+      return LogStore.open(opts, freshWal, true);
+    }
     const store = new LogStore(opts, wal);
     store.state = state;
     store.appliedIndex = recovery.lastIndex;
@@ -267,6 +276,7 @@ export class LogStore {
   }
 
   private autoCheckpointFailed(err: unknown): void {
+    rethrowIfAssertion(err);
     this.log.error({ err: (err as Error).message }, 'node: automatic checkpoint failed');
   }
 
@@ -427,6 +437,7 @@ export class LogStore {
    * in an unknown state: the node stops.
    */
   private checkpointFailed(err: unknown): TallyError {
+    rethrowIfAssertion(err);
     const message = (err as Error).message;
     if (isErrno(err, 'ENOSPC')) {
       this.checkpointNotBeforeMs = this.opts.clock.monotonicMs() + checkpointRetryMs;

@@ -11,7 +11,14 @@
  * MetaStore.
  */
 import type { Logger } from 'pino';
-import { systemClock, type Clock } from '../core/clock';
+import { assert, rethrowIfAssertion } from '../core/assert';
+import {
+  systemClock,
+  systemRandom,
+  type Clock,
+  type Random,
+  type TimerHandle,
+} from '../core/clock';
 import {
   ConfigError,
   CounterExhaustedError,
@@ -116,9 +123,14 @@ export interface NodeOptions {
   standbyLossPolicy?: StandbyLossPolicy;
   /** With a controller: a batch waiting this long for the standby starts a degrade. */
   degradeAfterMs?: number;
-  /** Test seams: a fault-injecting disk, a fake clock; `lock: false` skips the OS lock. */
+  /**
+   * Test seams: a fault-injecting disk, a fake or simulated clock (every timer and clock read
+   * of the node, its committer, replication and in-sync tracker), the source of its random
+   * identities (incarnation, epoch nonces, reconnect jitter); `lock: false` skips the OS lock.
+   */
   storage?: Storage;
   clock?: Clock;
+  random?: Random;
   lock?: boolean;
 }
 
@@ -268,6 +280,7 @@ export class TallyNode implements CounterNode {
   private clientAddress = '';
   private resolveFailed!: (err: Error) => void;
   readonly failed: Promise<Error>;
+  private readonly random: Random;
 
   private constructor(
     readonly opts: NodeOptions,
@@ -279,6 +292,7 @@ export class TallyNode implements CounterNode {
     private readonly segmentSizeBytes: number,
   ) {
     this.log = opts.logger.child({ module: 'node' });
+    this.random = opts.random ?? systemRandom;
     this.failed = new Promise((resolve) => (this.resolveFailed = resolve));
     opts.metrics.onScrape.refresh = () => this.refreshLagGauges();
     void Promise.resolve(opts.clientAddress ?? opts.advertiseAddress ?? '').then(
@@ -306,6 +320,7 @@ export class TallyNode implements CounterNode {
       opts.dataDir,
       opts.id,
       opts.place ? 'standby' : requested,
+      opts.random,
     );
     if (opts.place === undefined) checkRoleChange(loaded, requested, opts.dataDir, log);
     if (loaded.snapshotInstall) {
@@ -345,7 +360,12 @@ export class TallyNode implements CounterNode {
     const { role } = placement;
     this.setRoleGauge(role);
     const skipAhead = this.meta.pendingSkipAhead ?? 0; // a forced promotion that crashed
-    const term: Term = { epoch: nextEpoch, nonce: randomId(), persisted: false, skipAhead };
+    const term: Term = {
+      epoch: nextEpoch,
+      nonce: randomId(this.random),
+      persisted: false,
+      skipAhead,
+    };
     if (role === 'standalone') return this.beginEpoch(term, null);
     if (role === 'primary') {
       const alone = this.opts.controller !== undefined && placement.aloneApproved === true;
@@ -356,6 +376,7 @@ export class TallyNode implements CounterNode {
   }
 
   private beginFailed(err: unknown): void {
+    rethrowIfAssertion(err);
     this.fail(new StorageFatalError(`node: cannot begin epoch: ${(err as Error).message}`));
   }
 
@@ -427,6 +448,7 @@ export class TallyNode implements CounterNode {
       idFloor: () => Math.max(this.store.state.floor, termFloor),
       logger: this.opts.logger.child({ module: 'replication' }),
       clock: this.clock,
+      random: this.random,
       metrics: senderMetricsOf(this.opts.metrics),
       ackTimeoutMs: this.opts.replicationAckTimeoutMs,
       onAck: () => this.committer?.onAck(),
@@ -488,7 +510,7 @@ export class TallyNode implements CounterNode {
   /** Persists the term's epoch as this node's own, then begins it. */
   private async beginEpoch(term: Term, sender: Sender | null): Promise<void> {
     const role: Role = sender ? 'primary' : this.meta.role;
-    await failpoint('node.beforeBeginEpoch');
+    await failpoint('node.beforeBeginEpoch', this.clock);
     // Still this term's turn? (It may have been deposed and turned standby meanwhile.)
     const current = (): boolean => this.stateValue === 'starting' && this.receiver === null;
     await this.metaStore.update((m) =>
@@ -510,6 +532,10 @@ export class TallyNode implements CounterNode {
   private beginCommitter(term: Term, sender: Sender | null): Promise<void> {
     if (this.stateValue !== 'starting') return Promise.resolve(); // closed or failed meanwhile
     const { epoch } = term;
+    // Never write in an epoch below the one this node accepted (that one is someone else's).
+    if (epoch < this.meta.epoch) {
+      assert(false, `node: beginning epoch ${epoch} after accepting epoch ${this.meta.epoch}`);
+    }
     this.opts.metrics.epoch.set(epoch);
     const committer = new Committer({
       wal: this.store.wal,
@@ -636,7 +662,7 @@ export class TallyNode implements CounterNode {
     // The skip is stored with the epoch: a crash before the epoch-start record is durable
     // must not lose it (the next epoch this node begins carries it).
     const skipAhead = Math.max(options.skipAhead ?? 0, this.meta.pendingSkipAhead ?? 0);
-    const term: Term = { epoch, nonce: randomId(), persisted: true, skipAhead };
+    const term: Term = { epoch, nonce: randomId(this.random), persisted: true, skipAhead };
     try {
       await this.metaStore.update((m) => {
         const highest = Math.max(m.epoch, this.store.highestEpoch);
@@ -660,6 +686,7 @@ export class TallyNode implements CounterNode {
         };
       });
     } catch (err) {
+      rethrowIfAssertion(err);
       if (err instanceof StaleEpochError || err instanceof WrongRoleError) throw err; // refused
       // Unknown whether the new epoch is on disk: stop rather than serve either epoch.
       this.fail(
@@ -742,12 +769,12 @@ export class TallyNode implements CounterNode {
       );
     }
     committer.stop(new UnavailableError('node: stepping down for a switchover; retry shortly'));
-    let timer: NodeJS.Timeout | undefined;
+    let timer: TimerHandle | undefined;
     const timedOut = new Promise<boolean>((resolve) => {
-      timer = setTimeout(() => resolve(true), waitMs);
+      timer = this.clock.setTimeout(() => resolve(true), waitMs);
     });
     const late = await Promise.race([committer.whenIdle().then(() => false), timedOut]);
-    clearTimeout(timer);
+    this.clock.clearTimeout(timer);
     if (late) {
       committer.resume();
       throw new UnavailableError(
@@ -802,6 +829,7 @@ export class TallyNode implements CounterNode {
       this.log.warn({ reason, epoch: this.meta.epoch }, 'node: rejoining as a standby');
       this.startStandby();
     } catch (err) {
+      rethrowIfAssertion(err);
       this.fail(
         new StorageFatalError(`node: could not become a standby: ${(err as Error).message}`),
       );
@@ -903,10 +931,12 @@ export class TallyNode implements CounterNode {
     if (committer) {
       committer.stop(new UnavailableError('node: draining'));
       // Batches already written wait a little for the standby's ack, then are refused.
-      let timer: NodeJS.Timeout | undefined;
-      const grace = new Promise<void>((resolve) => (timer = setTimeout(resolve, closeAckGraceMs)));
+      let timer: TimerHandle | undefined;
+      const grace = new Promise<void>(
+        (resolve) => (timer = this.clock.setTimeout(resolve, closeAckGraceMs)),
+      );
       await Promise.race([committer.whenIdle(), grace]);
-      clearTimeout(timer);
+      this.clock.clearTimeout(timer);
       committer.halt(new UnavailableError('node: draining; not acknowledged'));
       await committer.whenIdle();
     }

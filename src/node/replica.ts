@@ -2,6 +2,7 @@
  * The node's side of replication: what the standby's Receiver may do to the log (ReplicaLog),
  * what the primary's Sender may read from it (PrimaryLog), and the sender's metrics.
  */
+import { rethrowIfAssertion } from '../core/assert';
 import { Serial } from '../core/serial';
 import {
   StaleEpochError,
@@ -20,6 +21,7 @@ import type { Meta } from './data-dir';
 import type { MetaStore } from './meta-store';
 import type { LogStore } from './log-store';
 import type { ReplicationStatus } from './types';
+import { planted } from '../core/planted-bugs';
 
 /** The parts of the node a standby's log operations touch. */
 export interface ReplicaHost {
@@ -42,6 +44,10 @@ export class ReplicaLogAdapter implements ReplicaLog {
 
   get nodeId(): string {
     return this.host.opts.id;
+  }
+
+  get lastIndex(): number {
+    return this.host.store.lastIndex;
   }
 
   private get meta(): Readonly<Meta> {
@@ -82,7 +88,10 @@ export class ReplicaLogAdapter implements ReplicaLog {
     // A forced promotion (its floor above this log's) may run on a new directory: the
     // operator chose it over the history this standby followed.
     const forced = hello.idFloor > this.host.store.state.floor;
-    const replaced = followed !== '' && hello.primaryIncarnation !== followed;
+    const replaced =
+      followed !== '' &&
+      hello.primaryIncarnation !== followed &&
+      !planted('skip-incarnation-check');
     if (held === hello.primaryId && replaced && !forced) {
       throw new StaleEpochError(
         `node: ${this.nodeId} followed ${held} on data directory ${shortId(followed)}; ${held} now runs on ${shortId(hello.primaryIncarnation)} (wiped or replaced): it holds none of the history and must not be primary`,
@@ -105,6 +114,7 @@ export class ReplicaLogAdapter implements ReplicaLog {
       }
       if (this.host.store.highestEpoch < hello.epoch) return accepted;
     }
+    if (planted('skip-epoch-check')) return accepted;
     throw new StaleEpochError(
       `node: epoch ${hello.epoch} of ${hello.primaryId} is stale: ${this.nodeId} has accepted epoch ${m.epoch} of ${held || 'another primary'}${hello.epoch === m.epoch ? ' (another proposal of that number, which wrote records here)' : ''}`,
     );
@@ -112,6 +122,7 @@ export class ReplicaLogAdapter implements ReplicaLog {
 
   holdsEpoch(hello: Hello): boolean {
     const m = this.meta;
+    if (planted('skip-epoch-check')) return m.role === 'standby';
     return (
       m.role === 'standby' &&
       m.epoch === hello.epoch &&
@@ -163,6 +174,7 @@ export class ReplicaLogAdapter implements ReplicaLog {
     try {
       return await fn();
     } catch (err) {
+      rethrowIfAssertion(err);
       const fatal =
         err instanceof StorageFatalError
           ? err

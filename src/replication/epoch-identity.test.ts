@@ -187,4 +187,40 @@ describe('epoch identity on the standby', () => {
     await forced.acked(2);
     expect(b.status()).toMatchObject({ lastIndex: 4, idFloor: 1000 });
   });
+
+  it('ignores a snapshot delivered again after the session went past it (simulator: a duplicate fenced the primary)', async () => {
+    const b = await standby();
+    const s1 = session(b);
+    s1.send(hello(1));
+    const snapshot: ToStandby = {
+      kind: 'installSnapshot',
+      epochs: [],
+      epoch: 1,
+      index: 4,
+      indexEpoch: 1,
+      counters: [['ids', 3]],
+      floor: 0,
+    };
+    s1.send(snapshot);
+    await s1.acked(2);
+    s1.send({ ...term(1, 4, 1, 4, 100), commitIndex: 9 }); // 5: epoch start, 6..9
+    await s1.acked(3);
+    expect(b.status().lastIndex).toBe(9);
+    s1.send(snapshot); // the network delivers the old message again
+    const one = Buffer.alloc(64);
+    const length = encodeAllocate(one, 0, 1, 10, 'ids', 200, 1);
+    s1.send({
+      kind: 'append',
+      epoch: 1,
+      prevIndex: 9,
+      prevEpoch: 1,
+      recordCount: 1,
+      records: one.subarray(0, length),
+      primaryLastIndex: 10,
+      lastEpoch: 1,
+      commitIndex: 9,
+    });
+    await s1.acked(4); // the session goes on: nothing refused, nothing thrown away
+    expect(b.status().lastIndex).toBe(10);
+  });
 });

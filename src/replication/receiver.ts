@@ -9,6 +9,7 @@
  * also takes), so a promotion never interleaves with an append.
  */
 import type { Logger } from 'pino';
+import { assert, rethrowIfAssertion } from '../core/assert';
 import {
   InvalidArgumentError,
   ProtocolError,
@@ -42,6 +43,8 @@ import {
 /** What the receiver needs from the standby node's storage. */
 export interface ReplicaLog {
   readonly nodeId: string;
+  /** The last index in the log (0: none). */
+  readonly lastIndex: number;
   /**
    * Durably accepts the epoch the Hello proposes (its identity: number, primary id, nonce),
    * or throws StaleEpochError / WrongRoleError.
@@ -123,6 +126,8 @@ export class ReceiverSession implements ChannelEvents<ToStandby> {
   private busy = false;
   private ended = false;
   private hello: Hello | null = null;
+  /** The highest index this session's InstallSnapshot and Appends have carried (-1: none). */
+  private reached = -1;
   private readonly log: ReplicaLog;
   private readonly logger: Logger;
 
@@ -185,6 +190,7 @@ export class ReceiverSession implements ChannelEvents<ToStandby> {
       try {
         await this.log.exclusive(() => this.handle(message));
       } catch (err) {
+        rethrowIfAssertion(err); // a bug on this side, not the primary's message
         this.fail(err);
       }
     }
@@ -272,6 +278,7 @@ export class ReceiverSession implements ChannelEvents<ToStandby> {
 
   private async onAppend(append: Append): Promise<void> {
     const { records, recordCount, prevIndex, prevEpoch } = append;
+    this.reached = Math.max(this.reached, prevIndex + recordCount);
     if (records.length > replicationMessageBytesMax) {
       throw new TooLargeError(
         `replication: batch of ${records.length} bytes exceeds ${replicationMessageBytesMax}`,
@@ -306,7 +313,14 @@ export class ReceiverSession implements ChannelEvents<ToStandby> {
     }
     await this.log.noteProgress(append.primaryLastIndex, append.commitIndex);
     // Only what this batch covers: later records held here may not be the primary's.
-    this.channel.send({ kind: 'ack', durableIndex: prevIndex + recordCount });
+    const durableIndex = prevIndex + recordCount;
+    if (this.log.lastIndex < durableIndex) {
+      assert(
+        false,
+        `receiver: ack for ${durableIndex} with the log ending at ${this.log.lastIndex}`,
+      );
+    }
+    this.channel.send({ kind: 'ack', durableIndex });
   }
 
   /**
@@ -379,6 +393,19 @@ export class ReceiverSession implements ChannelEvents<ToStandby> {
     if (!Number.isSafeInteger(message.floor) || message.floor < 0 || message.floor > idMax) {
       throw new InvalidArgumentError(`replication: snapshot floor ${message.floor} is invalid`);
     }
+    if (message.index <= this.reached) {
+      // A snapshot older than what this session already sent: a copy delivered twice or late.
+      // (A primary sends at most one, right after the Hello.) Installing it would throw away
+      // the records after it, acknowledged ones among them, and refusing it would fence a
+      // primary that did nothing wrong: it is dropped, unanswered (acks only go forward).
+      // Found by the simulator: a duplicated InstallSnapshot stopped the cluster.
+      this.logger.warn(
+        { peer: this.peer, index: message.index, reached: this.reached },
+        'replication: ignoring a snapshot older than what this session already sent (a duplicate)',
+      );
+      return;
+    }
+    this.reached = message.index;
     this.refuseBelowAcknowledged(message.index, 'replace the log with a snapshot');
     this.logger.warn(
       { peer: this.peer, index: message.index, namespaces: message.counters.length },

@@ -3,7 +3,8 @@
  */
 import pino from 'pino';
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import { systemClock } from '../core/clock';
+import { AssertionFailure, assert } from '../core/assert';
+import { systemClock, systemRandom } from '../core/clock';
 import { StaleEpochError, UnavailableError } from '../core/errors';
 import type { AllocateResult, CounterNode } from '../node/types';
 import { FaultStorage } from '../testing/fault-storage';
@@ -18,6 +19,7 @@ import {
   type ToPrimary,
   type ToStandby,
 } from './protocol';
+import { Receiver, ReceiverSession, type ReplicaLog } from './receiver';
 import { Sender, type PrimaryLog, type SenderOptions } from './sender';
 
 const pairs: Pair[] = [];
@@ -107,6 +109,7 @@ function handDrivenSender(log: PrimaryLog, extra: Partial<SenderOptions> = {}) {
     idFloor: () => 0,
     logger: pino({ level: 'silent' }),
     clock: systemClock,
+    random: systemRandom,
     metrics: { ackSeconds() {}, batchBytes() {}, reconnected() {}, catchUpRecords() {} },
     onAck: () => undefined,
     onAccepted: () => undefined,
@@ -298,21 +301,23 @@ describe('replication regressions', () => {
   });
 });
 
+/** A primary's log with no records (index 0 only). */
+const emptyLog: PrimaryLog = {
+  durableNext: 1,
+  firstIndex: 1,
+  epochs: () => [],
+  epochAt: (i: number) => (i === 0 ? 0 : null),
+  readFrom: () => Promise.resolve(null),
+  snapshot: () => Promise.resolve({ index: 0, indexEpoch: 0, counters: [], floor: 0, epochs: [] }),
+};
+
 describe('sender', () => {
   it('each Append tells the standby what the primary acknowledged (its checkpoint ceiling), not what the standby acked itself', async () => {
     let acknowledged = 0;
-    const { sender, sessions } = handDrivenSender(
-      {
-        durableNext: 1,
-        firstIndex: 1,
-        epochs: () => [],
-        epochAt: (i: number) => (i === 0 ? 0 : null),
-        readFrom: () => Promise.resolve(null),
-        snapshot: () =>
-          Promise.resolve({ index: 0, indexEpoch: 0, counters: [], floor: 0, epochs: [] }),
-      },
-      { epoch: 1, commitIndex: () => acknowledged },
-    );
+    const { sender, sessions } = handDrivenSender(emptyLog, {
+      epoch: 1,
+      commitIndex: () => acknowledged,
+    });
     sender.start(0);
     const link = sessions[0] as (typeof sessions)[number];
     link.events.onMessage(emptyStandby);
@@ -362,5 +367,83 @@ describe('sender', () => {
     (releaseRead as unknown as () => void)();
     await vi.waitFor(() => expect(sessions[1]?.sent.some((m) => m.kind === 'append')).toBe(true));
     sender.stop();
+  });
+});
+
+describe('assertions on the replication path', () => {
+  it('a failed assertion in what an ack drives (the committer) goes up through the sender, not into a reconnect', async () => {
+    const { sender, sessions } = handDrivenSender(emptyLog, {
+      epoch: 1,
+      onAck: () => assert(false, 'test: the committer found a bug'),
+    });
+    sender.start(0);
+    const link = sessions[0] as (typeof sessions)[number];
+    link.events.onMessage(emptyStandby);
+    await vi.waitFor(() => expect(sender.state).toBe('streaming'));
+    sender.offer({ firstIndex: 1, count: 1, bytes: records(1, 1, 1, 1) });
+    expect(() => link.events.onMessage({ kind: 'ack', durableIndex: 1 })).toThrow(AssertionFailure);
+    expect(sender.state).toBe('streaming'); // not reset as a protocol error would be
+    expect(sessions).toHaveLength(1);
+    sender.stop();
+  });
+
+  it('the sender asserts that an ack never passes the last record offered', () => {
+    const { sender } = handDrivenSender(emptyLog);
+    sender.start(3);
+    const advance = (index: number) =>
+      (sender as unknown as { advanceAck(i: number): void }).advanceAck(index);
+    advance(3);
+    expect(sender.ackedIndex).toBe(3);
+    expect(() => advance(4)).toThrow(/ack at 4 beyond the last record offered \(3\)/);
+    sender.stop();
+  });
+
+  it('a standby asserts that it acks only records its log holds (a log that lost an append)', async () => {
+    const log: ReplicaLog = {
+      nodeId: 's',
+      lastIndex: 0,
+      acceptEpoch: () => Promise.resolve(),
+      holdsEpoch: () => true,
+      acknowledgedFloor: () => 0,
+      idFloor: () => 0,
+      shape: () => ({
+        firstIndex: 1,
+        lastIndex: 0,
+        epochs: [],
+        snapshotIndex: 0,
+        snapshotEpoch: 0,
+      }),
+      epochAt: (i) => (i === 0 ? 0 : null),
+      append: () => Promise.resolve(), // the bug: reports success, holds nothing
+      truncateAfter: () => Promise.resolve(),
+      installSnapshot: () => Promise.resolve(),
+      noteProgress: () => Promise.resolve(),
+      exclusive: (fn) => fn(),
+    };
+    // The session's message loop is not awaited by anyone: watch it to see how it ends.
+    const loops: Array<Promise<void>> = [];
+    const proto = ReceiverSession.prototype as unknown as { drain(): Promise<void> };
+    const drain = proto.drain;
+    vi.spyOn(proto, 'drain').mockImplementation(function (this: ReceiverSession) {
+      const loop = drain.call(this);
+      loop.catch(() => undefined); // looked at below
+      loops.push(loop);
+      return loop;
+    });
+    const acks: ToPrimary[] = [];
+    const closed: unknown[] = [];
+    const receiver = new Receiver(log, pino({ level: 'silent' }), { rejected: () => undefined });
+    const events = receiver.open({ send: (m) => acks.push(m), close: (e) => closed.push(e) }, 'p');
+    events.onMessage(hello(1));
+    events.onMessage(append(1, 0, 0, 2));
+    const ends = await Promise.allSettled(loops);
+    vi.restoreAllMocks();
+    const failure = ends.find((e) => e.status === 'rejected');
+    expect((failure as PromiseRejectedResult).reason).toBeInstanceOf(AssertionFailure);
+    expect(String((failure as PromiseRejectedResult).reason)).toMatch(
+      /ack for 2 with the log ending at 0/,
+    );
+    expect(acks.filter((m) => m.kind === 'ack')).toEqual([]); // never acknowledged
+    expect(closed).toEqual([]); // not turned into a refusal of the primary's message
   });
 });

@@ -14,7 +14,8 @@
  * retained until they are durable locally (after that the WAL has them for a resend).
  */
 import type { Logger } from 'pino';
-import type { Clock } from '../core/clock';
+import type { Clock, Random, TimerHandle } from '../core/clock';
+import { assert, rethrowIfAssertion } from '../core/assert';
 import { ProtocolError, StaleEpochError, type TallyError } from '../core/errors';
 import { catchUpChunkBytes, catchUpInFlightMax } from '../core/limits';
 import { readU64 } from '../wal/record';
@@ -80,7 +81,10 @@ export interface SenderOptions {
   /** The floor this primary's unseen namespaces start above (its forced skip-aheads). */
   idFloor(): number;
   logger: Logger;
+  /** Every timer and clock read of the sender (the ack watchdog, reconnects, ack ages). */
   clock: Clock;
+  /** The reconnect backoff's jitter. */
+  random: Random;
   metrics: SenderMetrics;
   /** No ack (or Hello reply) for this long ends the session. */
   ackTimeoutMs?: number;
@@ -122,8 +126,8 @@ export class Sender {
   /** The session whose pump() loop is running (one per session; a stale loop exits itself). */
   private pumping: number | null = null;
   private backoffMs: number;
-  private reconnectTimer: NodeJS.Timeout | null = null;
-  private readonly watchdog: NodeJS.Timeout;
+  private reconnectTimer: TimerHandle | null = null;
+  private readonly watchdog: TimerHandle;
   private standbyLastIndex = 0;
   private catchUpTarget = 0;
   private standbyIdValue = '';
@@ -137,7 +141,7 @@ export class Sender {
     this.backoffMs = opts.reconnectMinMs ?? 50;
     this.log = opts.logger.child({ standby: opts.dialer.target });
     const ackTimeoutMs = opts.ackTimeoutMs ?? 3000;
-    this.watchdog = setInterval(() => this.checkTimeout(ackTimeoutMs), ackTimeoutMs / 4);
+    this.watchdog = opts.clock.setInterval(() => this.checkTimeout(ackTimeoutMs), ackTimeoutMs / 4);
     this.watchdog.unref();
   }
 
@@ -180,8 +184,8 @@ export class Sender {
   stop(): void {
     if (this.stateValue === 'stopped') return;
     this.stateValue = 'stopped';
-    clearInterval(this.watchdog);
-    if (this.reconnectTimer) clearTimeout(this.reconnectTimer);
+    this.opts.clock.clearInterval(this.watchdog);
+    if (this.reconnectTimer) this.opts.clock.clearTimeout(this.reconnectTimer);
     this.session++;
     this.channel?.close();
     this.channel = null;
@@ -240,6 +244,7 @@ export class Sender {
       if (message.kind === 'helloReply') this.onHelloReply(message);
       else this.onAck(message.durableIndex);
     } catch (err) {
+      rethrowIfAssertion(err); // a bug here or in onAck's callee (the committer): never a reset
       this.reset(err as TallyError);
     }
   }
@@ -328,7 +333,10 @@ export class Sender {
   }
 
   private advanceAck(index: number): void {
-    if (index <= this.acked) return;
+    if (index <= this.acked) return; // a late or repeated ack: acks only move forward
+    if (index > this.lastOffered) {
+      assert(false, `sender: ack at ${index} beyond the last record offered (${this.lastOffered})`);
+    }
     this.acked = index;
     this.opts.onAck(index);
   }
@@ -353,6 +361,7 @@ export class Sender {
         this.sendAppend(read.buf, read.records, lastEpochOf(read.buf));
       }
     } catch (err) {
+      rethrowIfAssertion(err);
       if (session === this.session) this.reset(err as TallyError);
     } finally {
       if (this.pumping === session) this.pumping = null;
@@ -438,7 +447,7 @@ export class Sender {
     if (this.stateValue === 'stopped') return;
     if (err instanceof StaleEpochError) {
       this.stateValue = 'fenced';
-      clearInterval(this.watchdog);
+      this.opts.clock.clearInterval(this.watchdog);
       this.log.error(
         { err: err.message },
         'replication: fenced by the standby; acknowledging nothing more',
@@ -464,9 +473,9 @@ export class Sender {
       this.log.debug(fields, 'replication: standby still unreachable; reconnecting');
     }
     this.stateValue = 'connecting';
-    const delay = this.backoffMs * (0.5 + Math.random() * 0.5);
+    const delay = this.backoffMs * (0.5 + this.opts.random.next() * 0.5);
     this.backoffMs = Math.min(this.backoffMs * 2, this.opts.reconnectMaxMs ?? 1000);
-    this.reconnectTimer = setTimeout(() => {
+    this.reconnectTimer = this.opts.clock.setTimeout(() => {
       this.reconnectTimer = null;
       this.connect();
     }, delay);

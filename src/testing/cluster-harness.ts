@@ -2,6 +2,11 @@
  * A whole cluster in one process: the real Controller and two real TallyNodes. Each node on its
  * own FaultStorage, replication over a FaultNetwork, the controller's calls to the nodes and
  * the nodes' calls to the controller (Join, RemoveFromInSync, AddToInSync) as direct calls.
+ *
+ * On a SimClock (options.clock) the whole cluster runs in virtual time: every timer of the
+ * controller, the nodes and the network is the clock's, and with options.seed every random
+ * choice (identities, nonces, jitter, network faults) comes from it; the harness's own waits
+ * step the clock. The caller steps it through anything else it awaits (clock.runUntilSettled).
  */
 import pino from 'pino';
 import { UnavailableError } from '../core/errors';
@@ -25,14 +30,26 @@ import type {
   Placement,
 } from '../node/types';
 import { refuseReplication } from '../replication/protocol';
-import { systemClock } from '../core/clock';
+import { sleep, systemClock, systemRandom, type Clock, type Random } from '../core/clock';
 import { FaultNetwork } from './fault-network';
 import { FaultStorage } from './fault-storage';
+import { InProcessTransport } from './in-process-transport';
 import { alloc, testDataDir } from './node-harness';
+import { seededRandom } from './random';
+import { SimClock } from './sim-clock';
 
 export const A: NodeRef = { id: 'a', address: 'a:1' };
 export const B: NodeRef = { id: 'b', address: 'b:1' };
-const silent = pino({ level: process.env.REVIEW_LOG ?? 'silent' });
+
+export interface ClusterOptions {
+  failoverTimeoutMs?: number;
+  probeIntervalMs?: number;
+  vouchPersistMs?: number;
+  /** Every timer and clock read of the controller, the nodes and the network (default: real). */
+  clock?: Clock;
+  /** Seeds the network's faults, and every random identity and jitter (default: the OS's). */
+  seed?: number;
+}
 
 export class Cluster {
   disks: Record<'a' | 'b', FaultStorage> = { a: new FaultStorage(), b: new FaultStorage() };
@@ -43,15 +60,60 @@ export class Cluster {
   /** Every AddToInSync request a node sent (to replay one late). */
   addRequests: InSyncRequest[] = [];
   controller: Controller | null = null;
-  readonly net = new FaultNetwork(7);
+  readonly net: FaultNetwork;
+  readonly clock: Clock;
+  private readonly transports: InProcessTransport[] = [];
+  /** Silent unless REVIEW_LOG names a level; stamped with the cluster's clock (virtual time). */
+  readonly logger: pino.Logger;
 
-  constructor(
-    private readonly ctlOpts: {
-      failoverTimeoutMs?: number;
-      probeIntervalMs?: number;
-      vouchPersistMs?: number;
-    } = {},
-  ) {}
+  constructor(private readonly ctlOpts: ClusterOptions = {}) {
+    this.clock = ctlOpts.clock ?? systemClock;
+    const clock = this.clock;
+    // A plain stream, not pino's own (sonic-boom schedules real ticks and timers).
+    this.logger = pino(
+      {
+        level: process.env.REVIEW_LOG ?? 'silent',
+        timestamp: () => `,"time":${clock.nowUnixMs()}`,
+      },
+      { write: (line: string) => void process.stdout.write(line) },
+    );
+    this.net = new FaultNetwork(ctlOpts.seed ?? 7, {}, this.clock);
+  }
+
+  /** One random stream per component, so that one drawing more does not shift the others. */
+  private random(stream: number): Random {
+    const seed = this.ctlOpts.seed;
+    return seed === undefined ? systemRandom : seededRandom(seed * 16 + stream);
+  }
+
+  /** A client transport to the nodes in this process; crash() resets its streams to the node. */
+  transport(): InProcessTransport {
+    const t = new InProcessTransport(
+      (address) => this.nodes[address === A.address ? 'a' : 'b'],
+      this.clock,
+      this.logger,
+    );
+    this.transports.push(t);
+    return t;
+  }
+
+  /** Waits until check() passes: stepping a SimClock (virtual ms), else polling in real time. */
+  private async until(check: () => void, timeoutMs = 10_000): Promise<void> {
+    const clock = this.clock;
+    if (!(clock instanceof SimClock)) {
+      await vi.waitFor(check, { timeout: timeoutMs });
+      return;
+    }
+    const passes = (): boolean => {
+      try {
+        check();
+        return true;
+      } catch {
+        return false;
+      }
+    };
+    if (!(await clock.runUntilTrue(passes, timeoutMs))) check();
+  }
 
   async startController(): Promise<Controller> {
     const admin: NodeAdmin = {
@@ -70,8 +132,9 @@ export class Cluster {
     this.controller = new Controller({
       store: new FileConfigStore(this.ctlDisk, '/ctl'),
       admin,
-      clock: systemClock,
-      logger: silent,
+      clock: this.clock,
+      random: this.random(0),
+      logger: this.logger,
       metrics: createControllerMetrics({ defaults: false }),
       nodes: [A, B],
       probeIntervalMs: this.ctlOpts.probeIntervalMs ?? 50,
@@ -109,13 +172,11 @@ export class Cluster {
    * acknowledged. Returns the two nodes.
    */
   async started(allocated = 10): Promise<{ a: CounterNode; b: CounterNode }> {
-    await this.startController();
-    const [a, b] = await Promise.all([this.startNode('a'), this.startNode('b')]);
-    await vi.waitFor(() => expect(a.status().state).toBe('serving'), { timeout: 10_000 });
-    await vi.waitFor(() => expect(this.controller?.current?.inSync.length).toBe(2), {
-      timeout: 10_000,
-    });
-    for (let i = 0; i < allocated; i++) await alloc(a, 'ids', 1);
+    await this.settled(this.startController());
+    const [a, b] = await this.settled(Promise.all([this.startNode('a'), this.startNode('b')]));
+    await this.until(() => expect(a.status().state).toBe('serving'));
+    await this.until(() => expect(this.controller?.current?.inSync.length).toBe(2));
+    for (let i = 0; i < allocated; i++) await this.settled(alloc(a, 'ids', 1));
     return { a, b };
   }
 
@@ -160,7 +221,7 @@ export class Cluster {
         };
       } catch (err) {
         if (!(err instanceof UnavailableError)) throw err;
-        await new Promise((res) => setTimeout(res, 50));
+        await sleep(this.clock, 50);
       }
     }
   }
@@ -170,7 +231,7 @@ export class Cluster {
     return {
       id,
       dataDir: testDataDir,
-      logger: silent,
+      logger: this.logger,
       metrics: createMetrics({ defaults: false }),
       storage: this.disks[id],
       lock: false,
@@ -180,6 +241,8 @@ export class Cluster {
       degradeAfterMs: 200,
       dial: (target) => this.net.dialer(target, () => this.accept(target)),
       advertiseAddress: self.address,
+      clock: this.clock,
+      random: this.random(id === 'a' ? 1 : 2),
       replicationAckTimeoutMs: 400,
       ackWaitMs: 5000,
       ...extra,
@@ -197,7 +260,13 @@ export class Cluster {
     const n = this.nodes[id];
     this.disks[id] = this.disks[id].crash();
     this.nodes[id] = null;
-    await n?.close().catch(() => undefined);
+    for (const t of this.transports) t.drop(id === 'a' ? A.address : B.address);
+    if (n !== null) await this.settled(n.close().catch(() => undefined));
+  }
+
+  /** Awaits p, stepping a SimClock meanwhile (what p waits for may be the clock's timers). */
+  settled<T>(p: Promise<T>, withinMs = 60_000): Promise<T> {
+    return this.clock instanceof SimClock ? this.clock.runUntilSettled(p, withinMs) : p;
   }
 
   private accept(target: string) {
@@ -212,8 +281,12 @@ export class Cluster {
   }
 
   async close(): Promise<void> {
-    await this.stopController().catch(() => undefined);
-    for (const id of ['a', 'b'] as const) await this.nodes[id]?.close().catch(() => undefined);
+    await this.settled(this.stopController().catch(() => undefined));
+    for (const id of ['a', 'b'] as const) {
+      const n = this.nodes[id];
+      if (n !== null) await this.settled(n.close().catch(() => undefined));
+    }
+    for (const t of this.transports) t.close();
     this.net.stop();
   }
 }

@@ -2,7 +2,9 @@
  * An in-memory network between a primary's Sender and a standby's Receiver that misbehaves on
  * purpose: each message may be dropped, delivered twice, delayed or reordered (seeded, so a
  * failing seed replays), and the link can be partitioned (new streams fail, open ones break).
+ * Deliveries are timers on the given clock: on a SimClock the network runs in virtual time.
  */
+import { systemClock, type Clock, type TimerHandle } from '../core/clock';
 import { UnavailableError, type TallyError } from '../core/errors';
 import type { Channel, ChannelEvents, Dialer, ToPrimary, ToStandby } from '../replication/protocol';
 import { seededRandom } from './random';
@@ -24,9 +26,13 @@ export class FaultNetwork {
   private readonly random: () => number;
   private partitioned = false;
   private readonly open = new Set<(err: TallyError) => void>();
-  private readonly timers = new Set<NodeJS.Timeout>();
+  private readonly timers = new Set<TimerHandle>();
 
-  constructor(seed: number, plan: FaultPlan = {}) {
+  constructor(
+    seed: number,
+    plan: FaultPlan = {},
+    private readonly clock: Clock = systemClock,
+  ) {
     this.random = seededRandom(seed);
     this.plan = plan;
   }
@@ -44,7 +50,7 @@ export class FaultNetwork {
 
   /** Stops every pending delivery (test teardown). */
   stop(): void {
-    for (const t of this.timers) clearTimeout(t);
+    for (const t of this.timers) this.clock.clearTimeout(t);
     this.timers.clear();
   }
 
@@ -96,7 +102,7 @@ export class FaultNetwork {
   }
 
   private later(delayMs: number, fn: () => unknown): void {
-    const t = setTimeout(() => {
+    const t = this.clock.setTimeout(() => {
       this.timers.delete(t);
       fn();
     }, delayMs);

@@ -23,7 +23,8 @@ export class Pair {
     plan: FaultPlan = {},
     private readonly extra: Partial<NodeOptions> = {},
   ) {
-    this.net = new FaultNetwork(seed, plan);
+    // With extra.clock (a SimClock) the network delivers in the nodes' virtual time too.
+    this.net = new FaultNetwork(seed, plan, extra.clock);
   }
 
   async startStandby(extra: Partial<NodeOptions> = {}): Promise<CounterNode> {

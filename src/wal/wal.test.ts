@@ -1,5 +1,6 @@
 import pino from 'pino';
 import { describe, expect, it } from 'vitest';
+import { AssertionFailure } from '../core/assert';
 import { NoSpaceError, StorageFatalError } from '../core/errors';
 import { FaultStorage } from '../testing/fault-storage';
 import { inspectDataDir } from './inspect';
@@ -224,6 +225,39 @@ describe('wal segment preallocation', () => {
     const { wal } = await openWal(storage);
     for (let i = 0; i < 20; i++) await appendBatch(wal, 10);
     expect(wal.segmentCount).toBeGreaterThan(1);
+    await wal.close();
+  });
+
+  it('asserts before writing that a batch continues the log: no gap, no repeat, no lower epoch, as many records as announced', async () => {
+    const storage = new FaultStorage();
+    const { wal } = await openWal(storage);
+    const batch = (epoch: number, firstIndex: number, records: number) => {
+      const buf = Buffer.alloc(records * 64);
+      let at = 0;
+      for (let i = 0; i < records; i++)
+        at += encodeAllocate(buf, at, epoch, firstIndex + i, 'ns', 1 + i, 1);
+      return { buf, at };
+    };
+    const ok = batch(2, 1, 2);
+    await wal.append(ok.buf, ok.at, 2);
+    const before = storage.contents(`${dir}/${segmentName(1)}`);
+    const bad = [
+      { ...batch(2, 4, 1), count: 1, why: /does not continue the log at index 3/ }, // a gap
+      { ...batch(2, 2, 1), count: 1, why: /does not continue the log at index 3/ }, // a repeat
+      { ...batch(1, 3, 1), count: 1, why: /after epoch 2/ }, // an epoch going down
+      { ...batch(2, 3, 2), count: 3, why: /a batch of 3 records .* holds 2/ },
+    ];
+    for (const b of bad) {
+      const err = await wal.append(b.buf, b.at, b.count).catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(AssertionFailure);
+      expect((err as Error).message).toMatch(b.why);
+    }
+    // Nothing was written: the log still continues at 3.
+    expect(wal.nextIndex).toBe(3);
+    expect(storage.contents(`${dir}/${segmentName(1)}`)).toEqual(before);
+    const next = batch(3, 3, 1);
+    await wal.append(next.buf, next.at, 1);
+    expect(wal.nextIndex).toBe(4);
     await wal.close();
   });
 });

@@ -278,6 +278,7 @@ export class Wal {
     assert(length > 0 && count > 0, 'append: non-empty batch');
     assert(length <= this.opts.segmentSizeBytes, 'append: batch fits one segment');
     if (this.fatal) throw this.fatal;
+    this.checkContinues(buf, length, count);
     let handedOver = false;
     try {
       if (this.dirtyBytes > 0) await this.zeroDirty();
@@ -301,6 +302,33 @@ export class Wal {
     }
     this.offset += length;
     this.nextIndexValue += count;
+  }
+
+  /**
+   * Before a batch is written (by the primary's committer, or a standby appending what it
+   * received): whole records, as many as announced, their indexes continuing the log with no
+   * gap or repeat, and their epochs never below the epoch of the record before them.
+   */
+  private checkContinues(buf: Buffer, length: number, count: number): void {
+    let epoch = this.epochStarts[this.epochStarts.length - 1]?.epoch ?? 0;
+    let at = 0;
+    let k = 0;
+    for (; at < length; k++) {
+      const bytes = buf.readUInt32LE(at);
+      const index = readU64(buf, at + 16);
+      const recordEpoch = readU64(buf, at + 8);
+      if (bytes === 0 || index !== this.nextIndexValue + k || recordEpoch < epoch) {
+        assert(
+          false,
+          `wal: record ${k} of a batch (index ${index}, epoch ${recordEpoch}, ${bytes} bytes) does not continue the log at index ${this.nextIndexValue + k} after epoch ${epoch}`,
+        );
+      }
+      epoch = recordEpoch;
+      at += bytes;
+    }
+    if (at !== length || k !== count) {
+      assert(false, `wal: a batch of ${count} records in ${length} bytes holds ${k} in ${at}`);
+    }
   }
 
   private noteEpoch(index: number, epoch: number): void {

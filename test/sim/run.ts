@@ -1,0 +1,406 @@
+/**
+ * One simulated run (a seed): a cluster (world.ts), clients allocating on a few namespaces, a
+ * seeded schedule of faults at every layer at once, then a liveness phase (everything healed
+ * and restarted: the cluster must serve every namespace again within livenessBoundMs of
+ * virtual time), then the checks: the history (src/check/history.ts: unique, real-time order,
+ * never backwards) and a final allocation per namespace above every acknowledged ID.
+ *
+ * Everything runs on one SimClock and one seeded generator; `digest` (SHA-256 of the trace of
+ * faults and role changes and of the history) is the same for the same seed, byte for byte.
+ */
+import { createHash } from 'node:crypto';
+import { setPlantedBug, type PlantedBug } from '../../src/core/planted-bugs';
+import { checkHistory, formatHistoryLine, type HistoryOp } from '../../src/check/history';
+import { FaultStorage } from '../../src/testing/fault-storage';
+import { SimClock } from '../../src/testing/sim-clock';
+import { seededRandom } from '../../src/testing/random';
+import type { TallyClient } from '../../src/client';
+import { nodeIds, World, type NodeId } from './world';
+
+export type FaultKind =
+  | 'crash-node'
+  | 'crash-node-torn'
+  | 'crash-controller'
+  | 'controller-loses-disk'
+  | 'partition-replication'
+  | 'lossy-replication'
+  | 'cut-admin'
+  | 'cut-client'
+  | 'enospc'
+  | 'bit-flip'
+  | 'wipe-disk'
+  | 'old-disk';
+
+export const faultKinds: readonly FaultKind[] = [
+  'crash-node',
+  'crash-node-torn',
+  'crash-controller',
+  'controller-loses-disk',
+  'partition-replication',
+  'lossy-replication',
+  'cut-admin',
+  'cut-client',
+  'enospc',
+  'bit-flip',
+  'wipe-disk',
+  'old-disk',
+];
+
+export interface SimOptions {
+  seed: number;
+  /** Faults in the chaos phase (default: 4..12, from the seed). */
+  faults?: number;
+  /** Virtual ms of chaos (default 8000). */
+  chaosMs?: number;
+  /** A bug planted on purpose (src/core/planted-bugs.ts): the run should catch it. */
+  plant?: PlantedBug;
+}
+
+export interface SimResult {
+  seed: number;
+  digest: string;
+  operations: number;
+  acknowledged: number;
+  faults: Partial<Record<FaultKind, number>>;
+  faultCount: number;
+  /** Why the run failed (empty: it passed). */
+  violations: string[];
+  /** Virtual ms from the heal until every namespace was served again (null: never). */
+  recoveredAfterMs: number | null;
+  /** Not served after the heal, in a state that waits for an operator by design: why. */
+  waitsForOperator: string | null;
+  virtualMs: number;
+  trace: string[];
+}
+
+/** The controller's refusals that wait for an operator by design (README, "Runbooks"). */
+const operatorStates = [
+  'no member that holds every acknowledged record can take over',
+  'no member proves it holds the history',
+];
+
+/** After the heal, the cluster must serve every namespace within this much virtual time. */
+export const livenessBoundMs = 30_000;
+
+export async function runSeed(opts: SimOptions): Promise<SimResult> {
+  const clock = new SimClock(0);
+  // The fault schedule is drawn first, from its own stream, so that it does not depend on how
+  // the run goes; the workload and the faults' details draw from another (world.ts: the rest).
+  const r = seededRandom(opts.seed * 64 + 6);
+  const pick = <T>(xs: readonly T[], from: () => number = r): T =>
+    xs[Math.floor(from() * xs.length)] as T;
+  const schedule = seededRandom(opts.seed * 64);
+  const world = new World({ clock, seed: opts.seed, delayMsMax: 1 + r() * 4 });
+  const history: HistoryOp[] = [];
+  const violations: string[] = [];
+  const faults: Partial<Record<FaultKind, number>> = {};
+  const namespaces = Array.from({ length: 1 + Math.floor(schedule() * 3) }, (_, i) => `ns${i}`);
+  const chaosMs = opts.chaosMs ?? 8000;
+  const faultCount = opts.faults ?? 4 + Math.floor(schedule() * 9);
+  const planned = Array.from({ length: faultCount }, () => ({
+    atMs: 500 + schedule() * (chaosMs - 500),
+    kind: pick(faultKinds, schedule),
+    victim: pick(nodeIds, schedule),
+  }));
+  /** Durable copies of each node's disk taken along the way (an "old copy" to put back). */
+  const oldCopies: Partial<Record<NodeId, FaultStorage>> = {};
+
+  let stopping = false;
+  const loops: Promise<void>[] = [];
+  const clientLoop = async (client: TallyClient): Promise<void> => {
+    while (!stopping) {
+      const ns = pick(namespaces);
+      const count = r() < 0.8 ? 1 : 1 + Math.floor(r() * 5);
+      const invokeMs = clock.monotonicMs();
+      try {
+        const a = await client.allocate(ns, count, { deadlineMs: 2000 });
+        history.push({
+          ns,
+          first: BigInt(a.first),
+          count,
+          invokeMs,
+          completeMs: clock.monotonicMs(),
+          outcome: 'ok',
+        });
+      } catch {
+        // The request may have reached a node and allocated (a gap, never handed out): unknown.
+        history.push({
+          ns,
+          first: null,
+          count,
+          invokeMs,
+          completeMs: clock.monotonicMs(),
+          outcome: 'unknown',
+        });
+      }
+      await sleep(clock, r() * 20);
+    }
+  };
+
+  const fail = (why: string): void => {
+    violations.push(why);
+    world.log(`VIOLATION ${why}`);
+  };
+
+  // An AssertionFailure (an invariant check in the code) or any other error nobody handled
+  // fails the seed: in production it would crash the process.
+  const unhandled: string[] = [];
+  const onUnhandled = (err: unknown): void => {
+    unhandled.push(err instanceof Error ? `${err.name}: ${err.message}` : String(err));
+  };
+  process.on('unhandledRejection', onUnhandled);
+  process.on('uncaughtException', onUnhandled);
+  setPlantedBug(opts.plant ?? null);
+  try {
+    await clock.runUntilSettled(world.startController(), 10_000);
+    for (const id of nodeIds) world.startNode(id);
+    const clientCount = 1 + Math.floor(schedule() * 3);
+    for (let c = 0; c < clientCount; c++) {
+      const client = world.newClient(`c${c}`);
+      const loopsPerClient = 1 + Math.floor(schedule() * 4);
+      for (let l = 0; l < loopsPerClient; l++) loops.push(clientLoop(client));
+    }
+
+    // Chaos: faults at seeded times, each healed after a while (or left to the heal).
+    const heals: Array<() => Promise<void> | void> = [];
+    for (const f of planned) {
+      clock.setTimeout(() => {
+        if (applyFault(f.kind, f.victim)) faults[f.kind] = (faults[f.kind] ?? 0) + 1;
+      }, f.atMs);
+    }
+    const later = (ms: number, fn: () => Promise<void> | void): void => {
+      heals.push(fn);
+      clock.setTimeout(() => {
+        const i = heals.indexOf(fn);
+        if (i < 0) return;
+        heals.splice(i, 1);
+        void fn();
+      }, ms);
+    };
+    const restartLater = (id: NodeId): void => later(50 + r() * 2000, () => world.startNode(id));
+    function applyFault(kind: FaultKind, id: NodeId): boolean {
+      switch (kind) {
+        case 'crash-node':
+        case 'crash-node-torn': {
+          if (!world.isUp(id)) return false;
+          if (r() < 0.5) oldCopies[id] = world.disks[id].crash();
+          const tearAt =
+            kind === 'crash-node-torn'
+              ? Math.floor(r() * (world.disks[id].lastWriteBytes() + 1))
+              : undefined;
+          void world.crashNode(id, { tearAt });
+          restartLater(id);
+          return true;
+        }
+        case 'crash-controller':
+        case 'controller-loses-disk':
+          if (world.controller === null) return false;
+          void world.crashController().then(() => {
+            if (kind === 'controller-loses-disk') {
+              world.ctlDisk = new FaultStorage();
+              world.log('controller disk replaced (empty)');
+            }
+          });
+          later(50 + r() * 1500, () => world.startController());
+          return true;
+        case 'partition-replication':
+          world.repl.partition();
+          world.log('replication partitioned');
+          later(100 + r() * 2000, () => {
+            world.repl.heal();
+            world.log('replication healed');
+          });
+          return true;
+        case 'lossy-replication': {
+          const plan = {
+            dropRate: r() * 0.2,
+            duplicateRate: r() * 0.2,
+            reorderRate: r() * 0.3,
+            delayMsMax: r() * 20,
+          };
+          world.repl.heal(plan);
+          world.log(`replication lossy ${JSON.stringify(plan)}`);
+          later(100 + r() * 2000, () => {
+            world.repl.heal();
+            world.log('replication clean');
+          });
+          return true;
+        }
+        case 'cut-admin':
+          world.cutAdmin(id);
+          later(100 + r() * 2000, () => {
+            world.adminCut.delete(id);
+            world.log(`admin link to ${id} healed`);
+          });
+          return true;
+        case 'cut-client': {
+          const client = `c${Math.floor(r() * world.clients.length)}`;
+          world.cutClient(client, id);
+          later(100 + r() * 2000, () => {
+            world.clientCut.delete(`${client}|${id}`);
+            world.log(`${client}↔${id} healed`);
+          });
+          return true;
+        }
+        case 'enospc':
+          world.disks[id].failOn('write', 'ENOSPC', /wal|snapshot|meta/, 1 + Math.floor(r() * 20));
+          world.log(`${id} disk full`);
+          later(100 + r() * 2000, () => {
+            world.disks[id].clearFaults();
+            world.log(`${id} disk has space again`);
+          });
+          return true;
+        case 'bit-flip': {
+          // Damage synced WAL data of a stopped node: the node must refuse to start.
+          if (!world.isDown(id)) return false;
+          const files = world.disks[id]
+            .files()
+            .filter((f) => f.includes('/wal/') && f.endsWith('.wal'));
+          if (files.length === 0) return false;
+          const file = pick(files);
+          const size = world.disks[id].contents(file).length;
+          if (size === 0) return false;
+          const offset = Math.floor(r() * size);
+          world.disks[id].flipBit(file, offset, Math.floor(r() * 8));
+          world.log(`${id} bit flipped in ${file} at ${offset}`);
+          return true;
+        }
+        case 'wipe-disk':
+          if (!world.isDown(id)) return false;
+          world.disks[id] = new FaultStorage();
+          world.log(`${id} disk replaced (empty)`);
+          return true;
+        case 'old-disk': {
+          const copy = oldCopies[id];
+          if (!world.isDown(id) || copy === undefined) return false;
+          world.disks[id] = copy.crash(); // a fresh copy of the old one
+          world.log(`${id} disk replaced by an old copy`);
+          return true;
+        }
+      }
+    }
+
+    await clock.runUntil(chaosMs);
+
+    // Heal: every link, every disk fault; everything restarted. A node that refuses to start
+    // (damage detected, a lost-history refusal) gets a new, empty disk, as the runbook says.
+    const healAt = clock.monotonicMs();
+    heals.splice(0);
+    world.healAll();
+    for (const id of nodeIds) world.disks[id].clearFaults();
+    if (world.controller === null) await clock.runUntilSettled(world.startController(), 10_000);
+    for (const id of nodeIds) {
+      if (world.refusedToStart.has(id)) {
+        world.refusedToStart.delete(id);
+        world.disks[id] = new FaultStorage();
+        world.log(`${id} disk replaced after its refusal`);
+      }
+      world.startNode(id);
+    }
+
+    // Liveness: each namespace served again within the bound.
+    const probe = world.newClient('liveness');
+    let recoveredAfterMs: number | null = null;
+    const served = new Set<string>();
+    const probes = namespaces.map(async (ns) => {
+      while (clock.monotonicMs() - healAt < livenessBoundMs) {
+        const invokeMs = clock.monotonicMs();
+        try {
+          const a = await probe.allocate(ns, 1, { deadlineMs: 1000 });
+          history.push({
+            ns,
+            first: BigInt(a.first),
+            count: 1,
+            invokeMs,
+            completeMs: clock.monotonicMs(),
+            outcome: 'ok',
+          });
+          served.add(ns);
+          return;
+        } catch {
+          history.push({
+            ns,
+            first: null,
+            count: 1,
+            invokeMs,
+            completeMs: clock.monotonicMs(),
+            outcome: 'unknown',
+          });
+          // Refused again at once (a node still starting): wait before the next try.
+          await sleep(clock, 100);
+        }
+      }
+    });
+    const allProbed = Promise.all(probes);
+    let probed = false;
+    void allProbed.then(() => (probed = true));
+    while (!probed && clock.monotonicMs() - healAt < livenessBoundMs + 5000) {
+      await clock.runUntil(clock.monotonicMs() + 100);
+      // The runbook for a node that refuses to start (damage detected): a new disk.
+      for (const id of nodeIds) {
+        if (!world.refusedToStart.has(id)) continue;
+        world.refusedToStart.delete(id);
+        world.disks[id] = new FaultStorage();
+        world.log(`${id} disk replaced after its refusal`);
+        world.startNode(id);
+      }
+    }
+    let waitsForOperator: string | null = null;
+    if (served.size === namespaces.length) recoveredAfterMs = clock.monotonicMs() - healAt;
+    else {
+      // Two states are refusals by design, each with a runbook: the only copy of the
+      // acknowledged history is gone (a forced promotion with a skip-ahead), or a controller
+      // that lost its disk cannot prove which node holds it (--bootstrap). Anything else is a
+      // liveness failure.
+      const why = world.controller?.blocked ?? 'controller down';
+      world.log(`not serving after the heal: ${why}`);
+      if (operatorStates.some((s) => why.includes(s))) waitsForOperator = why;
+      else
+        fail(
+          `liveness: ${namespaces.length - served.size} namespace(s) not served within ${livenessBoundMs} ms of the heal: ${why}`,
+        );
+    }
+
+    stopping = true;
+    let loopsDone = false;
+    void Promise.all(loops).then(() => (loopsDone = true));
+    while (!loopsDone && clock.monotonicMs() - healAt < livenessBoundMs + 20_000) {
+      await clock.runUntil(clock.monotonicMs() + 100);
+    }
+    if (!loopsDone) fail('clients: allocate() calls still pending long after their deadlines');
+
+    const report = checkHistory(history, { maxViolations: 5 });
+    for (const v of report.violations) fail(`history: ${v.kind}: ${v.message}`);
+    for (const err of unhandled) fail(`unhandled: ${err}`);
+
+    const hash = createHash('sha256');
+    for (const line of world.trace) hash.update(line + '\n');
+    for (const op of history) hash.update(formatHistoryLine(op) + '\n');
+    return {
+      seed: opts.seed,
+      digest: hash.digest('hex').slice(0, 16),
+      operations: history.length,
+      acknowledged: report.acknowledged,
+      faults,
+      faultCount: Object.values(faults).reduce((a, b) => a + (b ?? 0), 0),
+      violations,
+      recoveredAfterMs,
+      waitsForOperator,
+      virtualMs: clock.monotonicMs(),
+      trace: world.trace,
+    };
+  } finally {
+    stopping = true;
+    // Closing waits on virtual timers too: the clock is driven until everything is closed.
+    await clock.runUntilSettled(world.close(), 60_000).catch((err: unknown) => {
+      unhandled.push(`closing the world: ${(err as Error).message}`);
+    });
+    setPlantedBug(null);
+    process.off('unhandledRejection', onUnhandled);
+    process.off('uncaughtException', onUnhandled);
+  }
+}
+
+function sleep(clock: SimClock, ms: number): Promise<void> {
+  return new Promise((resolve) => clock.setTimeout(resolve, ms));
+}
