@@ -12,14 +12,8 @@ import pino from 'pino';
 import { UnavailableError } from '../core/errors';
 import { createMetrics } from '../core/metrics';
 import { expect, vi } from 'vitest';
-import {
-  Controller,
-  type InSyncChange,
-  type NodeAdmin,
-  type PromoteCall,
-} from '../controller/controller';
+import { Controller, type NodeAdmin, type PromoteCall } from '../controller/controller';
 import { FileConfigStore, type NodeRef } from '../controller/config-store';
-import type { NodeReport } from '../controller/members';
 import { createControllerMetrics } from '../controller/metrics';
 import { openNode, type NodeOptions } from '../node/node';
 import type {
@@ -33,7 +27,10 @@ import { refuseReplication } from '../replication/protocol';
 import { sleep, systemClock, systemRandom, type Clock, type Random } from '../core/clock';
 import { FaultNetwork } from './fault-network';
 import { FaultStorage } from './fault-storage';
+import { joinOnce, report, toChange } from './cluster-wiring';
 import { InProcessTransport } from './in-process-transport';
+
+export { report } from './cluster-wiring';
 import { alloc, testDataDir } from './node-harness';
 import { seededRandom } from './random';
 import { SimClock } from './sim-clock';
@@ -198,27 +195,7 @@ export class Cluster {
     for (;;) {
       try {
         if (this.controller === null) throw new UnavailableError('controller down');
-        const { placement } = await this.controller.join(id, {
-          role: r.role,
-          state: 'starting',
-          epoch: r.epoch,
-          epochPrimary: r.epochPrimary,
-          incarnation: r.incarnation,
-          clusterId: r.clusterId,
-          lastIndex: r.lastIndex,
-          lastEpoch: r.lastEpoch,
-          catchingUp: r.catchingUp,
-          acknowledged: { epoch: 0, index: 0 },
-          writeStallMs: 0,
-        });
-        return {
-          role: placement.role,
-          standby: placement.standby?.address,
-          standbyId: placement.standby?.id,
-          aloneApproved: placement.aloneApproved,
-          clusterId: placement.clusterId,
-          catchingUp: placement.catchingUp,
-        };
+        return await joinOnce(this.controller, id, r);
       } catch (err) {
         if (!(err instanceof UnavailableError)) throw err;
         await sleep(this.clock, 50);
@@ -289,34 +266,4 @@ export class Cluster {
     for (const t of this.transports) t.close();
     this.net.stop();
   }
-}
-
-/** A node's in-sync request as the controller takes it (what the gRPC layer converts). */
-function toChange(r: InSyncRequest): InSyncChange {
-  return {
-    primaryId: r.primaryId,
-    primaryIncarnation: r.primaryIncarnation,
-    epoch: r.epoch,
-    standbyId: r.standbyId,
-    acknowledged: { epoch: r.acknowledgedEpoch, index: r.acknowledgedIndex },
-    seq: r.seq,
-  };
-}
-
-export function report(n: CounterNode): NodeReport {
-  const s = n.status();
-  return {
-    role: s.role,
-    state: s.state,
-    epoch: s.epoch,
-    epochPrimary: s.epochPrimary,
-    lastIndex: s.lastIndex,
-    catchingUp: s.replication?.catchingUp ?? false,
-    incarnation: s.incarnation,
-    clusterId: s.clusterId,
-    lastEpoch: s.lastEpoch,
-    acknowledged: { epoch: s.acknowledgedEpoch, index: s.acknowledgedIndex },
-    writeStallMs: s.writeStallMs,
-    streamFromPrimary: s.role === 'standby' ? s.replication?.state === 'connected' : undefined,
-  };
 }

@@ -30,7 +30,9 @@ describe('deterministic simulation', () => {
     // Caught by an invariant assertion in the code or by the history checker.
     expect(ack.violations.join('\n')).toMatch(/AssertionFailure|duplicate|backwards|real-time/);
     const truncated = await runSeed({ seed: 9, plant: 'truncate-acked-at-recovery' });
-    expect(truncated.violations.join('\n')).toMatch(/AssertionFailure|duplicate|backwards|real-time/);
+    expect(truncated.violations.join('\n')).toMatch(
+      /AssertionFailure|duplicate|backwards|real-time/,
+    );
     // Unplanted, the same seeds pass.
     expect((await runSeed({ seed: 19 })).violations).toEqual([]);
     expect((await runSeed({ seed: 9 })).violations).toEqual([]);

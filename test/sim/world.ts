@@ -10,27 +10,16 @@
  */
 import pino from 'pino';
 import { TallyClient } from '../../src/client';
-import {
-  Controller,
-  type InSyncChange,
-  type NodeAdmin,
-  type PromoteCall,
-} from '../../src/controller/controller';
+import { Controller, type NodeAdmin, type PromoteCall } from '../../src/controller/controller';
 import { FileConfigStore, type NodeRef } from '../../src/controller/config-store';
-import type { NodeReport } from '../../src/controller/members';
 import { createControllerMetrics } from '../../src/controller/metrics';
 import { sleep, type Clock, type Random } from '../../src/core/clock';
 import { UnavailableError } from '../../src/core/errors';
 import { createMetrics } from '../../src/core/metrics';
 import { openNode, type NodeOptions } from '../../src/node/node';
-import type {
-  CounterNode,
-  InSyncAuthority,
-  InSyncRequest,
-  JoinReport,
-  Placement,
-} from '../../src/node/types';
+import type { CounterNode, InSyncAuthority, JoinReport, Placement } from '../../src/node/types';
 import { refuseReplication } from '../../src/replication/protocol';
+import { joinOnce, report, toChange } from '../../src/testing/cluster-wiring';
 import { FaultNetwork } from '../../src/testing/fault-network';
 import { FaultStorage } from '../../src/testing/fault-storage';
 import { seededRandom } from '../../src/testing/random';
@@ -328,29 +317,7 @@ export class World implements ClientNet {
     for (;;) {
       if (gen !== this.generation[id]) throw new UnavailableError('sim: process gone');
       try {
-        const { placement } = await this.toController(id, (c) =>
-          c.join(id, {
-            role: r.role,
-            state: 'starting',
-            epoch: r.epoch,
-            epochPrimary: r.epochPrimary,
-            incarnation: r.incarnation,
-            clusterId: r.clusterId,
-            lastIndex: r.lastIndex,
-            lastEpoch: r.lastEpoch,
-            catchingUp: r.catchingUp,
-            acknowledged: { epoch: 0, index: 0 },
-            writeStallMs: 0,
-          }),
-        );
-        return {
-          role: placement.role,
-          standby: placement.standby?.address,
-          standbyId: placement.standby?.id,
-          aloneApproved: placement.aloneApproved,
-          clusterId: placement.clusterId,
-          catchingUp: placement.catchingUp,
-        };
+        return await this.toController(id, (c) => joinOnce(c, id, r));
       } catch (err) {
         if (!(err instanceof UnavailableError)) throw err;
         await sleep(this.clock, 50);
@@ -401,34 +368,4 @@ export class World implements ClientNet {
     }
     this.repl.stop();
   }
-}
-
-/** A node's in-sync request as the controller takes it (what the gRPC layer converts). */
-function toChange(r: InSyncRequest): InSyncChange {
-  return {
-    primaryId: r.primaryId,
-    primaryIncarnation: r.primaryIncarnation,
-    epoch: r.epoch,
-    standbyId: r.standbyId,
-    acknowledged: { epoch: r.acknowledgedEpoch, index: r.acknowledgedIndex },
-    seq: r.seq,
-  };
-}
-
-function report(n: CounterNode): NodeReport {
-  const s = n.status();
-  return {
-    role: s.role,
-    state: s.state,
-    epoch: s.epoch,
-    epochPrimary: s.epochPrimary,
-    lastIndex: s.lastIndex,
-    catchingUp: s.replication?.catchingUp ?? false,
-    incarnation: s.incarnation,
-    clusterId: s.clusterId,
-    lastEpoch: s.lastEpoch,
-    acknowledged: { epoch: s.acknowledgedEpoch, index: s.acknowledgedIndex },
-    writeStallMs: s.writeStallMs,
-    streamFromPrimary: s.role === 'standby' ? s.replication?.state === 'connected' : undefined,
-  };
 }
