@@ -104,6 +104,7 @@ async function main(): Promise<void> {
   const failed: SimResult[] = [];
   const totals = { ops: 0, acked: 0, faults: 0, maxRecoveryMs: 0, operator: 0 };
   const byKind: Record<string, number> = {};
+  const operatorKinds: Record<string, number> = {};
   const n = args.seeds as number;
   for (let seed = args.from; seed < args.from + n; seed++) {
     let r: SimResult;
@@ -117,7 +118,11 @@ async function main(): Promise<void> {
     totals.ops += r.operations;
     totals.acked += r.acknowledged;
     totals.faults += r.faultCount;
-    if (r.waitsForOperator !== null) totals.operator++;
+    if (r.waitsForOperator !== null) {
+      totals.operator++;
+      const kind = r.waitsForOperator.split(':')[0] as string;
+      operatorKinds[kind] = (operatorKinds[kind] ?? 0) + 1;
+    }
     totals.maxRecoveryMs = Math.max(totals.maxRecoveryMs, r.recoveredAfterMs ?? 0);
     for (const [k, v] of Object.entries(r.faults)) byKind[k] = (byKind[k] ?? 0) + (v ?? 0);
     if (r.violations.length > 0) {
@@ -139,7 +144,12 @@ async function main(): Promise<void> {
     `sim: ${n} seeds (${args.from}..${args.from + n - 1}): ${n - failed.length} passed, ${failed.length} failed in ${Math.round((Date.now() - started) / 1000)} s`,
   );
   console.log(
-    `sim: ${totals.ops} operations, ${totals.acked} acknowledged, ${totals.faults} faults (${kinds}); slowest recovery ${Math.round(totals.maxRecoveryMs)} virtual ms; ${totals.operator} seed(s) ended waiting for an operator by design (the only copy of the history lost, or a controller without its disk unable to prove who holds it)`,
+    `sim: ${totals.ops} operations, ${totals.acked} acknowledged, ${totals.faults} faults (${kinds}); slowest recovery ${Math.round(totals.maxRecoveryMs)} virtual ms; ${totals.operator} seed(s) ended waiting for an operator (${
+      Object.entries(operatorKinds)
+        .sort()
+        .map(([k, v]) => `${k} ${v}`)
+        .join(', ') || 'none'
+    })`,
   );
   if (failed.length > 0)
     console.log(

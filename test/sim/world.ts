@@ -138,7 +138,7 @@ export class World implements ClientNet {
     const gen = ++this.ctlGeneration;
     const controller = new Controller({
       store: new FileConfigStore(this.ctlDisk, '/ctl'),
-      admin: this.admin(),
+      admin: this.admin(gen),
       clock: this.clock,
       random: this.ctlRandom,
       logger: silent,
@@ -198,13 +198,13 @@ export class World implements ClientNet {
         this.starting.delete(id);
         if (gen !== this.generation[id]) return;
         this.log(`${id} refused to start: ${err.name}: ${err.message}`);
-        this.refusedToStart.add(id);
+        this.refusedToStart.set(id, err.name);
       },
     );
   }
 
-  /** Nodes whose last start failed (corruption detected, a lost-history refusal). */
-  readonly refusedToStart = new Set<NodeId>();
+  /** Nodes whose last start failed, with the error's name (CorruptionError: damage found). */
+  readonly refusedToStart = new Map<NodeId, string>();
 
   /**
    * The node's process dies. Its disk keeps only what was made durable (a torn last write
@@ -257,10 +257,19 @@ export class World implements ClientNet {
     return new Promise((resolve) => this.clock.setTimeout(resolve, this.delayMs()));
   }
 
-  /** A call over the controller↔node link: it fails when the link is cut or nothing serves. */
-  private async toNode<T>(address: string, fn: (n: CounterNode) => Promise<T>): Promise<T> {
+  /**
+   * A call over the controller↔node link: it fails when the link is cut or nothing serves, and
+   * a controller process that crashed makes no more calls (`gen`: the calling process).
+   */
+  private async toNode<T>(
+    gen: number,
+    address: string,
+    fn: (n: CounterNode) => Promise<T>,
+  ): Promise<T> {
     const id = idOf(address);
     await this.delay();
+    if (gen !== this.ctlGeneration)
+      throw new UnavailableError('sim: the calling controller is gone');
     if (id === null || this.adminCut.has(id))
       throw new UnavailableError(`sim: ${address} unreachable`);
     const n = this.nodes[id];
@@ -271,11 +280,11 @@ export class World implements ClientNet {
     return result;
   }
 
-  private admin(): NodeAdmin {
+  private admin(gen: number): NodeAdmin {
     return {
-      status: (address) => this.toNode(address, (n) => Promise.resolve(report(n))),
+      status: (address) => this.toNode(gen, address, (n) => Promise.resolve(report(n))),
       promote: (address, epoch, standby, call: PromoteCall) =>
-        this.toNode(address, async (n) => {
+        this.toNode(gen, address, async (n) => {
           await n.promote(epoch, {
             standby,
             aloneApproved: call.aloneApproved,
@@ -283,7 +292,7 @@ export class World implements ClientNet {
             skipAhead: call.skipAhead,
           });
         }),
-      stepDown: (address, epoch) => this.toNode(address, (n) => n.stepDown(epoch)),
+      stepDown: (address, epoch) => this.toNode(gen, address, (n) => n.stepDown(epoch)),
       refusesConnections: async (address) => {
         const id = idOf(address);
         await this.delay();
@@ -293,9 +302,14 @@ export class World implements ClientNet {
     };
   }
 
-  /** A call from node `id` to the controller. */
-  private async toController<T>(id: NodeId, fn: (c: Controller) => Promise<T>): Promise<T> {
+  /** A call from node `id` (its process `gen`) to the controller. */
+  private async toController<T>(
+    id: NodeId,
+    gen: number,
+    fn: (c: Controller) => Promise<T>,
+  ): Promise<T> {
     await this.delay();
+    if (gen !== this.generation[id]) throw new UnavailableError('sim: the calling node is gone');
     const c = this.controller;
     if (c === null || this.adminCut.has(id))
       throw new UnavailableError('sim: controller unreachable');
@@ -304,12 +318,12 @@ export class World implements ClientNet {
     return result;
   }
 
-  private authority(id: NodeId): InSyncAuthority {
+  private authority(id: NodeId, gen: number): InSyncAuthority {
     return {
       removeFromInSync: async (r) =>
-        void (await this.toController(id, (c) => c.removeFromInSync(toChange(r)))),
+        void (await this.toController(id, gen, (c) => c.removeFromInSync(toChange(r)))),
       addToInSync: async (r) =>
-        void (await this.toController(id, (c) => c.addToInSync(toChange(r)))),
+        void (await this.toController(id, gen, (c) => c.addToInSync(toChange(r)))),
     };
   }
 
@@ -317,7 +331,7 @@ export class World implements ClientNet {
     for (;;) {
       if (gen !== this.generation[id]) throw new UnavailableError('sim: process gone');
       try {
-        return await this.toController(id, (c) => joinOnce(c, id, r));
+        return await this.toController(id, gen, (c) => joinOnce(c, id, r));
       } catch (err) {
         if (!(err instanceof UnavailableError)) throw err;
         await sleep(this.clock, 50);
@@ -338,7 +352,7 @@ export class World implements ClientNet {
       segmentSizeBytes: 4096,
       checkpointRecords: 50,
       place: (r) => this.place(id, gen, r),
-      controller: this.authority(id),
+      controller: this.authority(id, gen),
       degradeAfterMs: 200,
       dial: (target) => this.repl.dialer(target, () => this.accept(target)),
       advertiseAddress: refs[id].address,
