@@ -15,7 +15,7 @@
 import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
-import { seededRandom } from '../testing/random';
+import { seededRandom } from '../core/seeded-random';
 import { nonZeroEnd } from '../wal/decoder';
 import { parseSegmentName, walDirName } from '../wal/segment-files';
 import type { TailDamage } from './schedule';

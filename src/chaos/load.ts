@@ -24,7 +24,7 @@ import {
   type ControllerResolver,
 } from '../client';
 import type { HistoryOp, Outcome } from '../check/history';
-import { seededRandom } from '../testing/random';
+import { seededRandom } from '../core/seeded-random';
 
 export function outcomeOf(err: unknown): Outcome {
   if (err instanceof ClientOverloadedError) return 'fail';

@@ -11,7 +11,7 @@
  * once: the runner only destroys a node's data while the other node holds the history.
  */
 import { createHash } from 'node:crypto';
-import { seededRandom } from '../testing/random';
+import { seededRandom } from '../core/seeded-random';
 
 export type Member = 'controller' | 'a' | 'b';
 export const members: readonly Member[] = ['controller', 'a', 'b'];
