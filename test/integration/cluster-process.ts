@@ -66,7 +66,7 @@ export interface Cluster {
    */
   wipe(id: 'a' | 'b'): Promise<void>;
   /** (Re)starts the controller on its data dir; `env` e.g. TALLY_FAILPOINTS. */
-  startController(env?: Record<string, string>): Child;
+  startController(env?: Record<string, string>, extraArgs?: string[]): Child;
   config(): ReturnType<ControllerClient['getConfig']>;
 }
 
@@ -120,8 +120,12 @@ export async function startCluster(
     metrics: { controller: '127.0.0.1:0', a: '127.0.0.1:0', b: '127.0.0.1:0' },
     controllerArgs: Object.entries(controllerFlags).flat(),
   });
-  const startController = (env: Record<string, string> = {}): Child => {
-    const child = spawnCli(args.controller, { LOG_LEVEL: 'info', ...env }, wrapper('controller'));
+  const startController = (env: Record<string, string> = {}, extraArgs: string[] = []): Child => {
+    const child = spawnCli(
+      [...args.controller, ...extraArgs],
+      { LOG_LEVEL: 'info', ...env },
+      wrapper('controller'),
+    );
     cluster.controllerChild = child;
     members.push({ name: 'controller', child });
     return child;

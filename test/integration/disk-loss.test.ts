@@ -334,8 +334,10 @@ describe('disk loss and stale disks (real processes)', () => {
     expect(forced.code, forced.stderr).toBe(0);
     alone.proc.kill('SIGTERM');
     expect((await alone.exited).code).toBe(0);
-    // 3. A fresh controller and both nodes: a's directory proves it holds the history.
-    cl.startController();
+    // 3. A fresh controller told that a holds the history (--bootstrap, a first), and both
+    // nodes. (Without --bootstrap it waits: b's empty directory may be a disk wiped after
+    // holding a later history, which is what the simulator found.)
+    cl.startController({}, ['--bootstrap']);
     cl.startNode('a');
     cl.startNode('b');
     const after = await serveAgain(cl, rec, 10, '10 allocations after the procedure');
