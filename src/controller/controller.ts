@@ -353,6 +353,16 @@ export class Controller {
     const c = this.config;
     const inSync = c.inSync.includes(id);
     const base = { aloneApproved: false, clusterId: c.clusterId };
+    if (id === c.primary.id && inSync && report.catchingUp && !c.inSync.includes(c.standby.id)) {
+      // Its recovery cut a torn tail, and it acknowledged alone: the records cut may have been
+      // acknowledged, and no other member holds them. Serving could hand their IDs out again.
+      this.warnOnce(
+        `tail-cut ${id}`,
+        { node: id, lastIndex: report.lastIndex },
+        `controller: ${id} acknowledged alone and its recovery cut a torn tail off its WAL: acknowledged records may be lost with no other copy; it does not serve until an operator forces a promotion with a skip-ahead past every ID it may have handed out`,
+      );
+      return { ...base, role: 'standby', catchingUp: true };
+    }
     if (id === c.primary.id && inSync) {
       const tookPromotion =
         report.epochPrimary === id && report.epoch >= c.epoch && report.role === 'primary';

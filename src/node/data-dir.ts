@@ -54,6 +54,27 @@ export interface Meta {
    * next epoch this node begins carries it (then it is cleared), even after a crash.
    */
   pendingSkipAhead?: number;
+  /**
+   * The epochs this node began as primary, newest last (the last ledEpochsKept). Records of
+   * any other epoch in its log came from another primary, which may have acknowledged them.
+   */
+  led?: number[];
+  /**
+   * Recovery cut a torn tail off the WAL (stored before the cut): the records cut may have been
+   * acknowledged (a disk can lose a tail it said was durable), so until this log has been
+   * compared with the other member's it is not known to hold every acknowledged record.
+   */
+  tailCut?: boolean;
+}
+
+/** How many of the epochs a node led its meta keeps. */
+export const ledEpochsKept = 64;
+
+/** `led` with `epoch` added (the newest ledEpochsKept). */
+export function withLed(m: Readonly<Meta>, epoch: number): number[] {
+  const led = (m.led ?? []).filter((e) => e !== epoch);
+  led.push(epoch);
+  return led.slice(-ledEpochsKept);
 }
 
 /** Holds the data-dir lock; close() releases it. */

@@ -66,6 +66,11 @@ export interface InSyncTrackerOptions {
   onDeposed: (reason: string) => void;
   /** Start alone (the controller approved it with the promotion). */
   alone: boolean;
+  /**
+   * Why this primary must not go on without the standby now, whatever the wait (null: it may):
+   * its log may lack acknowledged records only the standby holds.
+   */
+  holdOn?: () => string | null;
 }
 
 /** How often the tracker looks at the standby's acks. */
@@ -87,6 +92,8 @@ export class InSyncTracker {
   private readonly timer: TimerHandle;
   /** The standby's ack as last seen in this term: it only moves forward. */
   private lastAck = 0;
+  /** The last reason given for not degrading (said once). */
+  private heldFor = '';
 
   constructor(private readonly opts: InSyncTrackerOptions) {
     // Starting alone: the caller begins its epoch acknowledging alone (setAlone is not called).
@@ -120,7 +127,15 @@ export class InSyncTracker {
       case 'in-sync':
       case 'resyncing':
         if (this.opts.policy === 'degrade' && waitMs > this.opts.degradeAfterMs) {
-          this.degrade(waitMs);
+          const hold = this.opts.holdOn?.() ?? null;
+          if (hold === null) this.degrade(waitMs);
+          else if (hold !== this.heldFor) {
+            this.heldFor = hold;
+            this.opts.logger.error(
+              { standby: this.standbyId, waitedMs: Math.round(waitMs) },
+              `replication: the standby has not acknowledged in time, but this primary does not go on without it: ${hold}`,
+            );
+          }
         } else if (this.stateValue === 'resyncing' && sender.ackedIndex >= this.resyncMark) {
           this.addBack();
         }

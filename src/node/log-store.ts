@@ -41,6 +41,8 @@ export interface LogStoreOptions {
   requireExisting: boolean;
   /** Called when a checkpoint failed in a way that leaves the directory unknown. */
   onFatal(err: StorageFatalError): void;
+  /** See WalOptions.beforeTornTailCut. */
+  beforeTornTailCut?: () => Promise<void>;
 }
 
 /** After a checkpoint failed for lack of space, the next automatic one waits this long. */
@@ -135,6 +137,7 @@ export class LogStore {
       logger: opts.logger.child({ module: 'wal' }),
       clock: opts.clock,
       requireExisting,
+      beforeTornTailCut: opts.beforeTornTailCut,
     };
   }
 

@@ -55,7 +55,7 @@ import { Receiver } from '../replication/receiver';
 import { Sender } from '../replication/sender';
 import { NodeStorage, type Storage } from '../wal/storage';
 import { Committer } from './committer';
-import { loadMeta, lockDataDir, type DirLock, type Meta } from './data-dir';
+import { loadMeta, lockDataDir, withLed, type DirLock, type Meta } from './data-dir';
 import { InSyncTracker } from './in-sync';
 import { MetaStore } from './meta-store';
 import { LogStore } from './log-store';
@@ -207,7 +207,9 @@ function joinReport(meta: Readonly<Meta>, store: LogStore): JoinReport {
     role: meta.role,
     lastIndex: store.lastIndex,
     lastEpoch: store.lastEpoch,
-    catchingUp: meta.catchingUp === true,
+    // A log whose torn tail was cut and not yet compared with the other member's is not
+    // known to hold every acknowledged record (the controller does not let it serve alone).
+    catchingUp: meta.catchingUp === true || meta.tailCut === true,
   };
 }
 
@@ -328,6 +330,7 @@ export class TallyNode implements CounterNode {
       await LogStore.discard(storage, opts.dataDir);
     }
     let node: TallyNode | null = null;
+    const metaStore = new MetaStore(storage, opts.dataDir, loaded);
     const { store, lastEpoch } = await LogStore.open({
       storage,
       dataDir: opts.dataDir,
@@ -339,11 +342,19 @@ export class TallyNode implements CounterNode {
       checkpointRecords: opts.checkpointRecords ?? checkpointRecordsDefault,
       checkpointBytes: opts.checkpointBytes ?? checkpointBytesDefault,
       onFatal: (err) => node?.fail(err),
+      // The records cut may have been acknowledged (a disk may lose a tail it called durable):
+      // until this log is compared with the other member's, it is not promoted (catching up),
+      // it does not go on alone as primary, and its standby's records are not cut (tailCut).
+      beforeTornTailCut: async () => {
+        await metaStore.set({ catchingUp: true, tailCut: true });
+        log.warn(
+          'node: recovery cuts a torn WAL tail; the records cut may have been acknowledged, so this node does not serve without the other member, which holds them, until their logs are compared',
+        );
+      },
     });
-    const metaStore = new MetaStore(storage, opts.dataDir, loaded);
     try {
       const placement: Placement = opts.place
-        ? await opts.place(joinReport(loaded, store))
+        ? await opts.place(joinReport(metaStore.current, store))
         : { role: requested, standby: opts.standby };
       await applyPlacement(metaStore, placement, opts.dataDir);
       node = new TallyNode(opts, storage, clock, store, lock, metaStore, segmentSizeBytes);
@@ -420,6 +431,25 @@ export class TallyNode implements CounterNode {
     });
   }
 
+  /**
+   * The standby accepted this primary's epoch after the sender checked that this log holds
+   * every record the standby confirmed to a primary: a tail cut at recovery lost nothing
+   * acknowledged, and this node may go on alone again when the standby is lost.
+   */
+  private logCompared(): void {
+    if (!this.meta.tailCut) return;
+    this.metaStore
+      .update((m) => (m.tailCut ? { tailCut: undefined } : null))
+      .then(
+        () =>
+          this.log.info(
+            'node: the standby holds nothing this log lost; the torn tail cut at recovery held no acknowledged record',
+          ),
+        (err: unknown) =>
+          this.fail(new StorageFatalError(`node: meta not written: ${(err as Error).message}`)),
+      );
+  }
+
   /** Begins the term once: alone (approved) or after the standby accepted, whichever is first. */
   private beginPrimary(term: Term, sender: Sender): void {
     if (this.beginning) return;
@@ -452,7 +482,11 @@ export class TallyNode implements CounterNode {
       metrics: senderMetricsOf(this.opts.metrics),
       ackTimeoutMs: this.opts.replicationAckTimeoutMs,
       onAck: () => this.committer?.onAck(),
-      onAccepted: () => this.beginPrimary(term, sender),
+      onAccepted: () => {
+        this.logCompared();
+        this.beginPrimary(term, sender);
+      },
+      keepConfirmed: () => this.inSync?.state !== 'alone' || !!this.meta.tailCut,
       onFenced: (err) => this.fence(err),
     });
     this.sender = sender;
@@ -498,6 +532,10 @@ export class TallyNode implements CounterNode {
       metrics: this.opts.metrics,
       onDeposed: (reason) => void this.becomeStandby(reason),
       alone,
+      holdOn: () =>
+        this.meta.tailCut
+          ? 'recovery cut a torn tail off its WAL, and only the standby can show that no acknowledged record was in it (an operator may promote the standby, or force this node)'
+          : null,
     });
   }
 
@@ -521,6 +559,7 @@ export class TallyNode implements CounterNode {
             epochNonce: term.nonce,
             role,
             catchingUp: undefined,
+            led: withLed(m, term.epoch),
           }
         : null,
     );
@@ -682,6 +721,9 @@ export class TallyNode implements CounterNode {
           epochNonce: term.nonce,
           role,
           catchingUp: undefined,
+          // Forced: the skip-ahead puts every ID past whatever a cut tail held.
+          tailCut: undefined,
+          led: withLed(m, epoch),
           pendingSkipAhead: skipAhead > 0 ? skipAhead : undefined,
         };
       });

@@ -8,6 +8,7 @@ import { writeFileAtomic } from '../wal/storage';
 import { crc32c } from '../core/crc32c';
 import { AckLog, alloc, openFaultNode, testDataDir, tracked } from '../testing/node-harness';
 import type { CounterNode } from './types';
+import { metaFileName, type Meta } from './data-dir';
 
 const namespaces = ['a', 'b', 'urls'];
 
@@ -89,6 +90,46 @@ describe('recovery with a fault-injecting disk', () => {
       const again = await openFaultNode(image);
       expect(again.status().namespaces.find((n) => n.name === 'a')?.lastId).toBe(after.first + 4);
       await again.close();
+    }
+  });
+
+  it('a torn tail is marked in meta before it is cut: a crash at any step of the cut still knows the log may have lost records', async () => {
+    const storage = new FaultStorage();
+    const node = await openFaultNode(storage);
+    const acks = new AckLog();
+    await workload(node, acks, 4);
+    let torn: FaultStorage | null = null;
+    storage.onOp = (op, target) => {
+      if (op !== 'datasync' || !target.endsWith('.wal') || torn !== null) return;
+      if (storage.lastWriteBytes() < 100) return;
+      // Not half: two records of one size would end whole there (a clean end, not a tear).
+      torn = storage.crash({ tearLastWriteAt: Math.floor(storage.lastWriteBytes() / 2) + 3 });
+    };
+    await Promise.all(
+      Array.from({ length: 12 }, (_, i) => tracked(node, acks, namespaces[i % 3] as string, 2)),
+    );
+    storage.onOp = null;
+    await node.close();
+    const image = torn as FaultStorage | null;
+    if (image === null) throw new Error('no batch was torn');
+    const metaOf = async (disk: FaultStorage) =>
+      JSON.parse(
+        (await disk.readFile(path.join(testDataDir, metaFileName))).toString('utf8'),
+      ) as Meta;
+    expect((await metaOf(image)).tailCut).toBeUndefined();
+
+    // Recovery with a crash image taken before every storage step it makes.
+    const images: FaultStorage[] = [];
+    image.onOp = () => images.push(image.crash());
+    const recovered = await openFaultNode(image);
+    image.onOp = null;
+    await recovered.close();
+    expect((await metaOf(image)).tailCut).toBe(true);
+    expect(images.length).toBeGreaterThan(2);
+    for (const crashed of images) {
+      const report = await inspectDataDir(testDataDir, undefined, crashed);
+      const marked = (await metaOf(crashed)).tailCut === true;
+      expect(report.tornTail !== null || marked).toBe(true);
     }
   });
 

@@ -139,6 +139,20 @@ export class ReplicaLogAdapter implements ReplicaLog {
     return this.host.store.state.floor;
   }
 
+  /** The end of the newest epoch in this log that this node did not lead (0: none). */
+  confirmedFloor(): number {
+    const { store } = this.host;
+    const led = this.meta.led ?? [];
+    const epochs = store.epochs();
+    for (let k = epochs.length - 1; k >= 0; k--) {
+      const start = epochs[k] as { epoch: number; index: number };
+      if (led.includes(start.epoch)) continue;
+      const next = epochs[k + 1];
+      return next === undefined ? store.lastIndex : next.index - 1;
+    }
+    return 0;
+  }
+
   shape(): LogShape {
     const { store } = this.host;
     return {
@@ -203,7 +217,9 @@ export class ReplicaLogAdapter implements ReplicaLog {
     this.acknowledged = Math.max(this.acknowledged, acknowledged);
     this.host.store.noteAcknowledged(acknowledged);
     if (this.meta.catchingUp && this.host.store.lastIndex >= primaryLastIndex) {
-      await this.host.metaStore.set({ catchingUp: undefined });
+      // At a primary's tail: this log holds everything that primary has (a tail cut at
+      // recovery included, matched and sent again).
+      await this.host.metaStore.set({ catchingUp: undefined, tailCut: undefined });
       this.host.opts.logger.info(
         { lastIndex: this.host.store.lastIndex },
         'replication: standby reached the primary tail; no longer catching up',

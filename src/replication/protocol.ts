@@ -86,6 +86,11 @@ export interface HelloReply extends LogShape {
   acknowledgedFloor: number;
   /** The standby's floor for unseen namespaces. */
   idFloor: number;
+  /**
+   * Every record up to here was received from another primary and confirmed durable (records
+   * of epochs the standby did not lead): that primary may have acknowledged them.
+   */
+  confirmedFloor: number;
 }
 
 export interface Ack {

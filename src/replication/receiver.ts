@@ -57,6 +57,11 @@ export interface ReplicaLog {
    * said it acknowledged): log matching may never cut or replace it.
    */
   acknowledgedFloor(): number;
+  /**
+   * Every record up to here came from another primary and was confirmed durable to it (see
+   * HelloReply.confirmedFloor): the primary decides whether it may cut them.
+   */
+  confirmedFloor(): number;
   /** The floor this log's unseen namespaces start above (raised only by forced promotions). */
   idFloor(): number;
   shape(): LogShape;
@@ -273,6 +278,7 @@ export class ReceiverSession implements ChannelEvents<ToStandby> {
       ...shape,
       acknowledgedFloor: this.log.acknowledgedFloor(),
       idFloor: this.log.idFloor(),
+      confirmedFloor: this.log.confirmedFloor(),
     });
   }
 

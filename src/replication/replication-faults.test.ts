@@ -184,7 +184,7 @@ describe('standby refuses bad replication input and leaves its log untouched', (
 });
 
 describe('failures of the primary or the link', () => {
-  it('the primary crashed after the standby fsynced a batch but before its own fsync: they converge', async () => {
+  it('the primary crashed after the standby fsynced a batch but before its own fsync: it steps down rather than cut the batch', async () => {
     const pair = await servingPair(11);
     const acked: AllocateResult[] = [];
     for (let i = 0; i < 5; i++) acked.push(await alloc(pair.primary as CounterNode, 'ids', 10));
@@ -200,16 +200,18 @@ describe('failures of the primary or the link', () => {
     await (pair.primary as CounterNode).close();
     pair.primaryDisk = pair.primaryDisk.crash(); // its un-fsynced write is gone
     const primary = await pair.startPrimary();
-    await vi.waitFor(() => expect(primary.status().state).toBe('serving'), { timeout: 10_000 });
-    // The standby cut the record the primary never had, and its counter came down with it.
-    await vi.waitFor(() => expect(standby.status().lastIndex).toBe(primary.status().lastIndex));
-    expect(standby.status().namespaces).toEqual(primary.status().namespaces);
-    const next = await alloc(primary, 'ids', 1);
-    expect(next.first).toBe(51); // above every acknowledged ID; the lost 51..60 were never acked
+    // The primary cannot tell this batch (never acknowledged) from one a disk lost after it
+    // was acknowledged: it does not have the standby cut it, it steps down.
+    await vi.waitFor(() => expect(primary.status().state).toBe('fenced'), { timeout: 10_000 });
+    expect(primary.status().namespaces.find((n) => n.name === 'ids')?.lastId).toBe(50);
+    expect(standby.status().lastIndex).toBe(primaryLast + 1);
+    expect(standby.status().namespaces.find((n) => n.name === 'ids')?.lastId).toBe(60);
+    // Promoted, the standby serves above the batch; the old primary follows it.
+    await standby.promote(standby.status().epoch + 1);
+    const next = await alloc(standby, 'ids', 1);
+    expect(next.first).toBe(61);
+    expect(acked.every((a) => a.first + a.count <= 51)).toBe(true);
     await pair.close();
-    expect((await walRecords(pair.standbyDisk)).map(recordKey)).toEqual(
-      (await walRecords(pair.primaryDisk)).map(recordKey),
-    );
   });
 
   it('a snapshot install interrupted by a crash is discarded at restart and redone', async () => {

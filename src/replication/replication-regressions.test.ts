@@ -129,6 +129,7 @@ const emptyStandby: ToPrimary = {
   snapshotIndex: 0,
   snapshotEpoch: 0,
   acknowledgedFloor: 0,
+  confirmedFloor: 0,
   idFloor: 0,
 };
 
@@ -294,10 +295,12 @@ describe('replication regressions', () => {
     await primary.close();
     pair.primaryDisk = pair.primaryDisk.crash();
     const restarted = await pair.startPrimary();
-    await vi.waitFor(() => expect(restarted.status().state).toBe('serving'), { timeout: 10_000 });
-    // Cut, not reset: the standby kept its log and is not catching up (still promotable).
+    // The restarted primary steps down rather than cut the standby's record (it might have
+    // been acknowledged): the standby keeps its log, is not reset nor catching up (promotable).
+    await vi.waitFor(() => expect(restarted.status().state).toBe('fenced'), { timeout: 10_000 });
     expect(standby.status().replication?.catchingUp).toBe(false);
-    expect(standby.status().namespaces).toEqual(restarted.status().namespaces);
+    expect(standby.status().lastIndex).toBe(restarted.status().lastIndex + 1);
+    expect(standby.status().checkpointIndex).toBeGreaterThan(0);
   });
 });
 
@@ -405,6 +408,7 @@ describe('assertions on the replication path', () => {
       acceptEpoch: () => Promise.resolve(),
       holdsEpoch: () => true,
       acknowledgedFloor: () => 0,
+      confirmedFloor: () => 0,
       idFloor: () => 0,
       shape: () => ({
         firstIndex: 1,

@@ -94,6 +94,12 @@ export interface SenderOptions {
   onAck(index: number): void;
   /** The first time a standby accepted the epoch. */
   onAccepted(): void;
+  /**
+   * Must this primary keep every record the standby confirmed to a primary (true while the
+   * standby is in the in-sync set, or this log may have lost records)? Then a standby holding
+   * such records past this log fences this primary instead of having them cut. Default true.
+   */
+  keepConfirmed?: () => boolean;
   /** The standby holds a newer epoch: this primary must stop acknowledging. */
   onFenced(err: StaleEpochError): void;
 }
@@ -276,11 +282,20 @@ export class Sender {
     // A standby's snapshot holds acknowledged records only, so one that must be reset below it
     // names records this log lacks: agreedIndex, not the match, is what is compared.
     const agreed = agreedIndex(reply, shape) ?? -1;
-    if (agreed < reply.acknowledgedFloor && this.opts.idFloor() <= reply.idFloor) {
+    const forced = this.opts.idFloor() > reply.idFloor;
+    if (agreed < reply.acknowledgedFloor && !forced) {
       // The standby holds acknowledged records this log does not: this primary lost history
       // (an old copy of its directory). It must not begin its epoch, nor cut them.
       throw new StaleEpochError(
         `replication: standby ${reply.nodeId} holds acknowledged records up to ${reply.acknowledgedFloor} that this primary's log does not (the logs agree up to ${agreed < 0 ? 'no known index' : agreed}): this node lost history and must not serve`,
+      );
+    }
+    if (agreed < reply.confirmedFloor && !forced && (this.opts.keepConfirmed?.() ?? true)) {
+      // Records a primary sent and the standby confirmed, which this log lacks: lost before
+      // this node's own fsync, or by a disk that lost its tail. Either way they may have been
+      // acknowledged: the standby, which holds them, must take over; they are never cut.
+      throw new StaleEpochError(
+        `replication: standby ${reply.nodeId} holds records up to ${reply.confirmedFloor} that it confirmed to a primary and this log lacks (the logs agree up to ${agreed < 0 ? 'no known index' : agreed}): they may have been acknowledged, so this node steps down for the standby instead of cutting them`,
       );
     }
     this.stateValue = 'catching-up';

@@ -100,6 +100,7 @@ function fromWireResponse(res: ReplicateResponse__Output): ToPrimary {
       snapshotEpoch: num(h.snapshotEpoch),
       acknowledgedFloor: num(h.acknowledgedFloor),
       idFloor: num(h.idFloor),
+      confirmedFloor: num(h.confirmedFloor),
     };
   }
   if (res.kind === 'ack' && res.ack)

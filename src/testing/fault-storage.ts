@@ -218,6 +218,17 @@ export class FaultStorage implements Storage {
       inode.durable[offset] = (inode.durable[offset] as number) ^ mask;
   }
 
+  /**
+   * Zeroes [from, to) of a file, durable data included: a disk that loses what it said was
+   * written (a volatile cache that lied about a flush, a bad sector at the end of a file).
+   */
+  zero(filePath: string, from: number, to: number): void {
+    const inode = this.entries.get(filePath);
+    if (!inode) throw new Error(`fault-storage: no file ${filePath}`);
+    inode.data.fill(0, Math.min(from, inode.size), Math.min(to, inode.size));
+    inode.durable.fill(0, Math.min(from, inode.durableSize), Math.min(to, inode.durableSize));
+  }
+
   /** Current contents of a file (a copy). */
   contents(filePath: string): Buffer {
     const inode = this.entries.get(filePath);

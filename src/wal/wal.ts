@@ -37,6 +37,11 @@ export interface WalOptions {
    * the WAL was lost, and starting empty would send every counter backwards.
    */
   requireExisting?: boolean;
+  /**
+   * Runs, and must complete durably, before open() cuts a torn tail off: the caller records
+   * that the log may have lost records (a crash right after the cut then still knows).
+   */
+  beforeTornTailCut?: () => Promise<void>;
 }
 
 /** Where an epoch's records begin in the log. */
@@ -210,6 +215,7 @@ export class Wal {
         continue;
       }
       if (end.kind === 'torn') {
+        await this.opts.beforeTornTailCut?.();
         await this.zeroRange(file, end.offset, end.dataEnd);
         recovery.tornTail = { file: name, offset: end.offset };
         this.opts.logger.warn(

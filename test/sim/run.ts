@@ -12,6 +12,7 @@ import { createHash } from 'node:crypto';
 import { setPlantedBug, type PlantedBug } from '../../src/core/planted-bugs';
 import { checkHistory, formatHistoryLine, type HistoryOp } from '../../src/check/history';
 import { FaultStorage } from '../../src/testing/fault-storage';
+import { nonZeroEnd } from '../../src/wal/decoder';
 import { SimClock } from '../../src/testing/sim-clock';
 import { seededRandom } from '../../src/testing/random';
 import type { TallyClient } from '../../src/client';
@@ -28,6 +29,7 @@ export type FaultKind =
   | 'cut-client'
   | 'enospc'
   | 'bit-flip'
+  | 'lose-tail'
   | 'wipe-disk'
   | 'old-disk';
 
@@ -42,6 +44,7 @@ export const faultKinds: readonly FaultKind[] = [
   'cut-client',
   'enospc',
   'bit-flip',
+  'lose-tail',
   'wipe-disk',
   'old-disk',
 ];
@@ -285,6 +288,25 @@ export async function runSeed(opts: SimOptions): Promise<SimResult> {
           world.disks[id].flipBit(file, offset, Math.floor(r() * 8));
           destroyed.add(id); // detected at start: the node gets a new disk
           world.log(`${id} bit flipped in ${file} at ${offset}`);
+          return true;
+        }
+        case 'lose-tail': {
+          // A stopped node's disk loses the last bytes of its newest WAL segment although they
+          // were synced (acknowledged records among them, perhaps): recovery takes it for a torn
+          // write and cuts it; the other member holds every acknowledged record.
+          if (!world.isDown(id) || !mayDestroy(id)) return false;
+          const newest = world.disks[id]
+            .files()
+            .filter((f) => f.includes('/wal/') && f.endsWith('.wal'))
+            .at(-1);
+          if (newest === undefined) return false;
+          const data = world.disks[id].contents(newest);
+          const end = nonZeroEnd(data, 0, data.length);
+          if (end === 0) return false;
+          const bytes = 1 + Math.floor(r() * Math.min(end, 512));
+          world.disks[id].zero(newest, end - bytes, end);
+          destroyed.add(id);
+          world.log(`${id} lost the last ${bytes} synced bytes of ${newest}`);
           return true;
         }
         case 'wipe-disk':

@@ -12,6 +12,7 @@ export interface HelloReply {
   'snapshotEpoch'?: (number | string | Long);
   'acknowledgedFloor'?: (number | string | Long);
   'idFloor'?: (number | string | Long);
+  'confirmedFloor'?: (number | string | Long);
 }
 
 export interface HelloReply__Output {
@@ -23,4 +24,5 @@ export interface HelloReply__Output {
   'snapshotEpoch': (string);
   'acknowledgedFloor': (string);
   'idFloor': (string);
+  'confirmedFloor': (string);
 }
