@@ -25,6 +25,8 @@ export class FaultNetwork {
   readonly stats = { delivered: 0, dropped: 0, duplicated: 0, reordered: 0, streams: 0 };
   private readonly random: () => number;
   private partitioned = false;
+  /** Messages this way are lost while streams stay open (a one-way partition), until heal(). */
+  private blackholed: 'toStandby' | 'toPrimary' | null = null;
   private readonly open = new Set<(err: TallyError) => void>();
   private readonly timers = new Set<TimerHandle>();
 
@@ -45,7 +47,16 @@ export class FaultNetwork {
 
   heal(plan: FaultPlan = {}): void {
     this.partitioned = false;
+    this.blackholed = null;
     this.plan = plan;
+  }
+
+  /**
+   * A one-way partition: every message in `way` is lost from now on, and nothing breaks the
+   * streams (no reset arrives, as with a firewall dropping one direction): only timeouts tell.
+   */
+  blackhole(way: 'toStandby' | 'toPrimary'): void {
+    this.blackholed = way;
   }
 
   /** Stops every pending delivery (test teardown). */
@@ -73,18 +84,21 @@ export class FaultNetwork {
       });
     };
     const toPrimary: Channel<ToPrimary> = {
-      send: (m) => !closed && this.deliver(() => primary.onMessage(m)),
+      send: (m) => !closed && this.deliver(() => primary.onMessage(m), 'toPrimary'),
       close,
     };
     this.open.add(close);
     if (this.partitioned) close(new UnavailableError('net: partitioned'));
     else standby = accept(toPrimary, 'fault-net');
-    return { send: (m) => !closed && this.deliver(() => standby?.onMessage(m)), close };
+    return {
+      send: (m) => !closed && this.deliver(() => standby?.onMessage(m), 'toStandby'),
+      close,
+    };
   }
 
-  private deliver(fn: () => unknown): void {
+  private deliver(fn: () => unknown, way: 'toStandby' | 'toPrimary'): void {
     const { dropRate = 0, duplicateRate = 0, reorderRate = 0, delayMsMax = 0 } = this.plan;
-    if (this.partitioned || this.random() < dropRate) {
+    if (this.partitioned || this.blackholed === way || this.random() < dropRate) {
       this.stats.dropped++;
       return;
     }

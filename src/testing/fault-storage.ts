@@ -47,6 +47,7 @@ class FaultFile implements StorageFile {
   ) {}
 
   async write(buf: Uint8Array, offset: number, length: number, position: number): Promise<void> {
+    await this.owner.gate(this.path);
     this.writePending(buf, offset, length, position);
   }
 
@@ -63,6 +64,7 @@ class FaultFile implements StorageFile {
     length: number,
     position: number,
   ): Promise<void> {
+    await this.owner.gate(this.path);
     const pending = this.writePending(buf, offset, length, position);
     this.owner.check('datasync', this.path);
     const inode = this.inode;
@@ -100,6 +102,7 @@ class FaultFile implements StorageFile {
   }
 
   async datasync(): Promise<void> {
+    await this.owner.gate(this.path);
     this.owner.check('datasync', this.path);
     this.inode.durable = Buffer.from(this.inode.data.subarray(0, this.inode.size));
     this.inode.durableSize = this.inode.size;
@@ -122,6 +125,31 @@ export class FaultStorage implements Storage {
   /** Counts every operation, so a test can crash "after the Nth step". */
   opCount = 0;
   onOp: ((op: string, target: string) => void) | null = null;
+
+  /** While set: writes and syncs to matching files wait (a hung disk), until unhang(). */
+  private hung: { match: RegExp; waiting: Array<() => void> } | null = null;
+
+  /**
+   * Hangs every write and sync to files matching `match` from now on (a disk or controller
+   * that stopped answering): they complete, in order, at unhang() — or never, when the process
+   * "crashed" meanwhile and the storage is not unhung.
+   */
+  hang(match: RegExp = /.*/): void {
+    this.hung ??= { match, waiting: [] };
+  }
+
+  unhang(): void {
+    const hung = this.hung;
+    this.hung = null;
+    for (const resume of hung?.waiting ?? []) resume();
+  }
+
+  /** Resolves at once, or when the disk is unhung (see hang()). */
+  gate(target: string): Promise<void> | void {
+    const hung = this.hung;
+    if (hung === null || !hung.match.test(target)) return;
+    return new Promise((resolve) => hung.waiting.push(resolve));
+  }
 
   failOn(op: FaultOp, code: string, match: RegExp = /.*/, times = Infinity): void {
     this.faults.push({ op, code, match, times });

@@ -24,10 +24,12 @@ export type FaultKind =
   | 'crash-controller'
   | 'controller-loses-disk'
   | 'partition-replication'
+  | 'one-way-replication'
   | 'lossy-replication'
   | 'cut-admin'
   | 'cut-client'
   | 'enospc'
+  | 'hang-disk'
   | 'bit-flip'
   | 'lose-tail'
   | 'wipe-disk'
@@ -39,10 +41,12 @@ export const faultKinds: readonly FaultKind[] = [
   'crash-controller',
   'controller-loses-disk',
   'partition-replication',
+  'one-way-replication',
   'lossy-replication',
   'cut-admin',
   'cut-client',
   'enospc',
+  'hang-disk',
   'bit-flip',
   'lose-tail',
   'wipe-disk',
@@ -57,6 +61,11 @@ export interface SimOptions {
   chaosMs?: number;
   /** A bug planted on purpose (src/core/planted-bugs.ts): the run should catch it. */
   plant?: PlantedBug;
+  /**
+   * The fault kinds drawn from (default faultKinds). A regression seed names the list it was
+   * found with: adding a kind changes every seed's schedule.
+   */
+  kinds?: readonly FaultKind[];
 }
 
 export interface SimResult {
@@ -108,7 +117,7 @@ export async function runSeed(opts: SimOptions): Promise<SimResult> {
   const faultCount = opts.faults ?? 4 + Math.floor(schedule() * 9);
   const planned = Array.from({ length: faultCount }, () => ({
     atMs: 500 + schedule() * (chaosMs - 500),
-    kind: pick(faultKinds, schedule),
+    kind: pick(opts.kinds ?? faultKinds, schedule),
     victim: pick(nodeIds, schedule),
   }));
   /**
@@ -235,6 +244,16 @@ export async function runSeed(opts: SimOptions): Promise<SimResult> {
             world.log('replication healed');
           });
           return true;
+        case 'one-way-replication': {
+          const way = r() < 0.5 ? 'toStandby' : 'toPrimary';
+          world.repl.blackhole(way);
+          world.log(`replication one-way: messages ${way} lost`);
+          later(100 + r() * 3000, () => {
+            world.repl.heal();
+            world.log('replication healed');
+          });
+          return true;
+        }
         case 'lossy-replication': {
           const plan = {
             dropRate: r() * 0.2,
@@ -274,6 +293,21 @@ export async function runSeed(opts: SimOptions): Promise<SimResult> {
             world.log(`${id} disk has space again`);
           });
           return true;
+        case 'hang-disk': {
+          // The node's disk stops answering (writes and syncs wait), past every timeout, then
+          // goes on: the node must have been fenced meanwhile if it was failed over.
+          if (!world.isUp(id)) return false;
+          const disk = world.disks[id];
+          disk.hang(/wal|snapshot|meta/);
+          world.log(`${id} disk hangs`);
+          later(100 + r() * 6000, () => {
+            // A node crashed meanwhile: its old process's writes never complete.
+            if (world.disks[id] !== disk) return;
+            disk.unhang();
+            world.log(`${id} disk answers again`);
+          });
+          return true;
+        }
         case 'bit-flip': {
           // Damage synced WAL data of a stopped node: the node must refuse to start.
           if (!world.isDown(id) || !mayDestroy(id)) return false;
@@ -332,7 +366,10 @@ export async function runSeed(opts: SimOptions): Promise<SimResult> {
     const healAt = clock.monotonicMs();
     heals.splice(0);
     world.healAll();
-    for (const id of nodeIds) world.disks[id].clearFaults();
+    for (const id of nodeIds) {
+      world.disks[id].clearFaults();
+      world.disks[id].unhang();
+    }
     if (world.controller === null) await clock.runUntilSettled(world.startController(), 10_000);
     for (const id of nodeIds) {
       world.refusedToStart.delete(id); // retried below as the runbook says
