@@ -8,8 +8,9 @@ import path from 'node:path';
 import { type Command, InvalidArgumentError, Option } from 'commander';
 import { createMetrics, type Metrics } from '../core/metrics';
 import { segmentSizeBytesMax, segmentSizeBytesMin, standbyWaitMsDefault } from '../core/limits';
-import { UnavailableError } from '../core/errors';
+import { systemClock } from '../core/clock';
 import { openNode, type NodeOptions } from '../node/node';
+import { followController, placeByController } from '../node/placement';
 import type { CounterNode, JoinReport, Placement, Role, StandbyLossPolicy } from '../node/types';
 import { ControllerClient } from '../server/controller-client';
 import { grpcDialer } from '../server/replication-service';
@@ -44,8 +45,8 @@ interface ServeOptions {
 interface Serving {
   node: CounterNode;
   controller: ControllerClient | null;
-  /** followController's poll, cleared at shutdown. */
-  configTimer?: NodeJS.Timeout;
+  /** Stops followController's poll (at shutdown). */
+  stopFollowing?: () => void;
   grpc: RunningServer;
   metricsServer: MetricsServer;
   logger: Logger;
@@ -82,9 +83,7 @@ function nodeOptions(
     role: opts.role,
     standby: opts.standby,
     place:
-      controller === null
-        ? undefined
-        : placeByController(controller, logger.child({ module: 'cli' })),
+      controller === null ? undefined : placeOrExit(controller, logger.child({ module: 'cli' })),
     controller: controller ?? undefined,
     standbyLossPolicy: opts.standbyLoss,
     degradeAfterMs: opts.degradeAfterMs,
@@ -101,6 +100,18 @@ function nodeOptions(
   };
 }
 
+/** placeByController; a refusal (not a wait) stops the CLI with the controller's reason. */
+function placeOrExit(
+  controller: ControllerClient,
+  logger: Logger,
+): (report: JoinReport) => Promise<Placement> {
+  const place = placeByController(controller, logger, systemClock);
+  return (report) =>
+    place(report).catch((err: unknown) => {
+      throw new CliError(`serve: ${(err as Error).message}`);
+    });
+}
+
 /**
  * Whether Status should name this node's client address: given by --advertise, or a listen
  * host clients elsewhere can dial. A wildcard listen host (0.0.0.0, ::) is dialled as
@@ -110,81 +121,6 @@ export function reportsClientAddress(listen: string, advertise: string | undefin
   if (advertise !== undefined) return true;
   const { host } = parseHostPort(listen);
   return host !== '0.0.0.0' && host !== '::';
-}
-
-/** How long a node waits between attempts to reach the controller at start. */
-const controllerRetryMs = 500;
-/** Attempts (controllerRetryMs apart) before waiting for the controller is worth a warning. */
-const controllerQuietAttempts = 10;
-/** How often a node re-reads the controller's configuration (to learn it was deposed). */
-const configPollMs = 1000;
-
-/**
- * With a controller the node reports what its data directory holds once it has recovered its
- * log, and the controller says where it belongs; a node never guesses. While the controller
- * cannot place it yet (unreachable, or still building its configuration) it waits; a refusal
- * (another cluster's directory, not a member) stops it with the controller's reason.
- */
-function placeByController(
-  client: ControllerClient,
-  logger: Logger,
-): (report: JoinReport) => Promise<Placement> {
-  return async (report) => {
-    for (let attempt = 0; ; attempt++) {
-      try {
-        const placement = await client.join(report);
-        logger.info(
-          { ...placement, incarnation: report.incarnation, lastIndex: report.lastIndex },
-          'serve: placed by the controller',
-        );
-        return placement;
-      } catch (err) {
-        if (!(err instanceof UnavailableError)) {
-          throw new CliError(`serve: ${(err as Error).message}`);
-        }
-        // The controller usually starts next to the node: a few seconds of waiting is normal.
-        const level = attempt >= controllerQuietAttempts ? 'warn' : 'info';
-        if (attempt % 10 === 0) {
-          logger[level](
-            { controller: client.address, err: (err as Error).message },
-            'serve: waiting for the controller to place this node',
-          );
-        }
-        await new Promise((r) => setTimeout(r, controllerRetryMs));
-      }
-    }
-  };
-}
-
-/**
- * A primary that the controller names deposed — another primary, in an epoch above its own —
- * rejoins as standby. One poll at a time; a configuration older than the node's epoch (read
- * before a promotion that has happened since) decides nothing.
- */
-function followController(s: Serving, id: string): void {
-  const client = s.controller;
-  if (client === null) return;
-  let polling = false;
-  s.configTimer = setInterval(() => {
-    if (polling) return;
-    polling = true;
-    client
-      .getConfig()
-      .then(
-        (config) => {
-          s.node.noteInSyncSet(config.inSync);
-          if (config.promoting || config.primary.id === id) return;
-          const status = s.node.status();
-          if (status.role === 'standby' || config.epoch <= status.epoch) return;
-          void s.node.rejoinAsStandby(
-            `the controller names ${config.primary.id} primary of epoch ${config.epoch}`,
-          );
-        },
-        () => undefined, // unreachable: the data path does not depend on it
-      )
-      .finally(() => (polling = false));
-  }, configPollMs);
-  s.configTimer.unref();
 }
 
 /**
@@ -314,7 +250,7 @@ function installServeShutdown(s: Serving): void {
       s.controller?.close();
     },
     () => {
-      if (s.configTimer !== undefined) clearInterval(s.configTimer);
+      s.stopFollowing?.();
     },
   );
 }
@@ -349,7 +285,14 @@ async function runServe(opts: ServeOptions, command: Command): Promise<void> {
   }
   watchStdinWhileStarting();
   const serving = await start(opts);
-  followController(serving, opts.id);
+  if (serving.controller !== null) {
+    serving.stopFollowing = followController(
+      serving.controller,
+      serving.node,
+      opts.id,
+      systemClock,
+    );
+  }
   exitOnNodeFailure(serving);
   installServeShutdown(serving);
   announce(serving, opts);

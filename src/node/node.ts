@@ -22,7 +22,6 @@ import {
 import {
   ConfigError,
   CounterExhaustedError,
-  DataDirError,
   InvalidArgumentError,
   NotPrimaryError,
   StaleEpochError,
@@ -58,6 +57,7 @@ import { Committer } from './committer';
 import { loadMeta, lockDataDir, withLed, type DirLock, type Meta } from './data-dir';
 import { InSyncTracker } from './in-sync';
 import { MetaStore } from './meta-store';
+import { applyPlacement, checkRoleChange, joinReport } from './placement';
 import { LogStore } from './log-store';
 import { ReplicaLogAdapter, primaryLogOf, senderMetricsOf } from './replica';
 import type {
@@ -175,75 +175,6 @@ export async function openNode(opts: NodeOptions): Promise<CounterNode> {
     lock?.close();
     throw err;
   }
-}
-
-/** Refuses starting a standby's directory as anything else: that would be an unchecked promotion. */
-function checkRoleChange(meta: Meta, role: Role, dataDir: string, log: Logger): void {
-  if (meta.role === role) return;
-  if (meta.role === 'standby') {
-    throw new DataDirError(
-      `node: ${dataDir} holds a standby (epoch ${meta.epoch}); promote it with 'tally promote' ` +
-        `instead of starting it as ${role}`,
-    );
-  }
-  if (meta.role === 'primary' && role === 'standalone') {
-    // Alone it would acknowledge IDs its standby never sees, and that standby could be promoted.
-    throw new DataDirError(
-      `node: ${dataDir} holds a primary (epoch ${meta.epoch}); start it as primary (with its ` +
-        'standby) or as standby, not standalone',
-    );
-  }
-  log.warn({ from: meta.role, to: role }, 'node: role changed at start');
-}
-
-/** What the node holds, for the controller (tally.v1.JoinRequest). */
-function joinReport(meta: Readonly<Meta>, store: LogStore): JoinReport {
-  return {
-    nodeId: meta.nodeId,
-    incarnation: meta.incarnation,
-    clusterId: meta.clusterId ?? '',
-    epoch: meta.epoch,
-    epochPrimary: meta.epochPrimary ?? '',
-    role: meta.role,
-    lastIndex: store.lastIndex,
-    lastEpoch: store.lastEpoch,
-    // A log whose torn tail was cut and not yet compared with the other member's is not
-    // known to hold every acknowledged record (the controller does not let it serve alone).
-    catchingUp: meta.catchingUp === true || meta.tailCut === true,
-  };
-}
-
-/** Stores where the node was placed (role, catching-up flag, cluster) before it acts on it. */
-async function applyPlacement(
-  metaStore: MetaStore,
-  placement: Placement,
-  dataDir: string,
-): Promise<void> {
-  const m = metaStore.current;
-  const joined = m.clusterId ?? '';
-  const cluster = placement.clusterId ?? '';
-  if (cluster !== '' && joined !== '' && cluster !== joined) {
-    throw new DataDirError(
-      `data-dir: ${dataDir} belongs to cluster ${joined}, but the controller runs cluster ${cluster}; ` +
-        'give this node an empty data directory to join this cluster, or point it at its own controller',
-    );
-  }
-  const role = placement.role;
-  // A node turned standby, or one the controller does not count in sync, is catching up.
-  const catchingUp =
-    role === 'standby' && (m.role !== 'standby' || placement.catchingUp === true || !!m.catchingUp);
-  const next: Partial<Meta> = {
-    role,
-    catchingUp: catchingUp || undefined,
-    snapshotInstall: undefined,
-    clusterId: cluster || joined || undefined,
-  };
-  const same =
-    m.role === role &&
-    !!m.catchingUp === catchingUp &&
-    !m.snapshotInstall &&
-    (m.clusterId ?? '') === (cluster || joined);
-  if (!same) await metaStore.set(next);
 }
 
 /** A forced promotion must skip ahead (and stay below the highest ID); only a forced one may. */
