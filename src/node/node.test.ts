@@ -337,12 +337,12 @@ describe('node with a standby', () => {
     // Drive it into the state directly: starting again, and handed a term older than its own.
     const inner = node as unknown as {
       stateValue: string;
-      beginCommitter(term: object, sender: null): Promise<void>;
+      newTerm(): { beginCommitter(term: object, sender: null): Promise<void> };
     };
     inner.stateValue = 'starting';
     const older = { epoch: epoch - 1, nonce: 'n', persisted: true, skipAhead: 0 };
-    expect(() => inner.beginCommitter(older, null)).toThrow(AssertionFailure);
-    expect(() => inner.beginCommitter(older, null)).toThrow(
+    expect(() => inner.newTerm().beginCommitter(older, null)).toThrow(AssertionFailure);
+    expect(() => inner.newTerm().beginCommitter(older, null)).toThrow(
       `node: beginning epoch ${epoch - 1} after accepting epoch ${epoch}`,
     );
     await node.close();

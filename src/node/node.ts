@@ -3,6 +3,8 @@
  *   standalone: group commit, acknowledged after the local fsync;
  *   primary:    group commit replicated to a standby, acknowledged once both fsynced;
  *   standby:    takes the primary's records (replica.ts), refuses allocations with the hint.
+ * A term as primary or standalone (its committer, sender and in-sync tracker) is a PrimaryTerm
+ * (primary-term.ts); placement at start is placement.ts; this file holds the lifecycle.
  * Start: lock dir → meta → snapshot → replay WAL → placement (the controller's, given what the
  * directory holds, or the --role flags) → by role. A standalone node begins a new epoch at
  * once; a primary proposes the next epoch (with a new nonce) to its standby and persists it
@@ -11,7 +13,7 @@
  * MetaStore.
  */
 import type { Logger } from 'pino';
-import { assert, rethrowIfAssertion } from '../core/assert';
+import { rethrowIfAssertion } from '../core/assert';
 import {
   systemClock,
   systemRandom,
@@ -30,13 +32,11 @@ import {
   WrongRoleError,
   type TallyError,
 } from '../core/errors';
-import { failpoint } from '../core/failpoints';
 import { randomId } from '../core/ids';
 import {
   checkpointBytesDefault,
   idMax,
   checkpointRecordsDefault,
-  queuedRequestsMaxDefault,
   segmentSizeBytesDefault,
   segmentSizeBytesMax,
   segmentSizeBytesMin,
@@ -51,15 +51,16 @@ import {
   type ToStandby,
 } from '../replication/protocol';
 import { Receiver } from '../replication/receiver';
-import { Sender } from '../replication/sender';
+import type { Sender } from '../replication/sender';
 import { NodeStorage, type Storage } from '../wal/storage';
-import { Committer } from './committer';
+import type { Committer } from './committer';
 import { loadMeta, lockDataDir, withLed, type DirLock, type Meta } from './data-dir';
-import { InSyncTracker } from './in-sync';
+import type { InSyncTracker } from './in-sync';
 import { MetaStore } from './meta-store';
+import { PrimaryTerm, type PrimaryHost, type Term } from './primary-term';
 import { applyPlacement, checkRoleChange, joinReport } from './placement';
 import { LogStore } from './log-store';
-import { ReplicaLogAdapter, primaryLogOf, senderMetricsOf } from './replica';
+import { ReplicaLogAdapter } from './replica';
 import type {
   AllocateCallback,
   CheckpointInfo,
@@ -135,21 +136,7 @@ export interface NodeOptions {
 }
 
 /** One epoch this node begins (or was promoted into) as primary or standalone. */
-interface Term {
-  epoch: number;
-  /** With the epoch number and this node's id, the epoch's identity. */
-  nonce: string;
-  /** The epoch is already in meta (a promotion stored it). */
-  persisted: boolean;
-  /** A forced promotion: the epoch-start record raises every counter by this much. */
-  skipAhead: number;
-}
 
-const batchBytesMax = 1024 * 1024;
-/** With a controller, a batch waiting this long for the standby starts a degrade. */
-const degradeAfterMsDefault = 500;
-/** With a controller, a starting primary waits this long for its standby to accept the epoch. */
-const standbyStartWaitMs = 3000;
 /** How long a step-down waits for the standby to acknowledge what was written. */
 const stepDownWaitMsDefault = 2000;
 /** How long close() waits for the standby to acknowledge batches already written. */
@@ -197,23 +184,17 @@ function checkSkipAhead(force: boolean, skipAhead: number, highestReserved: numb
 export class TallyNode implements CounterNode {
   private stateValue: NodeState = 'starting';
   private readonly log: Logger;
-  private committer: Committer | null = null;
-  private sender: Sender | null = null;
+  /** The current term as primary (or standalone), null as a standby. */
+  private primary: PrimaryTerm | null = null;
   private receiver: Receiver | null = null;
   private replica: ReplicaLogAdapter | null = null;
-  private inSync: InSyncTracker | null = null;
   /** Set while the node turns from primary into standby (step-down or rejoin). */
   private demoting = false;
-  /** A primary's epoch is being begun (or was): only once per primary term. */
-  private beginning = false;
-  /** Primary: the standby's address and id (from --standby or the controller's placement). */
-  private standbyTarget = '';
-  private standbyId = '';
   /** Where clients reach this node: --advertise, known once the server is bound. */
   private clientAddress = '';
   private resolveFailed!: (err: Error) => void;
   readonly failed: Promise<Error>;
-  private readonly random: Random;
+  readonly random: Random;
 
   private constructor(
     readonly opts: NodeOptions,
@@ -235,6 +216,43 @@ export class TallyNode implements CounterNode {
 
   get meta(): Readonly<Meta> {
     return this.metaStore.current;
+  }
+
+  private get committer(): Committer | null {
+    return this.primary?.committer ?? null;
+  }
+
+  private get sender(): Sender | null {
+    return this.primary?.sender ?? null;
+  }
+
+  private get inSync(): InSyncTracker | null {
+    return this.primary?.inSync ?? null;
+  }
+
+  /** A new term as primary (or standalone), with this node as its host. */
+  private newTerm(): PrimaryTerm {
+    const host: PrimaryHost = {
+      opts: this.opts,
+      store: this.store,
+      metaStore: this.metaStore,
+      clock: this.clock,
+      random: this.random,
+      log: this.log,
+      segmentSizeBytes: this.segmentSizeBytes,
+      starting: () => this.stateValue === 'starting',
+      stillStarting: () => this.stateValue === 'starting' && this.receiver === null,
+      nowServing: () => {
+        if (this.stateValue === 'starting') this.stateValue = 'serving';
+      },
+      isServing: () => this.stateValue === 'serving',
+      fail: (err) => this.fail(err),
+      fence: (err) => this.fence(err),
+      becomeStandby: (reason) => void this.becomeStandby(reason),
+      beginFailed: (err) => this.beginFailed(err),
+    };
+    this.primary = new PrimaryTerm(host);
+    return this.primary;
   }
 
   static async start(
@@ -308,10 +326,10 @@ export class TallyNode implements CounterNode {
       persisted: false,
       skipAhead,
     };
-    if (role === 'standalone') return this.beginEpoch(term, null);
+    if (role === 'standalone') return this.newTerm().beginEpoch(term, null);
     if (role === 'primary') {
       const alone = this.opts.controller !== undefined && placement.aloneApproved === true;
-      this.startPrimary(term, placement.standby as string, placement.standbyId ?? '', alone);
+      this.newTerm().start(term, placement.standby as string, placement.standbyId ?? '', alone);
       return;
     }
     this.startStandby();
@@ -337,221 +355,6 @@ export class TallyNode implements CounterNode {
       },
       'node: serving as standby',
     );
-  }
-
-  /**
-   * Proposes the term's epoch to the standby; once accepted, persists it (unless a promotion
-   * already did) and begins it. Until then the node is `starting` and refuses allocations.
-   * With a controller, a standby that does not accept in time is taken out of the in-sync set
-   * (the tracker asks) and the epoch begins alone; `alone` (approved already) begins at once.
-   */
-  private startPrimary(term: Term, standby: string, standbyId: string, alone: boolean): void {
-    this.standbyTarget = standby;
-    this.standbyId = standbyId;
-    this.log.info(
-      { epoch: term.epoch, standby, alone },
-      alone
-        ? 'node: primary serving alone (approved by the controller) while the standby is brought back'
-        : 'node: primary waiting for the standby to accept the epoch',
-    );
-    void Promise.resolve(this.opts.advertiseAddress ?? '').then((address) => {
-      if (this.stateValue !== 'starting') return;
-      const sender = this.startSender(term, standby, address);
-      this.startTracker(term, sender, alone);
-      if (alone) this.beginPrimary(term, sender);
-    });
-  }
-
-  /**
-   * The standby accepted this primary's epoch after the sender checked that this log holds
-   * every record the standby confirmed to a primary: a tail cut at recovery lost nothing
-   * acknowledged, and this node may go on alone again when the standby is lost.
-   */
-  private logCompared(): void {
-    if (!this.meta.tailCut) return;
-    this.metaStore
-      .update((m) => (m.tailCut ? { tailCut: undefined } : null))
-      .then(
-        () =>
-          this.log.info(
-            'node: the standby holds nothing this log lost; the torn tail cut at recovery held no acknowledged record',
-          ),
-        (err: unknown) =>
-          this.fail(new StorageFatalError(`node: meta not written: ${(err as Error).message}`)),
-      );
-  }
-
-  /** Begins the term once: alone (approved) or after the standby accepted, whichever is first. */
-  private beginPrimary(term: Term, sender: Sender): void {
-    if (this.beginning) return;
-    this.beginning = true;
-    const begin = term.persisted
-      ? this.beginCommitter(term, sender)
-      : this.beginEpoch(term, sender);
-    begin.catch((err: unknown) => this.beginFailed(err));
-  }
-
-  private startSender(term: Term, standby: string, address: string): Sender {
-    const dial = this.opts.dial as (target: string) => Dialer;
-    // A forced term's floor counts from its Hello on, before the epoch-start record applies it
-    // (it is durable in meta already, as pendingSkipAhead).
-    const termFloor = this.store.state.floor + term.skipAhead;
-    const sender = new Sender({
-      dialer: dial(standby),
-      log: primaryLogOf(this.store),
-      epoch: term.epoch,
-      epochNonce: term.nonce,
-      primaryId: this.opts.id,
-      primaryAddress: address,
-      clusterId: this.meta.clusterId ?? '',
-      primaryIncarnation: this.meta.incarnation,
-      commitIndex: () => this.committer?.acknowledgedIndex ?? 0,
-      idFloor: () => Math.max(this.store.state.floor, termFloor),
-      logger: this.opts.logger.child({ module: 'replication' }),
-      clock: this.clock,
-      random: this.random,
-      metrics: senderMetricsOf(this.opts.metrics),
-      ackTimeoutMs: this.opts.replicationAckTimeoutMs,
-      onAck: () => this.committer?.onAck(),
-      onAccepted: () => {
-        this.logCompared();
-        this.beginPrimary(term, sender);
-      },
-      keepConfirmed: () => this.inSync?.state !== 'alone' || !!this.meta.tailCut,
-      onFenced: (err) => this.fence(err),
-    });
-    this.sender = sender;
-    sender.start(this.store.lastIndex);
-    return sender;
-  }
-
-  /**
-   * With a controller: tracks the standby's standing for this term, from the proposal on —
-   * while starting, "waiting for the standby" is the time since the proposal went out.
-   */
-  private startTracker(term: Term, sender: Sender, alone: boolean): void {
-    const controller = this.opts.controller;
-    if (controller === undefined) return;
-    // A starting primary gives its standby longer than a slow ack gets: after a restart of both
-    // the standby may still be recovering. Past that it asks to go on alone, like a degrade.
-    const degradeAfterMs = this.opts.degradeAfterMs ?? degradeAfterMsDefault;
-    const startGraceMs = Math.max(0, standbyStartWaitMs - degradeAfterMs);
-    const proposedAtMs = this.clock.monotonicMs() + startGraceMs;
-    this.inSync = new InSyncTracker({
-      nodeId: this.opts.id,
-      incarnation: this.meta.incarnation,
-      epoch: term.epoch,
-      authority: controller,
-      policy: this.opts.standbyLossPolicy ?? 'degrade',
-      degradeAfterMs,
-      committer: {
-        standbyWaitMs: (now) => {
-          if (this.committer !== null) return this.committer.standbyWaitMs(now);
-          return this.beginning ? 0 : Math.max(0, now - proposedAtMs);
-        },
-        setAlone: (on) => {
-          if (this.committer !== null) this.committer.setAlone(on);
-          else if (on) this.beginPrimary(term, sender);
-        },
-      },
-      sender,
-      lastIndex: () => this.store.wal.nextIndex - 1,
-      acknowledged: () => this.acknowledged(),
-      standbyId: this.standbyId,
-      clock: this.clock,
-      logger: this.opts.logger.child({ module: 'replication' }),
-      metrics: this.opts.metrics,
-      onDeposed: (reason) => void this.becomeStandby(reason),
-      alone,
-      holdOn: () =>
-        this.meta.tailCut
-          ? 'recovery cut a torn tail off its WAL, and only the standby can show that no acknowledged record was in it (an operator may promote the standby, or force this node)'
-          : null,
-    });
-  }
-
-  /** The last index acknowledged to callers in this term, and its epoch. */
-  private acknowledged(): { index: number; epoch: number } {
-    const index = this.committer?.acknowledgedIndex ?? 0;
-    return { index, epoch: index === 0 ? 0 : (this.store.epochAt(index) ?? 0) };
-  }
-
-  /** Persists the term's epoch as this node's own, then begins it. */
-  private async beginEpoch(term: Term, sender: Sender | null): Promise<void> {
-    const role: Role = sender ? 'primary' : this.meta.role;
-    await failpoint('node.beforeBeginEpoch', this.clock);
-    // Still this term's turn? (It may have been deposed and turned standby meanwhile.)
-    const current = (): boolean => this.stateValue === 'starting' && this.receiver === null;
-    await this.metaStore.update((m) =>
-      current() && m.epoch <= term.epoch
-        ? {
-            epoch: term.epoch,
-            epochPrimary: this.opts.id,
-            epochNonce: term.nonce,
-            role,
-            catchingUp: undefined,
-            led: withLed(m, term.epoch),
-          }
-        : null,
-    );
-    if (!current() || this.meta.epochNonce !== term.nonce) return; // write nothing
-    await this.beginCommitter(term, sender);
-  }
-
-  /** Writes the epoch-start record (replicated when there is a standby), then serves. */
-  private beginCommitter(term: Term, sender: Sender | null): Promise<void> {
-    if (this.stateValue !== 'starting') return Promise.resolve(); // closed or failed meanwhile
-    const { epoch } = term;
-    // Never write in an epoch below the one this node accepted (that one is someone else's).
-    if (epoch < this.meta.epoch) {
-      assert(false, `node: beginning epoch ${epoch} after accepting epoch ${this.meta.epoch}`);
-    }
-    this.opts.metrics.epoch.set(epoch);
-    const committer = new Committer({
-      wal: this.store.wal,
-      state: this.store.state,
-      clock: this.clock,
-      logger: this.log,
-      metrics: this.opts.metrics,
-      queuedRequestsMax: this.opts.queuedRequestsMax ?? queuedRequestsMaxDefault,
-      batchBytesMax: Math.min(batchBytesMax, this.segmentSizeBytes),
-      epoch,
-      onBatchDurable: (lastIndex, bytes) =>
-        this.store.noteDurable(lastIndex, bytes, this.stateValue === 'serving'),
-      onFatal: (err) => this.fail(err),
-      replicator: sender ?? undefined,
-      ackWaitMs: this.opts.ackWaitMs,
-    });
-    this.committer = committer;
-    // Alone only on the controller's durable yes (given before the epoch-start record: then
-    // even that is acknowledged without the standby).
-    committer.setAlone(this.inSync?.state === 'alone');
-    return new Promise((resolve, reject) => {
-      committer.submitEpochStart(
-        this.opts.id,
-        (err, result) => {
-          if (err) {
-            this.log.error({ epoch, err: err.message }, 'node: epoch-start record not written');
-            return reject(err);
-          }
-          if (this.stateValue === 'starting') this.stateValue = 'serving';
-          const fields = { epoch, index: result?.index, nodeId: this.opts.id };
-          if (term.skipAhead === 0) {
-            this.log.info(fields, 'node: serving');
-            return resolve();
-          }
-          this.log.warn(
-            { ...fields, skipAhead: term.skipAhead, floor: this.store.state.floor },
-            'node: serving after a forced promotion; every counter skipped ahead',
-          );
-          // The skip is in the durable log now: it no longer needs carrying.
-          this.metaStore
-            .update((m) => (m.pendingSkipAhead ? { pendingSkipAhead: undefined } : null))
-            .then(() => resolve(), reject);
-        },
-        term.skipAhead,
-      );
-    });
   }
 
   allocate(
@@ -680,8 +483,8 @@ export class TallyNode implements CounterNode {
       { epoch, standby: standby ?? null, force, skipAhead: term.skipAhead },
       force ? 'node: promoted by force' : 'node: promoted',
     );
-    if (standby === undefined) await this.beginCommitter(term, null);
-    else this.startPrimary(term, standby, '', aloneApproved);
+    if (standby === undefined) await this.newTerm().beginCommitter(term, null);
+    else this.newTerm().start(term, standby, '', aloneApproved);
     return { epoch, role, lastIndex: this.store.lastIndex };
   }
 
@@ -781,14 +584,8 @@ export class TallyNode implements CounterNode {
         new NotPrimaryError(`node: ${this.opts.id} stepped down (${reason}); not acknowledged`),
       );
       await committer?.whenIdle();
-      this.inSync?.stop();
-      this.inSync = null;
-      this.sender?.stop();
-      this.sender = null;
-      this.committer = null;
-      this.beginning = false;
-      this.standbyTarget = '';
-      this.standbyId = '';
+      this.primary?.stop();
+      this.primary = null;
       const stopping = (): boolean => {
         const now = this.stateValue as NodeState; // closed or failed while awaiting
         return now === 'draining' || now === 'failed' || now === 'closed';
@@ -822,7 +619,7 @@ export class TallyNode implements CounterNode {
     if (this.sender !== null) {
       const lag = this.sender.lag(now);
       return {
-        peer: this.standbyTarget,
+        peer: this.primary?.standbyTarget ?? '',
         state: this.sender.state,
         ackIndex: this.sender.ackedIndex,
         lagRecords: lag.records,
@@ -851,7 +648,7 @@ export class TallyNode implements CounterNode {
 
   status(): NodeStatus {
     const { store } = this;
-    const acknowledged = this.acknowledged();
+    const acknowledged = this.primary?.acknowledged() ?? { index: 0, epoch: 0 };
     return {
       nodeId: this.opts.id,
       role: this.meta.role,
