@@ -95,3 +95,11 @@ export const clientConnectTimeoutMs = 1000;
 export const blockSizeMax = countMax;
 /** IdBlockAllocator: callers of next() waiting for a refill; more are refused. */
 export const blockWaitersMax = 100_000;
+
+/** Deadlines of the calls between controller and nodes (src/server/controller-client.ts). */
+/** A node's call to the controller that takes longer is treated as the controller being unreachable. */
+export const controllerCallMs = 2000;
+/** A controller's status probe of a node that takes longer counts as a failed probe. */
+export const probeCallMs = 400;
+/** Promotion and step-down wait for disk writes and the standby: give them longer. */
+export const roleChangeCallMs = 5000;

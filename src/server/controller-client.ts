@@ -28,11 +28,8 @@ import { fromWireConfig, type ClusterView } from './controller-service';
 import { probeTcp } from './listen';
 import { loadProtos } from './proto';
 import { errorNameKey } from './status';
+import { controllerCallMs, probeCallMs, roleChangeCallMs } from '../core/limits';
 
-/** A controller call that takes longer is treated as the controller being unreachable. */
-const controllerCallMs = 2000;
-/** A status probe that takes longer counts as a failed probe. */
-const probeCallMs = 400;
 /**
  * How long a fresh TCP connect may take before it proves nothing: a refusal comes back within
  * a round trip; a paused process's kernel accepts, and a cut link is silent.
@@ -40,8 +37,6 @@ const probeCallMs = 400;
 const refusalCheckMs = 250;
 /** Connectivity watches are renewed this often (grpc-js wants a deadline). */
 const watchRenewMs = 3_600_000;
-/** Promotion and step-down wait for disk writes and the standby: give them longer. */
-const roleChangeCallMs = 5000;
 /** A switchover may wait for a target that does not serve, then hand back: longer still. */
 const switchoverCallMs = 30_000;
 

@@ -12,7 +12,8 @@ import { createHash } from 'node:crypto';
 import { setPlantedBug, type PlantedBug } from '../../src/core/planted-bugs';
 import { checkHistory, formatHistoryLine, type HistoryOp } from '../../src/check/history';
 import { FaultStorage } from '../../src/testing/fault-storage';
-import { nonZeroEnd } from '../../src/wal/decoder';
+import { nonZeroEnd, scanSegment } from '../../src/wal/decoder';
+import { parseSegmentName } from '../../src/wal/segment-files';
 import { SimClock } from '../../src/testing/sim-clock';
 import { seededRandom } from '../../src/testing/random';
 import type { TallyClient } from '../../src/client';
@@ -99,6 +100,17 @@ export const operatorStates: ReadonlyArray<readonly [kind: string, text: string]
 
 /** After the heal, the cluster must serve every namespace within this much virtual time. */
 export const livenessBoundMs = 30_000;
+
+/** Where each record of a WAL segment begins (a torn last record's too). */
+function recordStarts(data: Buffer, file: string): Set<number> {
+  const starts = new Set<number>();
+  const firstIndex = parseSegmentName(file.slice(file.lastIndexOf('/') + 1)) ?? 1;
+  const scan = scanSegment(data, data.length, firstIndex, 0, (_record, offset) =>
+    starts.add(offset),
+  );
+  if (scan.end.kind === 'torn') starts.add(scan.end.offset);
+  return starts;
+}
 
 export async function runSeed(opts: SimOptions): Promise<SimResult> {
   const clock = new SimClock(0);
@@ -338,7 +350,15 @@ export async function runSeed(opts: SimOptions): Promise<SimResult> {
           const end = nonZeroEnd(data, 0, data.length);
           if (end === 0) return false;
           const bytes = 1 + Math.floor(r() * Math.min(end, 512));
-          world.disks[id].zero(newest, end - bytes, end);
+          let from = end - bytes;
+          // Its store may be the only copy (the other node is not known to be in sync): then
+          // only a loss recovery can see is modelled — one that tears a record. A loss of whole
+          // records there leaves a clean end: the only copy is gone, and nothing can tell.
+          const inSync = world.controller?.current?.inSync;
+          if (inSync === undefined || !inSync.includes(id === 'a' ? 'b' : 'a')) {
+            if (recordStarts(data, newest).has(from)) from += 1;
+          }
+          world.disks[id].zero(newest, from, end);
           destroyed.add(id);
           world.log(`${id} lost the last ${bytes} synced bytes of ${newest}`);
           return true;

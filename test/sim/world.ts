@@ -15,6 +15,7 @@ import { FileConfigStore, type NodeRef } from '../../src/controller/config-store
 import { createControllerMetrics } from '../../src/controller/metrics';
 import { sleep, type Clock, type Random } from '../../src/core/clock';
 import { UnavailableError } from '../../src/core/errors';
+import { controllerCallMs, probeCallMs, roleChangeCallMs } from '../../src/core/limits';
 import { createMetrics } from '../../src/core/metrics';
 import { openNode, type NodeOptions } from '../../src/node/node';
 import type { CounterNode, InSyncAuthority, JoinReport, Placement } from '../../src/node/types';
@@ -261,10 +262,35 @@ export class World implements ClientNet {
    * A call over the controller↔node link: it fails when the link is cut or nothing serves, and
    * a controller process that crashed makes no more calls (`gen`: the calling process).
    */
+  /**
+   * Settles with `work`, or fails after `deadlineMs` (the real call's gRPC deadline: a node
+   * whose disk hangs, or that died while the call ran, never answers, and its caller must not
+   * wait forever).
+   */
+  private withDeadline<T>(work: Promise<T>, deadlineMs: number, what: string): Promise<T> {
+    return new Promise<T>((resolve, reject) => {
+      const timer = this.clock.setTimeout(
+        () => reject(new UnavailableError(`sim: ${what}: deadline of ${deadlineMs} ms exceeded`)),
+        deadlineMs,
+      );
+      work.then(
+        (v) => {
+          this.clock.clearTimeout(timer);
+          resolve(v);
+        },
+        (err: unknown) => {
+          this.clock.clearTimeout(timer);
+          reject(err as Error);
+        },
+      );
+    });
+  }
+
   private async toNode<T>(
     gen: number,
     address: string,
     fn: (n: CounterNode) => Promise<T>,
+    deadlineMs: number,
   ): Promise<T> {
     const id = idOf(address);
     await this.delay();
@@ -274,7 +300,7 @@ export class World implements ClientNet {
       throw new UnavailableError(`sim: ${address} unreachable`);
     const n = this.nodes[id];
     if (n === null) throw new UnavailableError(`sim: ${id} down`);
-    const result = await fn(n);
+    const result = await this.withDeadline(fn(n), deadlineMs, `call to ${id}`);
     await this.delay();
     if (this.adminCut.has(id)) throw new UnavailableError(`sim: ${address} unreachable`);
     return result;
@@ -282,17 +308,24 @@ export class World implements ClientNet {
 
   private admin(gen: number): NodeAdmin {
     return {
-      status: (address) => this.toNode(gen, address, (n) => Promise.resolve(report(n))),
+      status: (address) =>
+        this.toNode(gen, address, (n) => Promise.resolve(report(n)), probeCallMs),
       promote: (address, epoch, standby, call: PromoteCall) =>
-        this.toNode(gen, address, async (n) => {
-          await n.promote(epoch, {
-            standby,
-            aloneApproved: call.aloneApproved,
-            force: call.skipAhead > 0,
-            skipAhead: call.skipAhead,
-          });
-        }),
-      stepDown: (address, epoch) => this.toNode(gen, address, (n) => n.stepDown(epoch)),
+        this.toNode(
+          gen,
+          address,
+          async (n) => {
+            await n.promote(epoch, {
+              standby,
+              aloneApproved: call.aloneApproved,
+              force: call.skipAhead > 0,
+              skipAhead: call.skipAhead,
+            });
+          },
+          roleChangeCallMs,
+        ),
+      stepDown: (address, epoch) =>
+        this.toNode(gen, address, (n) => n.stepDown(epoch), roleChangeCallMs),
       refusesConnections: async (address) => {
         const id = idOf(address);
         await this.delay();
@@ -313,7 +346,7 @@ export class World implements ClientNet {
     const c = this.controller;
     if (c === null || this.adminCut.has(id))
       throw new UnavailableError('sim: controller unreachable');
-    const result = await fn(c);
+    const result = await this.withDeadline(fn(c), controllerCallMs, 'call to the controller');
     await this.delay();
     return result;
   }
