@@ -87,15 +87,17 @@ export interface SimResult {
 }
 
 /**
- * The controller's refusals that wait for an operator (README, "Runbooks"), by kind. The first
- * two are by design; the third is a liveness gap the simulator found and this version leaves
- * open: a promotion whose target then lost its disk is never abandoned, although the old
- * primary, still running, holds every acknowledged record (seeds 738, 1487, 1957).
+ * The controller's refusals that wait for an operator (README, "Runbooks"), by kind, all by
+ * design. The third: a failover's target lost its disk before the promotion was confirmed.
+ * The old primary, out of the in-sync set, is not reinstated: the target was approved to
+ * acknowledge alone, and whatever it acknowledged went with its disk (first taken for a liveness
+ * gap: seeds 738, 1487 and 1957 of an earlier schedule; in seed 738 the target even failed
+ * before its epoch was durable, but nothing the controller sees can prove that).
  */
 export const operatorStates: ReadonlyArray<readonly [kind: string, text: string]> = [
   ['history lost', 'no member that holds every acknowledged record can take over'],
   ['history unproven', 'no member proves it holds the history'],
-  ['promotion stuck (gap)', 'not confirmed, and'],
+  ['promotion unconfirmed', 'not confirmed, and'],
 ];
 
 /** After the heal, the cluster must serve every namespace within this much virtual time. */
