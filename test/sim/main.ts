@@ -129,6 +129,8 @@ async function main(): Promise<void> {
       failed.push(r);
       console.log(line(r));
       for (const v of r.violations) console.log(`  ${v}`);
+      // The trace too: a failure that does not replay alone is still diagnosable.
+      for (const t of r.trace) console.log(`  trace ${t}`);
     }
     const done = seed - args.from + 1;
     if (done % 100 === 0)
