@@ -36,6 +36,8 @@ export async function damageTail(
   dataDir: string,
   damage: TailDamage,
   seed: number,
+  /** Exactly this many bytes (at most what the segment holds) instead of a seeded number. */
+  bytesWanted?: number,
 ): Promise<TailDamageDone> {
   const walDir = path.join(dataDir, walDirName);
   const names = await fs.promises.readdir(walDir).catch(() => [] as string[]);
@@ -50,7 +52,8 @@ export async function damageTail(
   if (dataEnd === 0) return { segment: newest, bytes: 0, at: 0 };
   const rand = seededRandom(seed);
   const bytesMax = Math.min(dataEnd, damage === 'torn' ? tornBytesMax : garbledBytesMax);
-  const bytes = 1 + Math.floor(rand() * bytesMax);
+  const bytes =
+    bytesWanted === undefined ? 1 + Math.floor(rand() * bytesMax) : Math.min(bytesWanted, dataEnd);
   const at = dataEnd - bytes;
   const patch = Buffer.alloc(bytes);
   if (damage === 'garbled') for (let i = 0; i < bytes; i++) patch[i] = Math.floor(rand() * 256);

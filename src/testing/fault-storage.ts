@@ -47,8 +47,15 @@ class FaultFile implements StorageFile {
   ) {}
 
   async write(buf: Uint8Array, offset: number, length: number, position: number): Promise<void> {
-    await this.owner.gate(this.path);
-    this.writePending(buf, offset, length, position);
+    const hung = this.owner.gate(this.path);
+    if (hung === undefined) {
+      this.writePending(buf, offset, length, position);
+      return;
+    }
+    // A hung write has its bytes from the call (as a syscall does), not from unhang() time.
+    const bytes = Buffer.from(buf.subarray(offset, offset + length));
+    await hung;
+    this.writePending(bytes, 0, length, position);
   }
 
   /**
@@ -64,8 +71,14 @@ class FaultFile implements StorageFile {
     length: number,
     position: number,
   ): Promise<void> {
-    await this.owner.gate(this.path);
-    const pending = this.writePending(buf, offset, length, position);
+    const hung = this.owner.gate(this.path);
+    let pending: PendingWrite;
+    if (hung === undefined) pending = this.writePending(buf, offset, length, position);
+    else {
+      const bytes = Buffer.from(buf.subarray(offset, offset + length));
+      await hung;
+      pending = this.writePending(bytes, 0, length, position);
+    }
     this.owner.check('datasync', this.path);
     const inode = this.inode;
     const end = position + length;
@@ -102,7 +115,8 @@ class FaultFile implements StorageFile {
   }
 
   async datasync(): Promise<void> {
-    await this.owner.gate(this.path);
+    const hung = this.owner.gate(this.path);
+    if (hung !== undefined) await hung;
     this.owner.check('datasync', this.path);
     this.inode.durable = Buffer.from(this.inode.data.subarray(0, this.inode.size));
     this.inode.durableSize = this.inode.size;
@@ -144,10 +158,10 @@ export class FaultStorage implements Storage {
     for (const resume of hung?.waiting ?? []) resume();
   }
 
-  /** Resolves at once, or when the disk is unhung (see hang()). */
-  gate(target: string): Promise<void> | void {
+  /** undefined when `target` is not hung; else resolves when the disk is unhung (see hang()). */
+  gate(target: string): Promise<void> | undefined {
     const hung = this.hung;
-    if (hung === null || !hung.match.test(target)) return;
+    if (hung === null || !hung.match.test(target)) return undefined;
     return new Promise((resolve) => hung.waiting.push(resolve));
   }
 

@@ -11,11 +11,8 @@
  * truncated the standby's copy of the records (log matching took them for a suffix it never
  * acknowledged), and allocated the same IDs again.
  */
-import fs from 'node:fs';
-import path from 'node:path';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { nonZeroEnd } from '../../src/wal/decoder';
-import { parseSegmentName, walDirName } from '../../src/wal/segment-files';
+import { damageTail } from '../../src/chaos/disk';
 import {
   allocOn,
   cleanUpClusterTest,
@@ -33,24 +30,7 @@ afterEach((ctx) => cleanUpClusterTest(ctx.task.result?.state === 'fail'));
 
 /** Zeroes the last `bytes` bytes the newest WAL segment holds; returns how many it zeroed. */
 async function zeroDurableTail(dataDir: string, bytes: number): Promise<number> {
-  const walDir = path.join(dataDir, walDirName);
-  const newest = (await fs.promises.readdir(walDir))
-    .filter((n) => parseSegmentName(n) !== null)
-    .sort()
-    .at(-1);
-  if (newest === undefined) throw new Error(`no WAL segment in ${walDir}`);
-  const file = path.join(walDir, newest);
-  const buf = await fs.promises.readFile(file);
-  const end = nonZeroEnd(buf, 0, buf.length);
-  const n = Math.min(bytes, end);
-  const fd = await fs.promises.open(file, 'r+');
-  try {
-    await fd.write(Buffer.alloc(n), 0, n, end - n);
-    await fd.datasync();
-  } finally {
-    await fd.close();
-  }
-  return n;
+  return (await damageTail(dataDir, 'torn', 0, bytes)).bytes;
 }
 
 /** Waits until a node serves as primary; returns which. */
