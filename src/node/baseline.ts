@@ -43,7 +43,7 @@ import {
   namespacesMax,
   queuedRequestsMaxDefault,
 } from '../core/limits';
-import type { NodeOptions } from './node';
+import type { NodeOptions } from './node-options';
 import {
   refuseReplication,
   type Channel,

@@ -18,7 +18,7 @@ import { withLed } from './data-dir';
 import { InSyncTracker } from './in-sync';
 import type { LogStore } from './log-store';
 import type { MetaStore } from './meta-store';
-import type { NodeOptions } from './node';
+import type { NodeOptions } from './node-options';
 import { primaryLogOf, senderMetricsOf } from './replica';
 import type { Role } from './types';
 import { queuedRequestsMaxDefault } from '../core/limits';
