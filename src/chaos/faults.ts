@@ -2,7 +2,8 @@
  * Carrying out one scheduled fault on the running cluster: apply it, hold it for its time,
  * undo it. Destroying a node's data (disk-tail, disk-wipe) is done only while the other node
  * holds the history — the controller lists it in the in-sync set after the node to be damaged
- * was killed, so no acknowledgement can have been made without it since — else the node is
+ * was killed, so no acknowledgement can have been made without it since, and it answers on the
+ * data directory the controller knows, not catching up (holdsHistory) — else the node is
  * started again undamaged and the fault is skipped: losing every copy is outside what Tally
  * promises to survive (it would wait for an operator's forced promotion, a "liveness failure"
  * that is no bug).
@@ -66,12 +67,31 @@ export function cutsOf(f: Fault): Array<[string, string]> {
   }
 }
 
-/** Does the controller list `id` in the in-sync set (within ms)? */
-async function inSync(cluster: ChaosCluster, id: NodeId, ms: number): Promise<boolean> {
+/**
+ * Does `id` hold every acknowledged record (checked within ms)? The controller's in-sync set
+ * alone is not enough: a controller that is down or has not yet seen `id` restart still lists
+ * it after the runner replaced its disk (a garbled WAL) — destroying the other node's data then
+ * destroys the last copy (the 2,000 s run, seed 1203: b's disk replaced, a wiped 2 s later, the
+ * cluster rightly waited for an operator for the rest of the run). So `id` must also answer
+ * with the data directory the controller knows (the same incarnation), not be catching up (a
+ * standby that cut a torn tail or is new), and not have a WAL the runner garbled.
+ */
+export async function holdsHistory(
+  cluster: ChaosCluster,
+  id: NodeId,
+  ms: number,
+): Promise<boolean> {
   const end = Date.now() + ms;
   do {
-    const c = await cluster.config(500);
-    if (c !== null && c.inSync.includes(id)) return true;
+    if (!cluster.garbled.has(id)) {
+      const c = await cluster.config(500);
+      const known = c?.members.find((m) => m.id === id)?.incarnation;
+      if (c !== null && c.inSync.includes(id) && known !== undefined) {
+        const s = await cluster.nodeStatus(id, 500);
+        const sameDir = s !== null && s.incarnation === known;
+        if (sameDir && s.replication?.catchingUp !== true) return true;
+      }
+    }
     await sleep(100);
   } while (Date.now() < end);
   return false;
@@ -101,11 +121,11 @@ async function destroyData(
   destroy: (id: NodeId) => Promise<string>,
 ): Promise<string | null> {
   const id = f.target as NodeId;
-  if (!(await inSync(cluster, other(id), historyWaitMs))) return null;
+  if (!(await holdsHistory(cluster, other(id), historyWaitMs))) return null;
   let note: string | null = null;
   await downFor(cluster, id, f.holdMs, async () => {
     // Checked again with the node dead: nothing can be acknowledged without the other since.
-    if (await inSync(cluster, other(id), 2000)) note = await destroy(id);
+    if (await holdsHistory(cluster, other(id), 2000)) note = await destroy(id);
   });
   return note;
 }
