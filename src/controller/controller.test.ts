@@ -861,6 +861,39 @@ describe('controller: without a stored configuration', () => {
     await t.controller.stop();
   });
 
+  it('waits while a member reports a promotion still under way (simulator seed 23799: two primaries of epoch 2)', async () => {
+    // The controller that lost its disk had promoted b to epoch 2 (a was down); b's disk hung
+    // in the promotion's meta write. Rebuilt from b's report (epoch 1 of a) the configuration
+    // made a primary, which began epoch 2 itself: both served epoch 2, each approved alone.
+    const admin = new FakeAdmin();
+    admin.set('a:1', {
+      role: 'primary',
+      epoch: 1,
+      epochPrimary: 'a',
+      incarnation: 'dir-a',
+      lastEpoch: 1,
+    });
+    admin.set('b:1', { epoch: 1, epochPrimary: 'a', lastEpoch: 1, promotingEpoch: 2 });
+    const t = await setup({ admin, config: null, nodes: [a, b] });
+    await t.controller.start();
+    await t.run(500);
+    expect(t.controller.current).toBeNull();
+    expect(t.controller.blocked).toMatch(/waiting for the promotion of b to epoch 2/);
+    // Done: b leads epoch 2 and its log is in it; the rebuilt configuration follows b.
+    admin.set('b:1', {
+      role: 'primary',
+      epoch: 2,
+      epochPrimary: 'b',
+      lastEpoch: 2,
+      lastIndex: 11,
+      promotingEpoch: 0,
+      acknowledged: { epoch: 2, index: 11 },
+    });
+    await t.run(500);
+    expect(await t.stored()).toMatchObject({ primary: b, standby: a, inSync: ['b'], epoch: 2 });
+    await t.controller.stop();
+  });
+
   it('waits while a member has not reported, or when no member proves it holds the history', async () => {
     const admin = new FakeAdmin();
     admin.up.set('b:1', false);

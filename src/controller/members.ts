@@ -35,6 +35,8 @@ export interface NodeReport {
    * that died closed it: the standby saw the reset.
    */
   streamFromPrimary?: boolean;
+  /** A promotion to this epoch is in progress on the node (0 or undefined: none). */
+  promotingEpoch?: number;
 }
 
 export const noPosition: Position = { epoch: 0, index: 0 };

@@ -7,6 +7,8 @@
  *     accepted, if that node's own directory says it began that epoch (it then holds every
  *     record acknowledged up to its start, and acknowledged the rest itself): it is primary,
  *     the only member in sync; the other catches up and is added back, verified.
+ *   - A member reports a promotion still under way (begun by an earlier controller, on a slow
+ *     disk): wait until it is done and its report shows the epoch it leads.
  *   - Nothing proven (a member has not reported, the owner of the highest epoch does not hold
  *     it, or the other member's directory is empty: it may have been wiped after holding a later
  *     history): no configuration; the controller waits and says why. An operator who knows
@@ -132,6 +134,18 @@ export function buildConfig(
     };
   }
   const [r0, r1] = nodes.map((n) => reports.get(n.id) as NodeReport) as [NodeReport, NodeReport];
+  const promoting = nodes.filter((n) => (reports.get(n.id)?.promotingEpoch ?? 0) > 0);
+  if (promoting.length > 0) {
+    // A promotion an earlier controller began (this one lost its configuration) still runs,
+    // e.g. on a slow disk: the node is about to lead an epoch its report does not show yet.
+    // Built now, the configuration would place the other node as primary beside it (simulator
+    // seed 23799: both served epoch 2, each approved to acknowledge alone).
+    const what = promoting.map((n) => `${n.id} to epoch ${reports.get(n.id)?.promotingEpoch}`);
+    return {
+      waiting: `no stored configuration: waiting for the promotion of ${what.join(' and ')} (begun by an earlier controller) to finish`,
+      pending: true,
+    };
+  }
   const clusterId = clusterIdOf([r0, r1], random);
   if (clusterId === null) {
     return {

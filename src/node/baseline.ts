@@ -425,6 +425,7 @@ class BaselineNode implements CounterNode {
       writeStallMs: 0,
       idFloor: 0,
       clientAddress: '',
+      promotingEpoch: 0,
     };
   }
 

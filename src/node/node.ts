@@ -129,6 +129,8 @@ export class TallyNode implements CounterNode {
   private replica: ReplicaLogAdapter | null = null;
   /** Set while the node turns from primary into standby (step-down or rejoin). */
   private demoting = false;
+  /** A promotion to this epoch is under way (0: none); Status reports it. */
+  private promotingTo = 0;
   /** Where clients reach this node: --advertise, known once the server is bound. */
   private clientAddress = '';
   private resolveFailed!: (err: Error) => void;
@@ -361,7 +363,13 @@ export class TallyNode implements CounterNode {
       throw new ConfigError('node: this node cannot dial a standby');
     }
     checkSkipAhead(force, skipAhead, this.store.state.highestReserved());
-    return replica.exclusive(() => this.promoteStandby(epoch, options));
+    // Reported in Status until done: a controller rebuilding its configuration waits for it.
+    this.promotingTo = Math.max(this.promotingTo, epoch);
+    try {
+      return await replica.exclusive(() => this.promoteStandby(epoch, options));
+    } finally {
+      if (this.promotingTo === epoch) this.promotingTo = 0;
+    }
   }
 
   /** Under the log's exclusive section: persist the epoch (the fence), then serve. */
@@ -610,6 +618,7 @@ export class TallyNode implements CounterNode {
       writeStallMs: Math.round(this.committer?.writeStallMs(this.clock.monotonicMs()) ?? 0),
       idFloor: store.state.floor,
       clientAddress: this.clientAddress,
+      promotingEpoch: this.promotingTo,
     };
   }
 

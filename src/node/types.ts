@@ -74,6 +74,12 @@ export interface NodeStatus {
   idFloor: number;
   /** Where clients reach this node (--advertise, else the bound listen address; '' unknown). */
   clientAddress: string;
+  /**
+   * A promotion to this epoch was received and is not done yet (0: none). A controller that
+   * rebuilds its configuration from the nodes waits for it: the node may be about to serve in
+   * an epoch an earlier controller gave it.
+   */
+  promotingEpoch: number;
 }
 
 /** What a node at start tells the controller (tally.v1.JoinRequest). */

@@ -34,6 +34,7 @@ export function toStatusResponse(status: NodeStatus, version: string): StatusRes
     acknowledgedEpoch: status.acknowledgedEpoch,
     writeStallMs: status.writeStallMs,
     clientAddress: status.clientAddress,
+    promotingEpoch: status.promotingEpoch,
     idFloor: status.idFloor,
   };
 }

@@ -263,6 +263,7 @@ export class GrpcNodeAdmin implements NodeAdmin {
       acknowledged: { epoch: Number(s.acknowledgedEpoch), index: Number(s.acknowledgedIndex) },
       writeStallMs: Number(s.writeStallMs),
       clientAddress: s.clientAddress,
+      promotingEpoch: Number(s.promotingEpoch),
       streamFromPrimary: s.role === 'standby' ? s.replication?.state === 'connected' : undefined,
     };
   }

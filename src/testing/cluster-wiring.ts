@@ -63,6 +63,7 @@ export function report(n: CounterNode): NodeReport {
     lastEpoch: s.lastEpoch,
     acknowledged: { epoch: s.acknowledgedEpoch, index: s.acknowledgedIndex },
     writeStallMs: s.writeStallMs,
+    promotingEpoch: s.promotingEpoch,
     streamFromPrimary: s.role === 'standby' ? s.replication?.state === 'connected' : undefined,
   };
 }

@@ -101,4 +101,17 @@ describe('deterministic simulation', () => {
       expect(r.recoveredAfterMs !== null || r.waitsForOperator !== null, `seed ${seed}`).toBe(true);
     }
   });
+
+  // Seed 23799 of the long sweep: the controller promoted b to epoch 2 while b's disk hung,
+  // then crashed and lost its disk. Rebuilt from b's report (epoch 1 of a), the configuration
+  // made a primary, which began epoch 2 itself; b's promotion then finished: two primaries of
+  // epoch 2, each approved to acknowledge alone (they fenced each other over replication; cut
+  // apart, both would have served). The rebuild now waits for the promotion under way.
+  it('a controller that lost its disk waits for a promotion still under way (seed 23799)', async () => {
+    const r = await runSeed({ seed: 23799, kinds: longSweepKinds });
+    expect(r.faults['controller-loses-disk']).toBe(1);
+    expect(r.faults['hang-disk']).toBe(1);
+    expect(r.violations).toEqual([]);
+    expect(r.recoveredAfterMs).not.toBeNull();
+  });
 });

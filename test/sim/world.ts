@@ -259,10 +259,6 @@ export class World implements ClientNet {
   }
 
   /**
-   * A call over the controller↔node link: it fails when the link is cut or nothing serves, and
-   * a controller process that crashed makes no more calls (`gen`: the calling process).
-   */
-  /**
    * Settles with `work`, or fails after `deadlineMs` (the real call's gRPC deadline: a node
    * whose disk hangs, or that died while the call ran, never answers, and its caller must not
    * wait forever).
@@ -286,6 +282,10 @@ export class World implements ClientNet {
     });
   }
 
+  /**
+   * A call over the controller↔node link: it fails when the link is cut or nothing serves, and
+   * a controller process that crashed makes no more calls (`gen`: the calling process).
+   */
   private async toNode<T>(
     gen: number,
     address: string,

@@ -27,6 +27,7 @@ export interface StatusResponse {
   'writeStallMs'?: (number | string | Long);
   'idFloor'?: (number | string | Long);
   'clientAddress'?: (string);
+  'promotingEpoch'?: (number | string | Long);
 }
 
 export interface StatusResponse__Output {
@@ -52,4 +53,5 @@ export interface StatusResponse__Output {
   'writeStallMs': (string);
   'idFloor': (string);
   'clientAddress': (string);
+  'promotingEpoch': (string);
 }
