@@ -10,6 +10,7 @@ interface View {
 interface NodeSeen {
   incarnation: string;
   catchingUp: boolean;
+  tailCut?: boolean;
 }
 
 /** What holdsHistory reads of a cluster: the controller's view and each node's Status. */
@@ -33,7 +34,11 @@ function fakeCluster(view: View | null, nodes: Partial<Record<NodeId, NodeSeen>>
       return Promise.resolve(
         n === undefined
           ? null
-          : { incarnation: n.incarnation, replication: { catchingUp: n.catchingUp } },
+          : {
+              incarnation: n.incarnation,
+              replication: { catchingUp: n.catchingUp },
+              tailCut: n.tailCut ?? false,
+            },
       );
     },
   };
@@ -64,6 +69,9 @@ describe('chaos runner: may the other node’s data be destroyed? (holdsHistory)
     expect(await holdsHistory(fakeCluster(inSync, {}), 'b', 0)).toBe(false);
     const cut = fakeCluster(inSync, { b: { incarnation: 'dir-b1', catchingUp: true } });
     expect(await holdsHistory(cut, 'b', 0)).toBe(false);
+    // A primary's Status never says catching up: one that cut a torn tail says tailCut.
+    const cutPrimary = { incarnation: 'dir-b1', catchingUp: false, tailCut: true };
+    expect(await holdsHistory(fakeCluster(inSync, { b: cutPrimary }), 'b', 0)).toBe(false);
     const healthy = { b: { incarnation: 'dir-b1', catchingUp: false } };
     const out = fakeCluster({ inSync: ['a'], incarnations: known }, healthy);
     expect(await holdsHistory(out, 'b', 0)).toBe(false);

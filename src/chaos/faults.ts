@@ -74,7 +74,8 @@ export function cutsOf(f: Fault): Array<[string, string]> {
  * destroys the last copy (the 2,000 s run, seed 1203: b's disk replaced, a wiped 2 s later, the
  * cluster rightly waited for an operator for the rest of the run). So `id` must also answer
  * with the data directory the controller knows (the same incarnation), not be catching up (a
- * standby that cut a torn tail or is new), and not have a WAL the runner garbled.
+ * standby that is new or rejoined), not have cut a torn tail (a primary's Status says so), and
+ * not have a WAL the runner garbled.
  */
 export async function holdsHistory(
   cluster: ChaosCluster,
@@ -89,7 +90,8 @@ export async function holdsHistory(
       if (c !== null && c.inSync.includes(id) && known !== undefined) {
         const s = await cluster.nodeStatus(id, 500);
         const sameDir = s !== null && s.incarnation === known;
-        if (sameDir && s.replication?.catchingUp !== true) return true;
+        // A primary that cut a torn tail is not caught up either (its Status says tailCut).
+        if (sameDir && s.replication?.catchingUp !== true && !s.tailCut) return true;
       }
     }
     await sleep(100);

@@ -51,6 +51,14 @@ describe('chaos schedule', () => {
     }
   });
 
+  it('a fault that destroys a node’s data holds the other node too: no kill or full disk on the only copy meanwhile', () => {
+    const f = { kind: 'disk-wipe', target: 'a' } as const;
+    expect(resourcesOf(f)).toEqual(expect.arrayContaining(['process:b', 'disk:b', 'history']));
+    expect(resourcesOf({ kind: 'disk-tail', target: 'b' })).toEqual(
+      expect.arrayContaining(['process:a', 'disk:a']),
+    );
+  });
+
   it('partitions cut what their names say', () => {
     const f = { seq: 1, startMs: 0, holdMs: 1 };
     expect(cutsOf({ ...f, kind: 'partition-one-way', target: 'a', peer: 'controller' })).toEqual([

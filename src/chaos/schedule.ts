@@ -95,8 +95,17 @@ export function resourcesOf(f: Pick<Fault, 'kind' | 'target'>): string[] {
     case 'pause':
       return [`process:${f.target}`];
     case 'disk-tail':
-    case 'disk-wipe':
-      return [`process:${f.target}`, `disk:${f.target}`, 'history'];
+    case 'disk-wipe': {
+      // The other node holds the only copy meanwhile: no kill or full disk on it either.
+      const other = f.target === 'a' ? 'b' : 'a';
+      return [
+        `process:${f.target}`,
+        `disk:${f.target}`,
+        'history',
+        `process:${other}`,
+        `disk:${other}`,
+      ];
+    }
     case 'enospc':
       return [`disk:${f.target}`];
     default:

@@ -125,6 +125,27 @@ export function buildConfig(
   /** Where a new cluster id comes from. */
   random: Random = systemRandom,
 ): BuildResult {
+  // A promotion an earlier controller began (this one lost its configuration) still runs, e.g.
+  // on a slow disk: the node is about to lead an epoch its report does not show yet. Built now
+  // (or bootstrapped by an operator), the configuration would place the other node as primary
+  // beside it (simulator seed 23799: both served epoch 2, each approved to acknowledge alone).
+  // A node that failed (its promotion's meta write may or may not be on disk) reports again
+  // once restarted.
+  const unsettled = nodes.flatMap((n) => {
+    const r = reports.get(n.id);
+    if (r === undefined) return [];
+    if ((r.promotingEpoch ?? 0) > 0)
+      return [
+        `the promotion of ${n.id} to epoch ${r.promotingEpoch} (begun by an earlier controller) to finish`,
+      ];
+    return r.state === 'failed' ? [`${n.id}, which failed, to restart`] : [];
+  });
+  if (unsettled.length > 0) {
+    return {
+      waiting: `no stored configuration: waiting for ${unsettled.join(' and ')}`,
+      pending: true,
+    };
+  }
   if (explicitBootstrap) return bootstrap(nodes, reports.get(nodes[0].id), random);
   const missing = nodes.filter((n) => !reports.has(n.id)).map((n) => n.id);
   if (missing.length > 0) {
@@ -134,18 +155,6 @@ export function buildConfig(
     };
   }
   const [r0, r1] = nodes.map((n) => reports.get(n.id) as NodeReport) as [NodeReport, NodeReport];
-  const promoting = nodes.filter((n) => (reports.get(n.id)?.promotingEpoch ?? 0) > 0);
-  if (promoting.length > 0) {
-    // A promotion an earlier controller began (this one lost its configuration) still runs,
-    // e.g. on a slow disk: the node is about to lead an epoch its report does not show yet.
-    // Built now, the configuration would place the other node as primary beside it (simulator
-    // seed 23799: both served epoch 2, each approved to acknowledge alone).
-    const what = promoting.map((n) => `${n.id} to epoch ${reports.get(n.id)?.promotingEpoch}`);
-    return {
-      waiting: `no stored configuration: waiting for the promotion of ${what.join(' and ')} (begun by an earlier controller) to finish`,
-      pending: true,
-    };
-  }
   const clusterId = clusterIdOf([r0, r1], random);
   if (clusterId === null) {
     return {

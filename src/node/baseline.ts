@@ -426,6 +426,7 @@ class BaselineNode implements CounterNode {
       idFloor: 0,
       clientAddress: '',
       promotingEpoch: 0,
+      tailCut: false,
     };
   }
 

@@ -86,6 +86,25 @@ describe('failover pieces in one process (controller faked)', () => {
     expect(authority.calls).toEqual([]);
   });
 
+  it('Status reports a promotion under way while its meta write hangs, and none once it is done (a controller rebuilding its configuration waits for it)', async () => {
+    const authority = new RecordingAuthority();
+    const { pair, primary } = await controlledPair(authority, 'block');
+    await Promise.all(Array.from({ length: 5 }, () => alloc(primary, 'ids', 1)));
+    const standby = pair.standby as CounterNode;
+    expect(standby.status().promotingEpoch).toBe(0);
+    const epoch = primary.status().epoch + 1;
+    pair.standbyDisk.hang(/meta/);
+    const promoted = standby.promote(epoch, { standby: primaryAddress, aloneApproved: true });
+    const again = standby.promote(epoch, { standby: primaryAddress, aloneApproved: true });
+    await vi.waitFor(() => expect(standby.status().promotingEpoch).toBe(epoch));
+    expect(standby.status()).toMatchObject({ role: 'standby', epoch: epoch - 1 });
+    pair.standbyDisk.unhang();
+    await promoted;
+    // The controller's retry of the same epoch: done already, or refused; either way settled.
+    await Promise.allSettled([again]);
+    expect(standby.status()).toMatchObject({ epoch, epochPrimary: 'standby', promotingEpoch: 0 });
+  });
+
   it('a deposed primary rejoins as standby of the promoted node: its unacknowledged tail is cut and no ID repeats', async () => {
     const authority = new RecordingAuthority();
     const { pair, primary } = await controlledPair(authority, 'block');

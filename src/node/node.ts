@@ -129,8 +129,11 @@ export class TallyNode implements CounterNode {
   private replica: ReplicaLogAdapter | null = null;
   /** Set while the node turns from primary into standby (step-down or rejoin). */
   private demoting = false;
-  /** A promotion to this epoch is under way (0: none); Status reports it. */
-  private promotingTo = 0;
+  /**
+   * Promotions under way, by epoch (calls in progress; the controller retries a promotion, so
+   * one epoch may have several): Status reports the highest.
+   */
+  private readonly promotions = new Map<number, number>();
   /** Where clients reach this node: --advertise, known once the server is bound. */
   private clientAddress = '';
   private resolveFailed!: (err: Error) => void;
@@ -364,11 +367,13 @@ export class TallyNode implements CounterNode {
     }
     checkSkipAhead(force, skipAhead, this.store.state.highestReserved());
     // Reported in Status until done: a controller rebuilding its configuration waits for it.
-    this.promotingTo = Math.max(this.promotingTo, epoch);
+    this.promotions.set(epoch, (this.promotions.get(epoch) ?? 0) + 1);
     try {
       return await replica.exclusive(() => this.promoteStandby(epoch, options));
     } finally {
-      if (this.promotingTo === epoch) this.promotingTo = 0;
+      const left = (this.promotions.get(epoch) ?? 1) - 1;
+      if (left > 0) this.promotions.set(epoch, left);
+      else this.promotions.delete(epoch);
     }
   }
 
@@ -618,7 +623,8 @@ export class TallyNode implements CounterNode {
       writeStallMs: Math.round(this.committer?.writeStallMs(this.clock.monotonicMs()) ?? 0),
       idFloor: store.state.floor,
       clientAddress: this.clientAddress,
-      promotingEpoch: this.promotingTo,
+      promotingEpoch: Math.max(0, ...this.promotions.keys()),
+      tailCut: this.meta.tailCut === true,
     };
   }
 

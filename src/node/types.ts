@@ -80,6 +80,11 @@ export interface NodeStatus {
    * an epoch an earlier controller gave it.
    */
   promotingEpoch: number;
+  /**
+   * Its recovery cut a torn tail off its WAL (meta tailCut) and its log has not yet been
+   * compared with the other member's: the records cut may have been acknowledged.
+   */
+  tailCut: boolean;
 }
 
 /** What a node at start tells the controller (tally.v1.JoinRequest). */

@@ -35,6 +35,7 @@ export function toStatusResponse(status: NodeStatus, version: string): StatusRes
     writeStallMs: status.writeStallMs,
     clientAddress: status.clientAddress,
     promotingEpoch: status.promotingEpoch,
+    tailCut: status.tailCut,
     idFloor: status.idFloor,
   };
 }

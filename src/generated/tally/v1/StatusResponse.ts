@@ -28,6 +28,7 @@ export interface StatusResponse {
   'idFloor'?: (number | string | Long);
   'clientAddress'?: (string);
   'promotingEpoch'?: (number | string | Long);
+  'tailCut'?: (boolean);
 }
 
 export interface StatusResponse__Output {
@@ -54,4 +55,5 @@ export interface StatusResponse__Output {
   'idFloor': (string);
   'clientAddress': (string);
   'promotingEpoch': (string);
+  'tailCut': (boolean);
 }
