@@ -6,6 +6,7 @@
  * The store is an interface so that a replicated store (etcd with a leader lease, several
  * controller replicas) can replace the local file later without touching the controller.
  */
+import type { Ballot } from '../core/ballot';
 import * as path from 'node:path';
 import { DataDirError } from '../core/errors';
 import { writeFileAtomic, type Storage } from '../wal/storage';
@@ -73,6 +74,12 @@ export interface ClusterConfig {
    * an older one (late, duplicated) is refused.
    */
   lastInSyncChange: { epoch: number; seq: number } | null;
+  /**
+   * This configuration's ballot (src/core/ballot.ts): picked above every member's when the
+   * configuration was created, stored by the running members before it decided anything, and
+   * carried by its promotions and placements. Absent in configurations from before ballots.
+   */
+  ballot?: Ballot;
 }
 
 /** The member record of `id` (every configuration holds both). */

@@ -1,3 +1,4 @@
+import { compareBallots, noBallot, type Ballot } from '../core/ballot';
 import pino from 'pino';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import {
@@ -67,6 +68,19 @@ function seeded(changes: Partial<ClusterConfig> = {}): ClusterConfig {
   };
 }
 
+/** a running as primary of `epoch` (which it began), b its standby: what a rebuild finds. */
+function runningPair(
+  epoch: number,
+  aChanges: Partial<NodeReport> = {},
+  bChanges: Partial<NodeReport> = {},
+): FakeAdmin {
+  const admin = new FakeAdmin();
+  const began = { epoch, epochPrimary: 'a', lastEpoch: epoch };
+  admin.set('a:1', { role: 'primary', incarnation: 'dir-a', ...began, ...aChanges });
+  admin.set('b:1', { ...began, ...bChanges });
+  return admin;
+}
+
 /** Two nodes the test can take down or change, with every call the controller made. */
 class FakeAdmin implements NodeAdmin {
   up = new Map([
@@ -108,7 +122,25 @@ class FakeAdmin implements NodeAdmin {
     );
   }
 
+  /** Admin.Fence calls, as `address n/id` (not in `calls`: those are role changes). */
+  fences: string[] = [];
+  /** The ballot each promotion carried. */
+  promoteBallots: Array<Ballot | undefined> = [];
+
+  fence(address: string, ballot: Ballot): Promise<NodeReport> {
+    this.fences.push(`${address} ${ballot.n}/${ballot.id}`);
+    if (!this.up.get(address) || this.paused.has(address)) {
+      return Promise.reject(new UnavailableError('fence: no answer'));
+    }
+    const s = this.statuses.get(address) as NodeReport;
+    const stored = s.ballot ?? noBallot;
+    const next = compareBallots(ballot, stored) > 0 ? { ...s, ballot } : s;
+    this.statuses.set(address, next);
+    return Promise.resolve(next);
+  }
+
   promote(address: string, epoch: number, standby: string, call: PromoteCall): Promise<void> {
+    this.promoteBallots.push(call.ballot);
     const mode = call.aloneApproved ? 'alone' : 'with-standby';
     this.calls.push(
       `promote ${address} ${epoch} ${standby} ${mode}${call.skipAhead > 0 ? ` skip ${call.skipAhead}` : ''}`,
@@ -837,6 +869,57 @@ describe('controller: without a stored configuration', () => {
     await t.controller.stop();
   });
 
+  it('a rebuilt configuration has a ballot above every member’s, which both running members store before anything is decided; its promotions carry it', async () => {
+    const admin = runningPair(
+      6,
+      { ballot: { n: 4, id: 'old' } },
+      { ballot: { n: 3, id: 'older' } },
+    );
+    const t = await setup({ admin, config: null, nodes: [a, b] });
+    await t.controller.start();
+    await t.run(200);
+    const config = await t.stored();
+    expect(config.ballot?.n).toBe(5);
+    const ballot = config.ballot as Ballot;
+    expect(admin.fences.sort()).toEqual([`a:1 5/${ballot.id}`, `b:1 5/${ballot.id}`]);
+    expect(admin.statuses.get('b:1')?.ballot).toEqual(ballot);
+    // b is added back in sync, then a dies: the failover's promotion carries the ballot.
+    admin.set('b:1', { acknowledged: { epoch: 0, index: 0 } });
+    await t.controller.addToInSync({
+      primaryId: 'a',
+      primaryIncarnation: 'dir-a',
+      epoch: 6,
+      standbyId: 'b',
+      acknowledged: { epoch: 6, index: 10 },
+      seq: 1,
+    });
+    admin.crash('a:1');
+    await t.run(2000);
+    expect(admin.promoteBallots).toEqual([ballot]);
+    await t.controller.stop();
+  });
+
+  it('a member that stored a higher ballot than the one picked (another controller created a configuration): no configuration, and the next attempt picks above it', async () => {
+    const admin = runningPair(6);
+    // b answers the fence with a ballot above it, as if stored by another controller.
+    const fence = admin.fence.bind(admin);
+    let raced = false;
+    admin.fence = async (address, ballot) => {
+      if (address === 'b:1' && !raced) {
+        raced = true;
+        admin.set('b:1', { ballot: { n: ballot.n + 1, id: 'other' } });
+      }
+      return fence(address, ballot);
+    };
+    const t = await setup({ admin, config: null, nodes: [a, b] });
+    await t.controller.start();
+    await t.run(100);
+    expect(t.controller.blocked).toMatch(/b holds ballot 2\/other.*another controller/);
+    await t.run(500);
+    expect((await t.stored()).ballot?.n).toBe(3);
+    await t.controller.stop();
+  });
+
   it('waits when the other member reports an empty directory: it may have held a later history (simulator seed)', async () => {
     // b went on alone in a later epoch, then lost its disk; this controller lost its own. a's
     // log proves a began epoch 3, but not that nobody went further: serving from it handed
@@ -865,15 +948,7 @@ describe('controller: without a stored configuration', () => {
     // The controller that lost its disk had promoted b to epoch 2 (a was down); b's disk hung
     // in the promotion's meta write. Rebuilt from b's report (epoch 1 of a) the configuration
     // made a primary, which began epoch 2 itself: both served epoch 2, each approved alone.
-    const admin = new FakeAdmin();
-    admin.set('a:1', {
-      role: 'primary',
-      epoch: 1,
-      epochPrimary: 'a',
-      incarnation: 'dir-a',
-      lastEpoch: 1,
-    });
-    admin.set('b:1', { epoch: 1, epochPrimary: 'a', lastEpoch: 1, promotingEpoch: 2 });
+    const admin = runningPair(1, {}, { promotingEpoch: 2 });
     const t = await setup({ admin, config: null, nodes: [a, b] });
     await t.controller.start();
     await t.run(500);

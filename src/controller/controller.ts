@@ -38,7 +38,8 @@ import {
   WrongRoleError,
 } from '../core/errors';
 import { failpoint } from '../core/failpoints';
-import { shortId } from '../core/ids';
+import { randomId, shortId } from '../core/ids';
+import { compareBallots, formatBallot, noBallot, type Ballot } from '../core/ballot';
 import { Serial } from '../core/serial';
 import {
   memberOf,
@@ -65,6 +66,8 @@ import { buildConfig } from './rebuild';
 /** The controller's calls to a node's Admin service (gRPC in production, fakes in tests). */
 export interface NodeAdmin {
   status(address: string): Promise<NodeReport>;
+  /** Admin.Fence: the node stores `ballot` if higher; its report after that (ballot included). */
+  fence(address: string, ballot: Ballot): Promise<NodeReport>;
   promote(address: string, epoch: number, standby: string, options: PromoteCall): Promise<void>;
   stepDown(address: string, epoch: number): Promise<{ epoch: number; lastIndex: number }>;
   /**
@@ -81,6 +84,8 @@ export interface PromoteCall {
   aloneApproved: boolean;
   /** An operator's forced promotion with this skip-ahead (0: none). */
   skipAhead: number;
+  /** The configuration's ballot (absent: a configuration from before ballots). */
+  ballot?: Ballot;
 }
 
 /** Where a node is put at start (tally.v1.Placement). */
@@ -91,6 +96,8 @@ export interface NodePlacement {
   clusterId: string;
   /** Standby: not counted in sync. */
   catchingUp: boolean;
+  /** The configuration's ballot (absent: a configuration from before ballots). */
+  ballot?: Ballot;
 }
 
 export interface InSyncChange {
@@ -178,6 +185,13 @@ export class Controller {
   private readonly seen = new Map<string, Seen>();
   /** Reports from nodes while there is no configuration (Join or probe), by node id. */
   private readonly reports = new Map<string, NodeReport>();
+  /**
+   * Nodes whose report came from their Join: a process started since, waiting for its
+   * placement (which carries the ballot), that no older controller's command can reach.
+   */
+  private readonly joined = new Set<string>();
+  /** The ballot of the configuration this controller is creating (picked once). */
+  private creating: Ballot | null = null;
   private readonly log: Logger;
   private startedAtMs = 0;
   /** When the configured primary was last seen serving (monotonic ms; 0: not since start). */
@@ -304,6 +318,7 @@ export class Controller {
       if (this.configValue === null) {
         if (!this.isMember(id)) throw this.notMember(id);
         this.reports.set(id, report);
+        this.joined.add(id);
         await this.tryBuild();
       }
       const c = this.config;
@@ -352,7 +367,7 @@ export class Controller {
   private place(id: string, report: NodeReport): NodePlacement {
     const c = this.config;
     const inSync = c.inSync.includes(id);
-    const base = { aloneApproved: false, clusterId: c.clusterId };
+    const base = { aloneApproved: false, clusterId: c.clusterId, ballot: c.ballot };
     if (id === c.primary.id && inSync && report.catchingUp && !c.inSync.includes(c.standby.id)) {
       // Its recovery cut a torn tail, and it acknowledged alone: the records cut may have been
       // acknowledged, and no other member holds them. Serving could hand their IDs out again.
@@ -691,28 +706,83 @@ export class Controller {
 
   private async tryBuild(): Promise<void> {
     const nodes = this.opts.nodes as [NodeRef, NodeRef];
-    const built = buildConfig(
-      nodes,
-      this.reports,
-      this.opts.bootstrap === true,
-      this.opts.random ?? systemRandom,
-    );
+    const build = (reports: ReadonlyMap<string, NodeReport>) =>
+      buildConfig(nodes, reports, this.opts.bootstrap === true, this.opts.random ?? systemRandom);
+    const first = build(this.reports);
+    if ('waiting' in first) {
+      this.block(first.waiting, first.pending === true);
+      return;
+    }
+    // Before it decides anything, every running member stores this configuration's ballot:
+    // from then on no command of an older controller (whose configuration this one replaces)
+    // is obeyed, and the members' reports, taken after every meta write under way, are final.
+    const ballot = this.ballotToCreate();
+    const fenced = await this.fenceMembers(nodes, ballot);
+    if (typeof fenced === 'string') {
+      this.block(fenced, true);
+      return;
+    }
+    const built = build(fenced);
     if ('waiting' in built) {
       this.block(built.waiting, built.pending === true);
       return;
     }
-    await this.opts.store.save(built.config);
-    this.configValue = built.config;
+    const config: ClusterConfig = { ...built.config, ballot };
+    await this.opts.store.save(config);
+    this.configValue = config;
+    this.creating = null;
+    this.joined.clear();
     this.reports.clear();
-    this.publish(built.config);
+    this.publish(config);
     this.log.warn(
       {
-        primary: built.config.primary.id,
-        inSync: built.config.inSync,
-        clusterId: built.config.clusterId,
+        primary: config.primary.id,
+        inSync: config.inSync,
+        clusterId: config.clusterId,
+        ballot: formatBallot(ballot),
       },
       `controller: configuration created: ${built.why}`,
     );
+  }
+
+  /** Above every ballot a member reported (and the one picked before, if still above). */
+  private ballotToCreate(): Ballot {
+    const reported = Math.max(0, ...[...this.reports.values()].map((r) => r.ballot?.n ?? 0));
+    if (this.creating === null || this.creating.n <= reported) {
+      this.creating = { n: reported + 1, id: randomId(this.opts.random ?? systemRandom) };
+    }
+    return this.creating;
+  }
+
+  /**
+   * Has each running member store `ballot` (Admin.Fence); the reports to build from, or why
+   * not yet. A member whose report came from its Join needs none: its process started since,
+   * and its placement carries the ballot. --bootstrap: the second member only if it answers.
+   */
+  private async fenceMembers(
+    nodes: [NodeRef, NodeRef],
+    ballot: Ballot,
+  ): Promise<Map<string, NodeReport> | string> {
+    const reports = new Map(this.reports);
+    for (const [i, n] of nodes.entries()) {
+      if (this.joined.has(n.id) || (!reports.has(n.id) && i > 0)) continue;
+      let report: NodeReport;
+      try {
+        report = await this.opts.admin.fence(n.address, ballot);
+      } catch (err) {
+        if (this.opts.bootstrap === true && i > 0) continue;
+        return `no stored configuration: cannot give ${n.id} this controller's ballot yet: ${(err as Error).message}`;
+      }
+      const stored = report.ballot ?? noBallot;
+      if (compareBallots(stored, ballot) !== 0) {
+        // It stored a higher one: another controller created a configuration meanwhile.
+        this.creating = null;
+        return `no stored configuration: ${n.id} holds ballot ${formatBallot(stored)}, above this controller's ${formatBallot(ballot)}; is another controller running for this cluster?`;
+      }
+      reports.set(n.id, report);
+      this.reports.set(n.id, report);
+    }
+    return reports;
   }
 
   // ---- The probe loop -----------------------------------------------------------------------
@@ -908,7 +978,10 @@ export class Controller {
   private async buildFromProbes(nodes: NodeRef[]): Promise<void> {
     for (const n of nodes) {
       const s = this.fresh(n.id);
-      if (s !== null) this.reports.set(n.id, s);
+      if (s !== null) {
+        this.reports.set(n.id, s);
+        this.joined.delete(n.id);
+      }
     }
     await this.tryBuild();
   }
@@ -1205,6 +1278,7 @@ export class Controller {
       await this.opts.admin.promote(c.primary.address, c.epoch, c.standby.address, {
         aloneApproved: alone,
         skipAhead: c.forceSkipAhead,
+        ballot: c.ballot,
       });
     } catch (err) {
       this.log.warn(

@@ -3,6 +3,7 @@
  * directory hold the history the controller vouches for, is this node serving as primary, may
  * this standby be promoted. Pure functions: the controller (controller.ts) acts on them.
  */
+import type { Ballot } from '../core/ballot';
 import { shortId } from '../core/ids';
 import type { MemberRecord, Position } from './config-store';
 import { planted } from '../core/planted-bugs';
@@ -37,6 +38,8 @@ export interface NodeReport {
   streamFromPrimary?: boolean;
   /** A promotion to this epoch is in progress on the node (0 or undefined: none). */
   promotingEpoch?: number;
+  /** The highest controller ballot the node stored (undefined: not reported). */
+  ballot?: Ballot;
 }
 
 export const noPosition: Position = { epoch: 0, index: 0 };

@@ -4,6 +4,7 @@ import type { MessageTypeDefinition } from '@grpc/proto-loader';
 import type { AdminClient as _tally_v1_AdminClient, AdminDefinition as _tally_v1_AdminDefinition } from './tally/v1/Admin';
 import type { CheckpointRequest as _tally_v1_CheckpointRequest, CheckpointRequest__Output as _tally_v1_CheckpointRequest__Output } from './tally/v1/CheckpointRequest';
 import type { CheckpointResponse as _tally_v1_CheckpointResponse, CheckpointResponse__Output as _tally_v1_CheckpointResponse__Output } from './tally/v1/CheckpointResponse';
+import type { FenceRequest as _tally_v1_FenceRequest, FenceRequest__Output as _tally_v1_FenceRequest__Output } from './tally/v1/FenceRequest';
 import type { NamespaceStatus as _tally_v1_NamespaceStatus, NamespaceStatus__Output as _tally_v1_NamespaceStatus__Output } from './tally/v1/NamespaceStatus';
 import type { PromoteRequest as _tally_v1_PromoteRequest, PromoteRequest__Output as _tally_v1_PromoteRequest__Output } from './tally/v1/PromoteRequest';
 import type { PromoteResponse as _tally_v1_PromoteResponse, PromoteResponse__Output as _tally_v1_PromoteResponse__Output } from './tally/v1/PromoteResponse';
@@ -23,6 +24,7 @@ export interface ProtoGrpcType {
       Admin: SubtypeConstructor<typeof grpc.Client, _tally_v1_AdminClient> & { service: _tally_v1_AdminDefinition }
       CheckpointRequest: MessageTypeDefinition<_tally_v1_CheckpointRequest, _tally_v1_CheckpointRequest__Output>
       CheckpointResponse: MessageTypeDefinition<_tally_v1_CheckpointResponse, _tally_v1_CheckpointResponse__Output>
+      FenceRequest: MessageTypeDefinition<_tally_v1_FenceRequest, _tally_v1_FenceRequest__Output>
       NamespaceStatus: MessageTypeDefinition<_tally_v1_NamespaceStatus, _tally_v1_NamespaceStatus__Output>
       PromoteRequest: MessageTypeDefinition<_tally_v1_PromoteRequest, _tally_v1_PromoteRequest__Output>
       PromoteResponse: MessageTypeDefinition<_tally_v1_PromoteResponse, _tally_v1_PromoteResponse__Output>

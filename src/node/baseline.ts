@@ -18,6 +18,7 @@
  *     20 u8 name length, 21 name bytes (up to 64), zero padding.
  * Recovery reads the table: per slot, the valid copy with the higher lastId wins.
  */
+import { noBallot, type Ballot } from '../core/ballot';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { assert } from '../core/assert';
@@ -427,6 +428,7 @@ class BaselineNode implements CounterNode {
       clientAddress: '',
       promotingEpoch: 0,
       tailCut: false,
+      ballot: noBallot,
     };
   }
 
@@ -436,6 +438,10 @@ class BaselineNode implements CounterNode {
 
   openReplication(channel: Channel<ToPrimary>): ChannelEvents<ToStandby> {
     return refuseReplication(channel, new WrongRoleError('baseline: not a standby'));
+  }
+
+  storeBallot(): Promise<Ballot> {
+    return Promise.reject(new WrongRoleError('baseline: a baseline node has no controller'));
   }
 
   promote(): Promise<PromoteResult> {

@@ -3,6 +3,7 @@
  * dies, SIGKILL included), the meta file {nodeId, incarnation, clusterId, epoch, role, …}, the
  * snapshot and wal/. Every meta write after the first goes through MetaStore (meta-store.ts).
  */
+import type { Ballot } from '../core/ballot';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { tryLock } from 'fs-native-extensions';
@@ -65,6 +66,11 @@ export interface Meta {
    * compared with the other member's it is not known to hold every acknowledged record.
    */
   tailCut?: boolean;
+  /**
+   * The highest controller ballot this node stored (Admin.Fence, or a command that carried a
+   * higher one): it obeys no controller command with an older one (src/core/ballot.ts).
+   */
+  ballot?: Ballot;
 }
 
 /** How many of the epochs a node led its meta keeps. */

@@ -105,6 +105,28 @@ describe('failover pieces in one process (controller faked)', () => {
     expect(standby.status()).toMatchObject({ epoch, epochPrimary: 'standby', promotingEpoch: 0 });
   });
 
+  it('a promotion from an older controller than the one whose ballot the standby stored is refused; its own ballot is obeyed (a controller that lost its configuration fenced it)', async () => {
+    const authority = new RecordingAuthority();
+    const { pair, primary } = await controlledPair(authority, 'block');
+    await Promise.all(Array.from({ length: 5 }, () => alloc(primary, 'ids', 1)));
+    const standby = pair.standby as CounterNode;
+    const fenced = { n: 2, id: 'controller-2' };
+    expect(await standby.storeBallot(fenced)).toEqual(fenced);
+    expect(await standby.storeBallot({ n: 1, id: 'controller-1' })).toEqual(fenced); // not lowered
+    const epoch = primary.status().epoch + 1;
+    for (const ballot of [
+      { n: 1, id: 'controller-1' },
+      { n: 2, id: 'controller-x' },
+    ]) {
+      await expect(
+        standby.promote(epoch, { standby: primaryAddress, aloneApproved: true, ballot }),
+      ).rejects.toThrow(/older controller/);
+    }
+    expect(standby.status()).toMatchObject({ role: 'standby', epoch: epoch - 1, ballot: fenced });
+    await standby.promote(epoch, { standby: primaryAddress, aloneApproved: true, ballot: fenced });
+    expect(standby.status()).toMatchObject({ epoch, epochPrimary: 'standby', ballot: fenced });
+  });
+
   it('a deposed primary rejoins as standby of the promoted node: its unacknowledged tail is cut and no ID repeats', async () => {
     const authority = new RecordingAuthority();
     const { pair, primary } = await controlledPair(authority, 'block');

@@ -15,6 +15,14 @@
 import type { Logger } from 'pino';
 import { rethrowIfAssertion } from '../core/assert';
 import {
+  compareBallots,
+  formatBallot,
+  higherBallot,
+  noBallot,
+  obeys,
+  type Ballot,
+} from '../core/ballot';
+import {
   systemClock,
   systemRandom,
   type Clock,
@@ -377,6 +385,13 @@ export class TallyNode implements CounterNode {
     }
   }
 
+  async storeBallot(ballot: Ballot): Promise<Ballot> {
+    const m = await this.metaStore.update((current) =>
+      compareBallots(ballot, current.ballot ?? noBallot) > 0 ? { ballot } : null,
+    );
+    return m.ballot ?? noBallot;
+  }
+
   /** Under the log's exclusive section: persist the epoch (the fence), then serve. */
   private async promoteStandby(epoch: number, options: PromoteOptions): Promise<PromoteResult> {
     const { standby, aloneApproved = false, force = false } = options;
@@ -396,6 +411,12 @@ export class TallyNode implements CounterNode {
             `node: promote to epoch ${epoch} refused: epoch ${highest} (primary ${m.epochPrimary ?? '?'}) is already accepted or in the log here`,
           );
         }
+        const stored = m.ballot ?? noBallot;
+        if (options.ballot !== undefined && !obeys(stored, options.ballot)) {
+          throw new StaleEpochError(
+            `node: promote to epoch ${epoch} refused: it comes from an older controller (ballot ${formatBallot(options.ballot)}; this node obeys ${formatBallot(stored)} and later)`,
+          );
+        }
         if (m.catchingUp && !force) {
           throw new WrongRoleError(
             `node: ${this.opts.id} is still catching up (at ${this.store.lastIndex}); promoting it would lose acknowledged IDs (an operator may force it with a skip-ahead)`,
@@ -411,6 +432,7 @@ export class TallyNode implements CounterNode {
           tailCut: undefined,
           led: withLed(m, epoch),
           pendingSkipAhead: skipAhead > 0 ? skipAhead : undefined,
+          ballot: higherBallot(stored, options.ballot),
         };
       });
     } catch (err) {
@@ -625,6 +647,7 @@ export class TallyNode implements CounterNode {
       clientAddress: this.clientAddress,
       promotingEpoch: Math.max(0, ...this.promotions.keys()),
       tailCut: this.meta.tailCut === true,
+      ballot: this.meta.ballot ?? noBallot,
     };
   }
 

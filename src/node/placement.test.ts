@@ -92,6 +92,31 @@ describe('applyPlacement', () => {
     await applyPlacement(same, { role: 'primary', clusterId: 'c1' }, '/d');
     expect(same.writes).toEqual([]);
   });
+
+  it('stores a higher controller ballot; refuses an older one (a controller on an old copy of its configuration) and writes nothing', async () => {
+    const stored = { n: 3, id: 'ctl-3' };
+    const higher = store(meta({ clusterId: 'c1', ballot: stored }));
+    const newer = { n: 4, id: 'ctl-4' };
+    await applyPlacement(higher, { role: 'primary', clusterId: 'c1', ballot: newer }, '/d');
+    expect(higher.writes).toMatchObject([{ ballot: newer }]);
+    const same = store(meta({ clusterId: 'c1', ballot: stored }));
+    await applyPlacement(same, { role: 'primary', clusterId: 'c1', ballot: { ...stored } }, '/d');
+    expect(same.writes).toEqual([]);
+    for (const older of [
+      { n: 2, id: 'ctl-9' },
+      { n: 3, id: 'ctl-other' }, // the same n from another controller
+    ]) {
+      const s = store(meta({ clusterId: 'c1', ballot: stored }));
+      const err = await applyPlacement(
+        s,
+        { role: 'primary', clusterId: 'c1', ballot: older },
+        '/d',
+      ).catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(UnavailableError);
+      expect((err as Error).message).toMatch(/older than 3\/ctl-3/);
+      expect(s.writes).toEqual([]);
+    }
+  });
 });
 
 describe('placeByController', () => {

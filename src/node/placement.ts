@@ -5,6 +5,7 @@
  * (placeByController) and the poll that tells a primary it was deposed (followController).
  * Every wait and poll runs on an injected Clock, so the simulator and unit tests drive them.
  */
+import { formatBallot, higherBallot, noBallot, obeys } from '../core/ballot';
 import type { Logger } from 'pino';
 import { sleep, type Clock, type TimerHandle } from '../core/clock';
 import { DataDirError, UnavailableError } from '../core/errors';
@@ -49,6 +50,7 @@ export function joinReport(
     // A log whose torn tail was cut and not yet compared with the other member's is not
     // known to hold every acknowledged record (the controller does not let it serve alone).
     catchingUp: meta.catchingUp === true || meta.tailCut === true,
+    ballot: meta.ballot ?? noBallot,
   };
 }
 
@@ -67,6 +69,15 @@ export async function applyPlacement(
         'give this node an empty data directory to join this cluster, or point it at its own controller',
     );
   }
+  const stored = m.ballot ?? noBallot;
+  if (placement.ballot !== undefined && !obeys(stored, placement.ballot)) {
+    // A controller that restarted on an old copy of its configuration, or a placement from a
+    // controller whose configuration another one rebuilt since: not obeyed.
+    throw new UnavailableError(
+      `placement: the controller's ballot ${formatBallot(placement.ballot)} is older than ${formatBallot(stored)}, which this node obeys: the controller runs an older configuration than one this node followed; give it its current cluster.json`,
+    );
+  }
+  const ballot = higherBallot(stored, placement.ballot);
   const role = placement.role;
   // A node turned standby, or one the controller does not count in sync, is catching up.
   const catchingUp =
@@ -76,8 +87,10 @@ export async function applyPlacement(
     catchingUp: catchingUp || undefined,
     snapshotInstall: undefined,
     clusterId: cluster || joined || undefined,
+    ballot,
   };
   const same =
+    ballot === m.ballot &&
     m.role === role &&
     !!m.catchingUp === catchingUp &&
     !m.snapshotInstall &&

@@ -1,6 +1,7 @@
 /**
  * The contract between a counter node and everything above it (gRPC server, CLI, tests).
  */
+import type { Ballot } from '../core/ballot';
 import type { TallyError } from '../core/errors';
 import type { Channel, ChannelEvents, ToPrimary, ToStandby } from '../replication/protocol';
 
@@ -85,6 +86,8 @@ export interface NodeStatus {
    * compared with the other member's: the records cut may have been acknowledged.
    */
   tailCut: boolean;
+  /** The highest controller ballot this node stored (noBallot: none). */
+  ballot: Ballot;
 }
 
 /** What a node at start tells the controller (tally.v1.JoinRequest). */
@@ -98,6 +101,8 @@ export interface JoinReport {
   lastIndex: number;
   lastEpoch: number;
   catchingUp: boolean;
+  /** The highest controller ballot this directory stored. */
+  ballot?: Ballot;
 }
 
 /** Where the controller puts a node at start. */
@@ -112,6 +117,8 @@ export interface Placement {
   clusterId?: string;
   /** Standby: the controller does not count it in sync (new, behind, or not yet added back). */
   catchingUp?: boolean;
+  /** The controller's ballot: stored when higher than the node's; refused when older. */
+  ballot?: Ballot;
 }
 
 export interface PromoteOptions {
@@ -123,6 +130,11 @@ export interface PromoteOptions {
   force?: boolean;
   /** Forced promotion: every counter and the floor for new namespaces go up by this much. */
   skipAhead?: number;
+  /**
+   * The controller's ballot (src/core/ballot.ts): refused when older than the one this node
+   * stored. Absent: an operator's own promotion (tally promote), not checked.
+   */
+  ballot?: Ballot;
 }
 
 /** A primary's view of its standby, or a standby's view of its primary. */
@@ -195,6 +207,12 @@ export interface CounterNode {
    * catching-up standby is refused unless `force` (with a skip-ahead).
    */
   promote(epoch: number, options?: PromoteOptions): Promise<PromoteResult>;
+  /**
+   * A controller that creates or rebuilds a configuration: store `ballot` durably when it is
+   * higher than the one stored (after every meta write under way, a promotion's included), so
+   * that no command of an older controller is obeyed from now on. Returns the ballot stored.
+   */
+  storeBallot(ballot: Ballot): Promise<Ballot>;
   /**
    * Primary only (planned switchover): refuse new allocations, wait until every batch written
    * is acknowledged by the standby, then become a standby. Stays primary (and serves again)

@@ -2,6 +2,7 @@
  * tally.v1.Admin: Status, Checkpoint, Promote and StepDown. Not on the hot path; errors go through the same
  * status table as allocations.
  */
+import { ballotOf } from '../core/ballot';
 import type { Logger } from 'pino';
 import type { CounterNode, NodeStatus } from '../node/types';
 import type { AdminHandlers } from '../generated/tally/v1/Admin';
@@ -36,6 +37,8 @@ export function toStatusResponse(status: NodeStatus, version: string): StatusRes
     clientAddress: status.clientAddress,
     promotingEpoch: status.promotingEpoch,
     tailCut: status.tailCut,
+    ballotN: status.ballot.n,
+    ballotId: status.ballot.id,
     idFloor: status.idFloor,
   };
 }
@@ -98,14 +101,31 @@ export function createAdminHandlers(node: CounterNode, logger: Logger): AdminHan
         callback(toGrpcError(new InvalidArgumentError('admin: skip_ahead invalid'), logger));
         return;
       }
+      const ballot = ballotOf(call.request.ballotN, call.request.ballotId);
+      if (ballot === null) {
+        callback(toGrpcError(new InvalidArgumentError('admin: ballot invalid'), logger));
+        return;
+      }
       const options = {
         standby,
         aloneApproved: call.request.aloneApproved,
         force: call.request.force,
         skipAhead,
+        ballot: ballot.n === 0 ? undefined : ballot,
       };
       node.promote(epoch, options).then(
         (r) => callback(null, { epoch: r.epoch, role: r.role, lastIndex: r.lastIndex }),
+        (err: unknown) => callback(toGrpcError(err, logger)),
+      );
+    },
+    Fence: (call, callback) => {
+      const ballot = ballotOf(call.request.ballotN, call.request.ballotId);
+      if (ballot === null || ballot.n === 0 || ballot.id === '') {
+        callback(toGrpcError(new InvalidArgumentError('admin: fence needs a ballot'), logger));
+        return;
+      }
+      node.storeBallot(ballot).then(
+        () => callback(null, toStatusResponse(node.status(), version)),
         (err: unknown) => callback(toGrpcError(err, logger)),
       );
     },

@@ -3,6 +3,7 @@
  * controller) and GrpcNodeAdmin (what the controller calls on the nodes). Every call has a
  * deadline; a gRPC failure becomes the typed error the caller acts on.
  */
+import { ballotOf, noBallot, wireBallot, type Ballot } from '../core/ballot';
 import * as grpc from '@grpc/grpc-js';
 import {
   CounterExhaustedError,
@@ -147,9 +148,10 @@ export class ControllerClient implements InSyncAuthority {
 
   /** A starting node: what it holds → where the controller puts it. */
   async join(report: JoinReport): Promise<Placement> {
+    const ballot = report.ballot ?? noBallot;
     const res = await unary<object, Placement__Output>(
       (r, o, cb) => this.client.Join(r, o, cb),
-      report,
+      { ...report, ballot: undefined, ballotN: ballot.n, ballotId: ballot.id },
       controllerCallMs,
       `controller ${this.address}`,
     );
@@ -161,6 +163,7 @@ export class ControllerClient implements InSyncAuthority {
       aloneApproved: res.aloneApproved,
       clusterId: res.clusterId,
       catchingUp: res.catchingUp,
+      ballot: wireBallot(res.ballotN, res.ballotId),
     };
   }
 
@@ -200,6 +203,27 @@ export function refusesConnections(address: string, timeoutMs = refusalCheckMs):
     socket.once('connect', () => settle(false));
     socket.once('error', (err: NodeJS.ErrnoException) => settle(err.code === 'ECONNREFUSED'));
   });
+}
+
+/** A node's Admin.Status as the controller takes it. */
+function reportOf(s: StatusResponse__Output): NodeReport {
+  return {
+    role: s.role,
+    state: s.state,
+    epoch: Number(s.epoch),
+    epochPrimary: s.epochPrimary,
+    lastIndex: Number(s.lastIndex),
+    catchingUp: s.replication?.catchingUp ?? false,
+    incarnation: s.incarnation,
+    clusterId: s.clusterId,
+    lastEpoch: Number(s.lastEpoch),
+    acknowledged: { epoch: Number(s.acknowledgedEpoch), index: Number(s.acknowledgedIndex) },
+    writeStallMs: Number(s.writeStallMs),
+    clientAddress: s.clientAddress,
+    promotingEpoch: Number(s.promotingEpoch),
+    streamFromPrimary: s.role === 'standby' ? s.replication?.state === 'connected' : undefined,
+    ballot: ballotOf(s.ballotN, s.ballotId) ?? noBallot,
+  };
 }
 
 /** The nodes' Admin service as the controller calls it (one channel per address). */
@@ -250,30 +274,35 @@ export class GrpcNodeAdmin implements NodeAdmin {
       probeCallMs,
       `node ${address}`,
     );
-    return {
-      role: s.role,
-      state: s.state,
-      epoch: Number(s.epoch),
-      epochPrimary: s.epochPrimary,
-      lastIndex: Number(s.lastIndex),
-      catchingUp: s.replication?.catchingUp ?? false,
-      incarnation: s.incarnation,
-      clusterId: s.clusterId,
-      lastEpoch: Number(s.lastEpoch),
-      acknowledged: { epoch: Number(s.acknowledgedEpoch), index: Number(s.acknowledgedIndex) },
-      writeStallMs: Number(s.writeStallMs),
-      clientAddress: s.clientAddress,
-      promotingEpoch: Number(s.promotingEpoch),
-      streamFromPrimary: s.role === 'standby' ? s.replication?.state === 'connected' : undefined,
-    };
+    return reportOf(s);
+  }
+
+  async fence(address: string, ballot: Ballot): Promise<NodeReport> {
+    const admin = this.admin(address);
+    const s = await unary<object, StatusResponse__Output>(
+      (r, o, cb) => admin.Fence(r, o, cb),
+      { ballotN: ballot.n, ballotId: ballot.id },
+      roleChangeCallMs,
+      `node ${address}`,
+    );
+    return reportOf(s);
   }
 
   async promote(address: string, epoch: number, standby: string, call: PromoteCall): Promise<void> {
     const admin = this.admin(address);
     const { aloneApproved, skipAhead } = call;
+    const ballot = call.ballot ?? noBallot;
     await unary(
       (r, o, cb) => admin.Promote(r, o, cb),
-      { epoch, standby, aloneApproved, force: skipAhead > 0, skipAhead },
+      {
+        epoch,
+        standby,
+        aloneApproved,
+        force: skipAhead > 0,
+        skipAhead,
+        ballotN: ballot.n,
+        ballotId: ballot.id,
+      },
       roleChangeCallMs,
       `node ${address}`,
     );

@@ -3,6 +3,7 @@
  * nodes, in-sync approvals, switchover, forced promotion), plus health and reflection, on its
  * own port. The wire conversions live here too (the controller client uses them).
  */
+import { ballotOf, noBallot } from '../core/ballot';
 import * as grpc from '@grpc/grpc-js';
 import { ReflectionService } from '@grpc/reflection';
 import { HealthImplementation } from 'grpc-health-check';
@@ -142,6 +143,7 @@ function joinReport(req: JoinRequest__Output): NodeReport {
     catchingUp: req.catchingUp,
     acknowledged: noPosition,
     writeStallMs: 0,
+    ballot: ballotOf(req.ballotN, req.ballotId) ?? noBallot,
   };
 }
 
@@ -198,6 +200,8 @@ function createHandlers(controller: Controller, logger: Logger): ControllerHandl
           clusterId: placement.clusterId,
           catchingUp: placement.catchingUp,
           config: view(config),
+          ballotN: placement.ballot?.n ?? 0,
+          ballotId: placement.ballot?.id ?? '',
         };
       }, callback),
   };

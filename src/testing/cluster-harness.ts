@@ -27,7 +27,7 @@ import { refuseReplication } from '../replication/protocol';
 import { sleep, systemClock, systemRandom, type Clock, type Random } from '../core/clock';
 import { FaultNetwork } from './fault-network';
 import { FaultStorage } from './fault-storage';
-import { joinOnce, report, toChange } from './cluster-wiring';
+import { fenceOnce, joinOnce, report, toChange } from './cluster-wiring';
 import { InProcessTransport } from './in-process-transport';
 
 export { report } from './cluster-wiring';
@@ -115,6 +115,7 @@ export class Cluster {
   async startController(): Promise<Controller> {
     const admin: NodeAdmin = {
       status: (address) => this.call(address, (n) => Promise.resolve(report(n))),
+      fence: (address, ballot) => this.call(address, (n) => fenceOnce(n, ballot)),
       promote: (address, epoch, standby, call: PromoteCall) =>
         this.call(address, async (n) => {
           await n.promote(epoch, {
@@ -122,6 +123,7 @@ export class Cluster {
             aloneApproved: call.aloneApproved,
             force: call.skipAhead > 0,
             skipAhead: call.skipAhead,
+            ballot: call.ballot,
           });
         }),
       stepDown: (address, epoch) => this.call(address, (n) => n.stepDown(epoch)),

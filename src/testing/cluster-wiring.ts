@@ -3,6 +3,7 @@
  * cluster harness and the simulator): a node's join report and its placement, its in-sync
  * requests, and the Status report the controller probes.
  */
+import type { Ballot } from '../core/ballot';
 import type { Controller, InSyncChange } from '../controller/controller';
 import type { NodeReport } from '../controller/members';
 import type { CounterNode, InSyncRequest, JoinReport, Placement } from '../node/types';
@@ -25,6 +26,7 @@ export async function joinOnce(
     catchingUp: r.catchingUp,
     acknowledged: { epoch: 0, index: 0 },
     writeStallMs: 0,
+    ballot: r.ballot,
   });
   return {
     role: placement.role,
@@ -33,7 +35,14 @@ export async function joinOnce(
     aloneApproved: placement.aloneApproved,
     clusterId: placement.clusterId,
     catchingUp: placement.catchingUp,
+    ballot: placement.ballot,
   };
+}
+
+/** The node's Admin.Fence: stores the ballot, then reports (as the probe does). */
+export async function fenceOnce(n: CounterNode, ballot: Ballot): Promise<NodeReport> {
+  await n.storeBallot(ballot);
+  return report(n);
 }
 
 /** A node's in-sync request as the controller takes it. */
@@ -64,6 +73,7 @@ export function report(n: CounterNode): NodeReport {
     acknowledged: { epoch: s.acknowledgedEpoch, index: s.acknowledgedIndex },
     writeStallMs: s.writeStallMs,
     promotingEpoch: s.promotingEpoch,
+    ballot: s.ballot,
     streamFromPrimary: s.role === 'standby' ? s.replication?.state === 'connected' : undefined,
   };
 }

@@ -28,6 +28,7 @@ export type FaultKind =
   | 'one-way-replication'
   | 'lossy-replication'
   | 'cut-admin'
+  | 'stall-admin'
   | 'cut-client'
   | 'enospc'
   | 'hang-disk'
@@ -52,6 +53,7 @@ export const faultKinds: readonly FaultKind[] = [
   'lose-tail',
   'wipe-disk',
   'old-disk',
+  'stall-admin',
 ];
 
 export interface SimOptions {
@@ -67,6 +69,18 @@ export interface SimOptions {
    * found with: adding a kind changes every seed's schedule.
    */
   kinds?: readonly FaultKind[];
+  /**
+   * A scripted schedule instead of the seed's (a scenario test): each fault's time, kind and
+   * victim, and how long it holds (or the node or controller stays down) where given.
+   */
+  plan?: ReadonlyArray<PlannedFault>;
+}
+
+export interface PlannedFault {
+  atMs: number;
+  kind: FaultKind;
+  victim: NodeId;
+  holdMs?: number;
 }
 
 export interface SimResult {
@@ -129,11 +143,13 @@ export async function runSeed(opts: SimOptions): Promise<SimResult> {
   const namespaces = Array.from({ length: 1 + Math.floor(schedule() * 3) }, (_, i) => `ns${i}`);
   const chaosMs = opts.chaosMs ?? 8000;
   const faultCount = opts.faults ?? 4 + Math.floor(schedule() * 9);
-  const planned = Array.from({ length: faultCount }, () => ({
-    atMs: 500 + schedule() * (chaosMs - 500),
-    kind: pick(opts.kinds ?? faultKinds, schedule),
-    victim: pick(nodeIds, schedule),
-  }));
+  const planned: ReadonlyArray<PlannedFault> =
+    opts.plan ??
+    Array.from({ length: faultCount }, () => ({
+      atMs: 500 + schedule() * (chaosMs - 500),
+      kind: pick(opts.kinds ?? faultKinds, schedule),
+      victim: pick(nodeIds, schedule),
+    }));
   /**
    * Stores whose contents a fault destroyed (wiped, replaced by an old copy, damaged so that
    * the node gets a new disk, the controller's lost). At most one per run: Tally keeps its
@@ -208,7 +224,7 @@ export async function runSeed(opts: SimOptions): Promise<SimResult> {
     const heals: Array<() => Promise<void> | void> = [];
     for (const f of planned) {
       clock.setTimeout(() => {
-        if (applyFault(f.kind, f.victim)) faults[f.kind] = (faults[f.kind] ?? 0) + 1;
+        if (applyFault(f.kind, f.victim, f.holdMs)) faults[f.kind] = (faults[f.kind] ?? 0) + 1;
       }, f.atMs);
     }
     const later = (ms: number, fn: () => Promise<void> | void): void => {
@@ -220,8 +236,11 @@ export async function runSeed(opts: SimOptions): Promise<SimResult> {
         void fn();
       }, ms);
     };
-    const restartLater = (id: NodeId): void => later(50 + r() * 2000, () => world.startNode(id));
-    function applyFault(kind: FaultKind, id: NodeId): boolean {
+    function applyFault(kind: FaultKind, id: NodeId, holdMs?: number): boolean {
+      // A scripted hold, else one drawn from the seed (drawn either way: same stream).
+      const hold = (drawn: number): number => holdMs ?? drawn;
+      const restartLater = (id: NodeId): void =>
+        later(hold(50 + r() * 2000), () => world.startNode(id));
       switch (kind) {
         case 'crash-node':
         case 'crash-node-torn': {
@@ -242,18 +261,19 @@ export async function runSeed(opts: SimOptions): Promise<SimResult> {
             if (!mayDestroy('controller')) return false;
             destroyed.add('controller');
           }
-          void world.crashController().then(() => {
-            if (kind === 'controller-loses-disk') {
-              world.ctlDisk = new FaultStorage();
-              world.log('controller disk replaced (empty)');
-            }
-          });
-          later(50 + r() * 1500, () => world.startController());
+          // The disk is gone with the process: replaced before the controller can start again
+          // (its stop may wait out a call in progress; the restart must not find the old disk).
+          void world.crashController();
+          if (kind === 'controller-loses-disk') {
+            world.ctlDisk = new FaultStorage();
+            world.log('controller disk replaced (empty)');
+          }
+          later(hold(50 + r() * 1500), () => world.startController());
           return true;
         case 'partition-replication':
           world.repl.partition();
           world.log('replication partitioned');
-          later(100 + r() * 2000, () => {
+          later(hold(100 + r() * 2000), () => {
             world.repl.heal();
             world.log('replication healed');
           });
@@ -289,6 +309,12 @@ export async function runSeed(opts: SimOptions): Promise<SimResult> {
             world.adminCut.delete(id);
             world.log(`admin link to ${id} healed`);
           });
+          return true;
+        case 'stall-admin':
+          // What the controller sends the node arrives up to 6 s late (past every deadline),
+          // perhaps after the controller crashed and another replaced it.
+          world.stallAdmin(id);
+          later(hold(1000 + r() * 5000), () => world.unstallAdmin(id));
           return true;
         case 'cut-client': {
           const client = `c${Math.floor(r() * world.clients.length)}`;
@@ -480,6 +506,7 @@ export async function runSeed(opts: SimOptions): Promise<SimResult> {
     const report = checkHistory(history, { maxViolations: 5 });
     for (const v of report.violations) fail(`history: ${v.kind}: ${v.message}`);
     for (const err of unhandled) fail(`unhandled: ${err}`);
+    for (const why of world.broken) fail(why);
 
     const hash = createHash('sha256');
     for (const line of world.trace) hash.update(line + '\n');

@@ -20,7 +20,7 @@ import { createMetrics } from '../../src/core/metrics';
 import { openNode, type NodeOptions } from '../../src/node/node';
 import type { CounterNode, InSyncAuthority, JoinReport, Placement } from '../../src/node/types';
 import { refuseReplication } from '../../src/replication/protocol';
-import { joinOnce, report, toChange } from '../../src/testing/cluster-wiring';
+import { fenceOnce, joinOnce, report, toChange } from '../../src/testing/cluster-wiring';
 import { FaultNetwork } from '../../src/testing/fault-network';
 import { FaultStorage } from '../../src/testing/fault-storage';
 import { seededRandom } from '../../src/testing/random';
@@ -59,6 +59,17 @@ export class World implements ClientNet {
   readonly repl: FaultNetwork;
   /** Nodes cut off from the controller (both directions). */
   readonly adminCut = new Set<NodeId>();
+  /**
+   * Controller→node connections that hold what is sent until they heal (TCP retransmitting),
+   * by node: the connection of the controller process running when the stall was set (a
+   * controller started since dials a new one, which is not stalled). It begins with the next
+   * role change sent (`armed` until then): a link that stalls right after a promotion was
+   * sent, the promotion held in it.
+   */
+  private readonly adminStalls = new Map<
+    NodeId,
+    { gen: number; armed: boolean; held: Promise<void>; release: () => void }
+  >();
   /** `client|node` pairs cut apart. */
   readonly clientCut = new Set<string>();
   private readonly streams = new Set<SimStream>();
@@ -186,6 +197,7 @@ export class World implements ClientNet {
         }
         this.nodes[id] = node;
         this.log(`${id} up: ${node.status().role} epoch ${node.status().epoch}`);
+        this.checkEpochOwners();
         node.failed.then(
           (err) => {
             if (gen !== this.generation[id]) return;
@@ -231,10 +243,46 @@ export class World implements ClientNet {
     return this.nodes[id] === null && !this.starting.has(id);
   }
 
+  /** Invariants the world sees broken (the run reports each as a violation). */
+  readonly broken: string[] = [];
+
+  /**
+   * One primary per epoch number: two nodes serving as primary of the same epoch, each its
+   * own, are two histories (each may acknowledge alone; a controller replaced meanwhile found
+   * one with a promotion still under way, seed 23799, or one in the network).
+   */
+  checkEpochOwners(): void {
+    const [a, b] = nodeIds.map((id) => this.nodes[id]?.status() ?? null);
+    if (a === null || a === undefined || b === null || b === undefined) return;
+    const leads = (s: ReturnType<CounterNode['status']>, id: string) =>
+      s.role !== 'standby' && s.epochPrimary === id && s.state !== 'failed';
+    if (a.epoch === b.epoch && leads(a, 'a') && leads(b, 'b')) {
+      const why = `two primaries of epoch ${a.epoch}: a and b each lead it`;
+      this.broken.push(why);
+      this.log(`VIOLATION ${why}`);
+    }
+  }
+
   // ---- network faults --------------------------------------------------------------------------
   cutAdmin(id: NodeId): void {
     this.adminCut.add(id);
     this.log(`admin link to ${id} cut`);
+  }
+
+  stallAdmin(id: NodeId): void {
+    if (this.adminStalls.has(id)) return;
+    let release!: () => void;
+    const held = new Promise<void>((resolve) => (release = resolve));
+    this.adminStalls.set(id, { gen: this.ctlGeneration, armed: true, held, release });
+    this.log(`admin link to ${id} stalls at the next role change`);
+  }
+
+  unstallAdmin(id: NodeId): void {
+    const stall = this.adminStalls.get(id);
+    if (stall === undefined) return;
+    this.adminStalls.delete(id);
+    stall.release();
+    this.log(`admin link to ${id} delivers again`);
   }
 
   cutClient(client: string, id: NodeId): void {
@@ -248,6 +296,7 @@ export class World implements ClientNet {
 
   healAll(): void {
     this.adminCut.clear();
+    for (const id of [...this.adminStalls.keys()]) this.unstallAdmin(id);
     this.clientCut.clear();
     this.repl.heal();
     this.log('healed');
@@ -284,32 +333,55 @@ export class World implements ClientNet {
 
   /**
    * A call over the controller↔node link: it fails when the link is cut or nothing serves, and
-   * a controller process that crashed makes no more calls (`gen`: the calling process).
+   * a controller process that crashed makes no more calls (`gen`: the calling process). A call
+   * sent is delivered even if its controller crashes meanwhile (TCP sends what a dead process
+   * wrote), late when the link stalls (stall-admin); the caller's deadline covers the whole
+   * call, as gRPC's does.
    */
-  private async toNode<T>(
+  private toNode<T>(
     gen: number,
     address: string,
     fn: (n: CounterNode) => Promise<T>,
     deadlineMs: number,
+    roleChange = false,
   ): Promise<T> {
     const id = idOf(address);
-    await this.delay();
-    if (gen !== this.ctlGeneration)
-      throw new UnavailableError('sim: the calling controller is gone');
-    if (id === null || this.adminCut.has(id))
-      throw new UnavailableError(`sim: ${address} unreachable`);
-    const n = this.nodes[id];
-    if (n === null) throw new UnavailableError(`sim: ${id} down`);
-    const result = await this.withDeadline(fn(n), deadlineMs, `call to ${id}`);
-    await this.delay();
-    if (this.adminCut.has(id)) throw new UnavailableError(`sim: ${address} unreachable`);
-    return result;
+    if (gen !== this.ctlGeneration) {
+      return Promise.reject(new UnavailableError('sim: the calling controller is gone'));
+    }
+    // The node process the call's connection leads to: one that dies meanwhile resets it.
+    const process = id === null ? -1 : this.generation[id];
+    const call = async (): Promise<T> => {
+      await this.delay();
+      const stall = id === null ? undefined : this.adminStalls.get(id);
+      if (stall?.gen === gen) {
+        if (stall.armed && roleChange) {
+          stall.armed = false;
+          this.log(`admin link to ${id} stalled, a role change held in it`);
+        }
+        if (!stall.armed) await stall.held;
+      }
+      if (id === null || this.adminCut.has(id))
+        throw new UnavailableError(`sim: ${address} unreachable`);
+      const n = this.nodes[id];
+      if (n === null) throw new UnavailableError(`sim: ${id} down`);
+      if (stall?.gen === gen && this.generation[id] !== process) {
+        throw new UnavailableError(`sim: ${id} restarted: the stalled connection was reset`);
+      }
+      const result = await fn(n);
+      await this.delay();
+      if (this.adminCut.has(id)) throw new UnavailableError(`sim: ${address} unreachable`);
+      return result;
+    };
+    return this.withDeadline(call(), deadlineMs, `call to ${id ?? address}`);
   }
 
   private admin(gen: number): NodeAdmin {
     return {
       status: (address) =>
         this.toNode(gen, address, (n) => Promise.resolve(report(n)), probeCallMs),
+      fence: (address, ballot) =>
+        this.toNode(gen, address, (n) => fenceOnce(n, ballot), roleChangeCallMs),
       promote: (address, epoch, standby, call: PromoteCall) =>
         this.toNode(
           gen,
@@ -320,12 +392,16 @@ export class World implements ClientNet {
               aloneApproved: call.aloneApproved,
               force: call.skipAhead > 0,
               skipAhead: call.skipAhead,
+              ballot: call.ballot,
             });
+            this.log(`${idOf(address) ?? address} promoted to epoch ${epoch}`);
+            this.checkEpochOwners();
           },
           roleChangeCallMs,
+          true,
         ),
       stepDown: (address, epoch) =>
-        this.toNode(gen, address, (n) => n.stepDown(epoch), roleChangeCallMs),
+        this.toNode(gen, address, (n) => n.stepDown(epoch), roleChangeCallMs, true),
       refusesConnections: async (address) => {
         const id = idOf(address);
         await this.delay();

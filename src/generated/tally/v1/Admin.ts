@@ -4,6 +4,7 @@ import type * as grpc from '@grpc/grpc-js'
 import type { MethodDefinition } from '@grpc/proto-loader'
 import type { CheckpointRequest as _tally_v1_CheckpointRequest, CheckpointRequest__Output as _tally_v1_CheckpointRequest__Output } from '../../tally/v1/CheckpointRequest';
 import type { CheckpointResponse as _tally_v1_CheckpointResponse, CheckpointResponse__Output as _tally_v1_CheckpointResponse__Output } from '../../tally/v1/CheckpointResponse';
+import type { FenceRequest as _tally_v1_FenceRequest, FenceRequest__Output as _tally_v1_FenceRequest__Output } from '../../tally/v1/FenceRequest';
 import type { PromoteRequest as _tally_v1_PromoteRequest, PromoteRequest__Output as _tally_v1_PromoteRequest__Output } from '../../tally/v1/PromoteRequest';
 import type { PromoteResponse as _tally_v1_PromoteResponse, PromoteResponse__Output as _tally_v1_PromoteResponse__Output } from '../../tally/v1/PromoteResponse';
 import type { StatusRequest as _tally_v1_StatusRequest, StatusRequest__Output as _tally_v1_StatusRequest__Output } from '../../tally/v1/StatusRequest';
@@ -20,6 +21,15 @@ export interface AdminClient extends grpc.Client {
   checkpoint(argument: _tally_v1_CheckpointRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_tally_v1_CheckpointResponse__Output>): grpc.ClientUnaryCall;
   checkpoint(argument: _tally_v1_CheckpointRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_tally_v1_CheckpointResponse__Output>): grpc.ClientUnaryCall;
   checkpoint(argument: _tally_v1_CheckpointRequest, callback: grpc.requestCallback<_tally_v1_CheckpointResponse__Output>): grpc.ClientUnaryCall;
+  
+  Fence(argument: _tally_v1_FenceRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_tally_v1_StatusResponse__Output>): grpc.ClientUnaryCall;
+  Fence(argument: _tally_v1_FenceRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_tally_v1_StatusResponse__Output>): grpc.ClientUnaryCall;
+  Fence(argument: _tally_v1_FenceRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_tally_v1_StatusResponse__Output>): grpc.ClientUnaryCall;
+  Fence(argument: _tally_v1_FenceRequest, callback: grpc.requestCallback<_tally_v1_StatusResponse__Output>): grpc.ClientUnaryCall;
+  fence(argument: _tally_v1_FenceRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_tally_v1_StatusResponse__Output>): grpc.ClientUnaryCall;
+  fence(argument: _tally_v1_FenceRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_tally_v1_StatusResponse__Output>): grpc.ClientUnaryCall;
+  fence(argument: _tally_v1_FenceRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_tally_v1_StatusResponse__Output>): grpc.ClientUnaryCall;
+  fence(argument: _tally_v1_FenceRequest, callback: grpc.requestCallback<_tally_v1_StatusResponse__Output>): grpc.ClientUnaryCall;
   
   Promote(argument: _tally_v1_PromoteRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_tally_v1_PromoteResponse__Output>): grpc.ClientUnaryCall;
   Promote(argument: _tally_v1_PromoteRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_tally_v1_PromoteResponse__Output>): grpc.ClientUnaryCall;
@@ -53,6 +63,8 @@ export interface AdminClient extends grpc.Client {
 export interface AdminHandlers extends grpc.UntypedServiceImplementation {
   Checkpoint: grpc.handleUnaryCall<_tally_v1_CheckpointRequest__Output, _tally_v1_CheckpointResponse>;
   
+  Fence: grpc.handleUnaryCall<_tally_v1_FenceRequest__Output, _tally_v1_StatusResponse>;
+  
   Promote: grpc.handleUnaryCall<_tally_v1_PromoteRequest__Output, _tally_v1_PromoteResponse>;
   
   Status: grpc.handleUnaryCall<_tally_v1_StatusRequest__Output, _tally_v1_StatusResponse>;
@@ -63,6 +75,7 @@ export interface AdminHandlers extends grpc.UntypedServiceImplementation {
 
 export interface AdminDefinition extends grpc.ServiceDefinition {
   Checkpoint: MethodDefinition<_tally_v1_CheckpointRequest, _tally_v1_CheckpointResponse, _tally_v1_CheckpointRequest__Output, _tally_v1_CheckpointResponse__Output>
+  Fence: MethodDefinition<_tally_v1_FenceRequest, _tally_v1_StatusResponse, _tally_v1_FenceRequest__Output, _tally_v1_StatusResponse__Output>
   Promote: MethodDefinition<_tally_v1_PromoteRequest, _tally_v1_PromoteResponse, _tally_v1_PromoteRequest__Output, _tally_v1_PromoteResponse__Output>
   Status: MethodDefinition<_tally_v1_StatusRequest, _tally_v1_StatusResponse, _tally_v1_StatusRequest__Output, _tally_v1_StatusResponse__Output>
   StepDown: MethodDefinition<_tally_v1_StepDownRequest, _tally_v1_StepDownResponse, _tally_v1_StepDownRequest__Output, _tally_v1_StepDownResponse__Output>

@@ -12,6 +12,8 @@ export interface JoinRequest {
   'lastIndex'?: (number | string | Long);
   'lastEpoch'?: (number | string | Long);
   'catchingUp'?: (boolean);
+  'ballotN'?: (number | string | Long);
+  'ballotId'?: (string);
 }
 
 export interface JoinRequest__Output {
@@ -24,4 +26,6 @@ export interface JoinRequest__Output {
   'lastIndex': (string);
   'lastEpoch': (string);
   'catchingUp': (boolean);
+  'ballotN': (string);
+  'ballotId': (string);
 }

@@ -2,6 +2,7 @@
 
 import type { NodeRef as _tally_v1_NodeRef, NodeRef__Output as _tally_v1_NodeRef__Output } from '../../tally/v1/NodeRef';
 import type { ClusterConfig as _tally_v1_ClusterConfig, ClusterConfig__Output as _tally_v1_ClusterConfig__Output } from '../../tally/v1/ClusterConfig';
+import type { Long } from '@grpc/proto-loader';
 
 export interface Placement {
   'role'?: (string);
@@ -10,6 +11,8 @@ export interface Placement {
   'clusterId'?: (string);
   'config'?: (_tally_v1_ClusterConfig | null);
   'catchingUp'?: (boolean);
+  'ballotN'?: (number | string | Long);
+  'ballotId'?: (string);
 }
 
 export interface Placement__Output {
@@ -19,4 +22,6 @@ export interface Placement__Output {
   'clusterId': (string);
   'config': (_tally_v1_ClusterConfig__Output | null);
   'catchingUp': (boolean);
+  'ballotN': (string);
+  'ballotId': (string);
 }

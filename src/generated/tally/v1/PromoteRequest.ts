@@ -8,6 +8,8 @@ export interface PromoteRequest {
   'aloneApproved'?: (boolean);
   'force'?: (boolean);
   'skipAhead'?: (number | string | Long);
+  'ballotN'?: (number | string | Long);
+  'ballotId'?: (string);
 }
 
 export interface PromoteRequest__Output {
@@ -16,4 +18,6 @@ export interface PromoteRequest__Output {
   'aloneApproved': (boolean);
   'force': (boolean);
   'skipAhead': (string);
+  'ballotN': (string);
+  'ballotId': (string);
 }

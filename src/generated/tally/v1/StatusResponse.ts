@@ -29,6 +29,8 @@ export interface StatusResponse {
   'clientAddress'?: (string);
   'promotingEpoch'?: (number | string | Long);
   'tailCut'?: (boolean);
+  'ballotN'?: (number | string | Long);
+  'ballotId'?: (string);
 }
 
 export interface StatusResponse__Output {
@@ -56,4 +58,6 @@ export interface StatusResponse__Output {
   'clientAddress': (string);
   'promotingEpoch': (string);
   'tailCut': (boolean);
+  'ballotN': (string);
+  'ballotId': (string);
 }
