@@ -899,6 +899,22 @@ describe('controller: without a stored configuration', () => {
     await t.controller.stop();
   });
 
+  it('a member that stored a ballot the configuration’s does not beat (a late Fence of a controller that crashed while rebuilding): the configuration’s ballot goes above it', async () => {
+    const ours = { n: 2, id: 'aaa' };
+    const admin = new FakeAdmin();
+    admin.set('b:1', { ballot: { n: 2, id: 'zzz' } });
+    const t = await setup({ admin, config: seeded({ ballot: ours }) });
+    await t.controller.start();
+    await t.run(300);
+    const raised = (await t.stored()).ballot as Ballot;
+    expect(raised.n).toBe(3);
+    // A promotion carries it, and b would obey it (a higher n than the one it stored).
+    admin.crash('a:1');
+    await t.run(2000);
+    expect(admin.promoteBallots.at(-1)).toEqual(raised);
+    await t.controller.stop();
+  });
+
   it('a member that stored a higher ballot than the one picked (another controller created a configuration): no configuration, and the next attempt picks above it', async () => {
     const admin = runningPair(6);
     // b answers the fence with a ballot above it, as if stored by another controller.

@@ -39,7 +39,7 @@ import {
 } from '../core/errors';
 import { failpoint } from '../core/failpoints';
 import { randomId, shortId } from '../core/ids';
-import { compareBallots, formatBallot, noBallot, type Ballot } from '../core/ballot';
+import { compareBallots, formatBallot, noBallot, obeys, type Ballot } from '../core/ballot';
 import { Serial } from '../core/serial';
 import {
   memberOf,
@@ -674,7 +674,28 @@ export class Controller {
    * A node whose directory is not the one recorded, or an in-sync member whose log is behind
    * what was acknowledged, is a new member: durably out of the in-sync set first.
    */
+  /**
+   * A member stored a ballot this configuration's does not beat (a Fence of a controller that
+   * crashed while creating its configuration, delivered late): every command to it would be
+   * refused. This configuration's ballot goes above it; commands with a higher ballot are
+   * obeyed (and stored). The late Fence's controller sent no command: it saved nothing.
+   */
+  private async raiseBallotAbove(id: string, report: NodeReport): Promise<void> {
+    const ours = this.config.ballot;
+    const theirs = report.ballot;
+    if (ours === undefined || theirs === undefined || obeys(theirs, ours)) return;
+    const ballot = {
+      n: Math.max(ours.n, theirs.n) + 1,
+      id: randomId(this.opts.random ?? systemRandom),
+    };
+    await this.change(
+      { ballot },
+      `ballot raised to ${formatBallot(ballot)}: ${id} stored ${formatBallot(theirs)}, which ${formatBallot(ours)} does not beat`,
+    );
+  }
+
   private async checkMember(id: string, report: NodeReport): Promise<void> {
+    await this.raiseBallotAbove(id, report);
     const c = this.config;
     const member = memberOf(c, id);
     const inSync = c.inSync.includes(id);
@@ -777,6 +798,7 @@ export class Controller {
       if (compareBallots(stored, ballot) !== 0) {
         // It stored a higher one: another controller created a configuration meanwhile.
         this.creating = null;
+        this.reports.set(n.id, report); // the next ballot picked goes above it
         return `no stored configuration: ${n.id} holds ballot ${formatBallot(stored)}, above this controller's ${formatBallot(ballot)}; is another controller running for this cluster?`;
       }
       reports.set(n.id, report);

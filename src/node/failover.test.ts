@@ -122,6 +122,10 @@ describe('failover pieces in one process (controller faked)', () => {
         standby.promote(epoch, { standby: primaryAddress, aloneApproved: true, ballot }),
       ).rejects.toThrow(/older controller/);
     }
+    // Without a ballot (a configuration from before ballots, or around the controller): refused.
+    await expect(
+      standby.promote(epoch, { standby: primaryAddress, aloneApproved: true }),
+    ).rejects.toThrow(/carries no ballot; promote through the controller/);
     expect(standby.status()).toMatchObject({ role: 'standby', epoch: epoch - 1, ballot: fenced });
     await standby.promote(epoch, { standby: primaryAddress, aloneApproved: true, ballot: fenced });
     expect(standby.status()).toMatchObject({ epoch, epochPrimary: 'standby', ballot: fenced });

@@ -417,6 +417,13 @@ export class TallyNode implements CounterNode {
             `node: promote to epoch ${epoch} refused: it comes from an older controller (ballot ${formatBallot(options.ballot)}; this node obeys ${formatBallot(stored)} and later)`,
           );
         }
+        if (options.ballot === undefined && stored.n > 0) {
+          // A controller's configuration from before ballots (its commands carry none), or an
+          // operator promoting a controller's member directly: both go around the controller.
+          throw new StaleEpochError(
+            `node: promote to epoch ${epoch} refused: this node follows a controller (ballot ${formatBallot(stored)}) and the promotion carries no ballot; promote through the controller (tally promote --controller HOST:PORT --node ID …)`,
+          );
+        }
         if (m.catchingUp && !force) {
           throw new WrongRoleError(
             `node: ${this.opts.id} is still catching up (at ${this.store.lastIndex}); promoting it would lose acknowledged IDs (an operator may force it with a skip-ahead)`,

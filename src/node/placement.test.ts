@@ -105,6 +105,7 @@ describe('applyPlacement', () => {
     for (const older of [
       { n: 2, id: 'ctl-9' },
       { n: 3, id: 'ctl-other' }, // the same n from another controller
+      undefined, // a configuration from before ballots
     ]) {
       const s = store(meta({ clusterId: 'c1', ballot: stored }));
       const err = await applyPlacement(

@@ -70,11 +70,12 @@ export async function applyPlacement(
     );
   }
   const stored = m.ballot ?? noBallot;
-  if (placement.ballot !== undefined && !obeys(stored, placement.ballot)) {
+  const older = placement.ballot === undefined ? stored.n > 0 : !obeys(stored, placement.ballot);
+  if (older) {
     // A controller that restarted on an old copy of its configuration, or a placement from a
     // controller whose configuration another one rebuilt since: not obeyed.
     throw new UnavailableError(
-      `placement: the controller's ballot ${formatBallot(placement.ballot)} is older than ${formatBallot(stored)}, which this node obeys: the controller runs an older configuration than one this node followed; give it its current cluster.json`,
+      `placement: the controller's ballot ${formatBallot(placement.ballot ?? noBallot)} is older than ${formatBallot(stored)}, which this node obeys: the controller runs an older configuration than one this node followed; give it its current cluster.json`,
     );
   }
   const ballot = higherBallot(stored, placement.ballot);

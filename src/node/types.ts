@@ -132,7 +132,8 @@ export interface PromoteOptions {
   skipAhead?: number;
   /**
    * The controller's ballot (src/core/ballot.ts): refused when older than the one this node
-   * stored. Absent: an operator's own promotion (tally promote), not checked.
+   * stored. Absent (an operator's tally promote --target): refused once the node stored one
+   * (it follows a controller).
    */
   ballot?: Ballot;
 }

@@ -213,6 +213,8 @@ export async function runSeed(opts: SimOptions): Promise<SimResult> {
   try {
     await clock.runUntilSettled(world.startController(), 10_000);
     for (const id of nodeIds) world.startNode(id);
+    // The world's invariant (one primary per epoch number), also between role changes.
+    const watch = clock.setInterval(() => world.checkEpochOwners(), 50);
     const clientCount = 1 + Math.floor(schedule() * 3);
     for (let c = 0; c < clientCount; c++) {
       const client = world.newClient(`c${c}`);
@@ -502,6 +504,7 @@ export async function runSeed(opts: SimOptions): Promise<SimResult> {
       await clock.runUntil(clock.monotonicMs() + 100);
     }
     if (!loopsDone) fail('clients: allocate() calls still pending long after their deadlines');
+    clock.clearInterval(watch);
 
     const report = checkHistory(history, { maxViolations: 5 });
     for (const v of report.violations) fail(`history: ${v.kind}: ${v.message}`);

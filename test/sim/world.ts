@@ -258,6 +258,7 @@ export class World implements ClientNet {
       s.role !== 'standby' && s.epochPrimary === id && s.state !== 'failed';
     if (a.epoch === b.epoch && leads(a, 'a') && leads(b, 'b')) {
       const why = `two primaries of epoch ${a.epoch}: a and b each lead it`;
+      if (this.broken.includes(why)) return;
       this.broken.push(why);
       this.log(`VIOLATION ${why}`);
     }
@@ -381,7 +382,7 @@ export class World implements ClientNet {
       status: (address) =>
         this.toNode(gen, address, (n) => Promise.resolve(report(n)), probeCallMs),
       fence: (address, ballot) =>
-        this.toNode(gen, address, (n) => fenceOnce(n, ballot), roleChangeCallMs),
+        this.toNode(gen, address, (n) => fenceOnce(n, ballot), roleChangeCallMs, true),
       promote: (address, epoch, standby, call: PromoteCall) =>
         this.toNode(
           gen,
