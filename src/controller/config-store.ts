@@ -6,8 +6,8 @@
  * The store is an interface so that a replicated store (etcd with a leader lease, several
  * controller replicas) can replace the local file later without touching the controller.
  */
-import type { Ballot } from '../core/ballot';
 import * as path from 'node:path';
+import type { Ballot } from '../core/ballot';
 import { DataDirError } from '../core/errors';
 import { writeFileAtomic, type Storage } from '../wal/storage';
 

@@ -671,10 +671,6 @@ export class Controller {
   }
 
   /**
-   * A node whose directory is not the one recorded, or an in-sync member whose log is behind
-   * what was acknowledged, is a new member: durably out of the in-sync set first.
-   */
-  /**
    * A member stored a ballot this configuration's does not beat (a Fence of a controller that
    * crashed while creating its configuration, delivered late): every command to it would be
    * refused. This configuration's ballot goes above it; commands with a higher ballot are
@@ -694,6 +690,11 @@ export class Controller {
     );
   }
 
+  /**
+   * A node whose directory is not the one recorded, or an in-sync member whose log is behind
+   * what was acknowledged, is a new member: durably out of the in-sync set first. (And a node
+   * that stored a ballot this configuration's does not beat gets a higher one first.)
+   */
   private async checkMember(id: string, report: NodeReport): Promise<void> {
     await this.raiseBallotAbove(id, report);
     const c = this.config;

@@ -18,9 +18,9 @@
  *     20 u8 name length, 21 name bytes (up to 64), zero padding.
  * Recovery reads the table: per slot, the valid copy with the higher lastId wins.
  */
-import { noBallot, type Ballot } from '../core/ballot';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import { noBallot, type Ballot } from '../core/ballot';
 import { assert } from '../core/assert';
 import { systemClock, type Clock } from '../core/clock';
 import { crc32c } from '../core/crc32c';

@@ -3,10 +3,10 @@
  * dies, SIGKILL included), the meta file {nodeId, incarnation, clusterId, epoch, role, …}, the
  * snapshot and wal/. Every meta write after the first goes through MetaStore (meta-store.ts).
  */
-import type { Ballot } from '../core/ballot';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { tryLock } from 'fs-native-extensions';
+import type { Ballot } from '../core/ballot';
 import { DataDirError } from '../core/errors';
 import { systemRandom, type Random } from '../core/clock';
 import { randomId } from '../core/ids';

@@ -5,8 +5,8 @@
  * (placeByController) and the poll that tells a primary it was deposed (followController).
  * Every wait and poll runs on an injected Clock, so the simulator and unit tests drive them.
  */
-import { formatBallot, higherBallot, noBallot, obeys } from '../core/ballot';
 import type { Logger } from 'pino';
+import { formatBallot, higherBallot, noBallot, obeys } from '../core/ballot';
 import { sleep, type Clock, type TimerHandle } from '../core/clock';
 import { DataDirError, UnavailableError } from '../core/errors';
 import type { Meta } from './data-dir';

@@ -1,9 +1,9 @@
 /**
- * tally.v1.Admin: Status, Checkpoint, Promote and StepDown. Not on the hot path; errors go through the same
+ * tally.v1.Admin: Status, Checkpoint, Promote, StepDown and Fence. Not on the hot path; errors go through the same
  * status table as allocations.
  */
-import { ballotOf } from '../core/ballot';
 import type { Logger } from 'pino';
+import { ballotOf } from '../core/ballot';
 import type { CounterNode, NodeStatus } from '../node/types';
 import type { AdminHandlers } from '../generated/tally/v1/Admin';
 import type { StatusResponse } from '../generated/tally/v1/StatusResponse';

@@ -3,8 +3,8 @@
  * controller) and GrpcNodeAdmin (what the controller calls on the nodes). Every call has a
  * deadline; a gRPC failure becomes the typed error the caller acts on.
  */
-import { ballotOf, noBallot, wireBallot, type Ballot } from '../core/ballot';
 import * as grpc from '@grpc/grpc-js';
+import { ballotOf, noBallot, wireBallot, type Ballot } from '../core/ballot';
 import {
   CounterExhaustedError,
   DataDirError,

@@ -3,11 +3,11 @@
  * nodes, in-sync approvals, switchover, forced promotion), plus health and reflection, on its
  * own port. The wire conversions live here too (the controller client uses them).
  */
-import { ballotOf, noBallot } from '../core/ballot';
 import * as grpc from '@grpc/grpc-js';
 import { ReflectionService } from '@grpc/reflection';
 import { HealthImplementation } from 'grpc-health-check';
 import type { Logger } from 'pino';
+import { ballotOf, noBallot } from '../core/ballot';
 import { InvalidArgumentError, UnavailableError } from '../core/errors';
 import type { ClusterConfig, FailoverRecord, NodeRef } from '../controller/config-store';
 import type { Controller, InSyncChange } from '../controller/controller';

@@ -47,15 +47,25 @@ class FaultFile implements StorageFile {
   ) {}
 
   async write(buf: Uint8Array, offset: number, length: number, position: number): Promise<void> {
+    const pending = this.gatedWrite(buf, offset, length, position);
+    if (pending instanceof Promise) await pending;
+  }
+
+  /**
+   * writePending at once when the disk is not hung (no extra await: the simulator's order of
+   * events stays what it was); else once unhung, with the bytes taken at the call (as a
+   * syscall takes them), not at unhang() time.
+   */
+  private gatedWrite(
+    buf: Uint8Array,
+    offset: number,
+    length: number,
+    position: number,
+  ): PendingWrite | Promise<PendingWrite> {
     const hung = this.owner.gate(this.path);
-    if (hung === undefined) {
-      this.writePending(buf, offset, length, position);
-      return;
-    }
-    // A hung write has its bytes from the call (as a syscall does), not from unhang() time.
+    if (hung === undefined) return this.writePending(buf, offset, length, position);
     const bytes = Buffer.from(buf.subarray(offset, offset + length));
-    await hung;
-    this.writePending(bytes, 0, length, position);
+    return hung.then(() => this.writePending(bytes, 0, length, position));
   }
 
   /**
@@ -71,14 +81,8 @@ class FaultFile implements StorageFile {
     length: number,
     position: number,
   ): Promise<void> {
-    const hung = this.owner.gate(this.path);
-    let pending: PendingWrite;
-    if (hung === undefined) pending = this.writePending(buf, offset, length, position);
-    else {
-      const bytes = Buffer.from(buf.subarray(offset, offset + length));
-      await hung;
-      pending = this.writePending(bytes, 0, length, position);
-    }
+    const gated = this.gatedWrite(buf, offset, length, position);
+    const pending = gated instanceof Promise ? await gated : gated;
     this.owner.check('datasync', this.path);
     const inode = this.inode;
     const end = position + length;

@@ -315,6 +315,7 @@ export async function runSeed(opts: SimOptions): Promise<SimResult> {
         case 'stall-admin':
           // What the controller sends the node arrives up to 6 s late (past every deadline),
           // perhaps after the controller crashed and another replaced it.
+          if (world.controller === null) return false; // no connection to stall
           world.stallAdmin(id);
           later(hold(1000 + r() * 5000), () => world.unstallAdmin(id));
           return true;

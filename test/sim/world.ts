@@ -351,7 +351,7 @@ export class World implements ClientNet {
       return Promise.reject(new UnavailableError('sim: the calling controller is gone'));
     }
     // The node process the call's connection leads to: one that dies meanwhile resets it.
-    const process = id === null ? -1 : this.generation[id];
+    const nodeProcess = id === null ? -1 : this.generation[id];
     const call = async (): Promise<T> => {
       await this.delay();
       const stall = id === null ? undefined : this.adminStalls.get(id);
@@ -366,8 +366,8 @@ export class World implements ClientNet {
         throw new UnavailableError(`sim: ${address} unreachable`);
       const n = this.nodes[id];
       if (n === null) throw new UnavailableError(`sim: ${id} down`);
-      if (stall?.gen === gen && this.generation[id] !== process) {
-        throw new UnavailableError(`sim: ${id} restarted: the stalled connection was reset`);
+      if (this.generation[id] !== nodeProcess) {
+        throw new UnavailableError(`sim: ${id} restarted: the connection was reset`);
       }
       const result = await fn(n);
       await this.delay();
